@@ -1,0 +1,318 @@
+"""Django settings for AP Intake.
+
+Every knob is read from the environment here and nowhere else; each one is
+documented in docs/configuration.md.
+"""
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
+
+from config.env import env_bool, env_float, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is not set. Set SECRET_KEY in the environment, or DEBUG=1 for development."
+        )
+    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_celery_beat",
+    "django_celery_results",
+    "jobs",
+    "invoices",
+    "emailsync",
+    "monitoring",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------
+# PostgreSQL in production and tests; SQLite only as the zero-setup default.
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+_database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("DB_CONN_MAX_AGE", 60))
+_database["CONN_HEALTH_CHECKS"] = True
+if _database["ENGINE"] == "django.db.backends.sqlite3":
+    # web + worker + beat share one file: WAL lets readers run beside a writer,
+    # IMMEDIATE takes the write lock at BEGIN so two writers queue instead of
+    # deadlocking, and the busy timeout makes them wait rather than fail.
+    _database["CONN_MAX_AGE"] = 0
+    _database["OPTIONS"] = {
+        "timeout": 30,
+        "transaction_mode": "IMMEDIATE",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+    }
+    # A file, not memory, so worker processes started by tests see the test data.
+    _database["TEST"] = {"NAME": str(VAR_DIR / "test-db.sqlite3")}
+DATABASES = {"default": _database}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache and broker ------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env_str("CACHE_URL", REDIS_URL),
+        "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "apintake"),
+        "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+    }
+}
+
+# --- Auth, i18n ------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/admin/login/"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+# --- Static and media ------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = DEBUG
+FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+
+# --- Security ---------------------------------------------------------------
+# The secure defaults are on unless DEBUG; a deployment behind plain HTTP (or a
+# TLS-terminating proxy that does its own redirect) turns them off explicitly.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY", False) else None
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+if env_bool("SECURE_HSTS_PRELOAD", False) is False and not DEBUG:
+    SILENCED_SYSTEM_CHECKS = ["security.W021"]  # HSTS preload is a deliberate opt-in
+
+# Stored secrets (mailbox passwords, tokens) are encrypted with this key. When
+# unset, a key is derived from SECRET_KEY; `check --deploy` warns about that.
+FIELD_ENCRYPTION_KEY = env_str("FIELD_ENCRYPTION_KEY")
+
+# --- Email -------------------------------------------------------------------
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "ap-intake@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+ADMINS = [("Admin", address) for address in env_list("ADMIN_EMAILS", [])]
+
+# --- REST framework ------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env_str("API_THROTTLE_USER", "2000/hour"),
+        "anon": env_str("API_THROTTLE_ANON", "60/hour"),
+        "trigger": env_str("API_THROTTLE_TRIGGER", "120/minute"),
+    },
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
+}
+# The API authenticates with a token header, which browsers never send on their
+# own, and a 401 (not 403) tells a script it must log in.
+SPECTACULAR_SETTINGS = {
+    "TITLE": "AP Intake API",
+    "DESCRIPTION": "Supplier invoice intake: jobs, invoices, exports, mailboxes and monitoring.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# --- Celery ------------------------------------------------------------------
+# Every value here is chosen against a known way Celery on Redis loses or
+# duplicates work; shared/LESSONS.md and docs/jobs.md explain each one.
+JOB_QUEUES = ["default", "invoices", "email", "exports", "maintenance"]
+JOB_DEFAULT_SOFT_TIME_LIMIT = env_int("JOB_DEFAULT_SOFT_TIME_LIMIT", 300)
+JOB_DEFAULT_TIME_LIMIT = env_int("JOB_DEFAULT_TIME_LIMIT", 360)
+# The longest countdown a message may carry in the broker; longer delays wait
+# in the job row and the sweeper publishes them when due.
+JOB_MAX_BROKER_COUNTDOWN = env_int("JOB_MAX_BROKER_COUNTDOWN", 600)
+CELERY_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 7200)
+
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
+CELERY_RESULT_BACKEND = "django-db"
+CELERY_CACHE_BACKEND = "django-cache"
+CELERY_RESULT_EXTENDED = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_EVENT_SERIALIZER = "json"
+CELERY_TASK_COMPRESSION = env_str("CELERY_TASK_COMPRESSION", "gzip") or None
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_ENABLE_UTC = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000)
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000)  # KiB
+CELERY_TASK_SOFT_TIME_LIMIT = JOB_DEFAULT_SOFT_TIME_LIMIT
+CELERY_TASK_TIME_LIMIT = JOB_DEFAULT_TIME_LIMIT
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_WORKER_SEND_TASK_EVENTS = True
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": CELERY_VISIBILITY_TIMEOUT,
+    "priority_steps": list(range(10)),
+    "sep": ":",
+    "queue_order_strategy": "priority",
+    # a frozen Redis must not hang a web request that publishes a job
+    "socket_timeout": env_float("CELERY_BROKER_SOCKET_TIMEOUT", 5.0),
+    "socket_connect_timeout": env_float("CELERY_BROKER_CONNECT_TIMEOUT", 2.0),
+    "max_retries": 2,
+}
+CELERY_BROKER_POOL_LIMIT = 10
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_DEFAULT_PRIORITY = 5
+CELERY_TASK_QUEUE_MAX_PRIORITY = 9
+CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in JOB_QUEUES]
+CELERY_TASK_ROUTES = {
+    "invoices.*": {"queue": "invoices"},
+    "invoices.export_invoices": {"queue": "exports"},
+    "emailsync.*": {"queue": "email"},
+    "monitoring.*": {"queue": "maintenance"},
+    "jobs.sweep": {"queue": "maintenance"},
+    "jobs.prune": {"queue": "maintenance"},
+}
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Celery's Django fixup closes the DB connection around every task unless this
+# raw key is set; reusing it doubles throughput (shared/LESSONS.md).
+# Copied onto the Celery app as the raw key its Django fixup reads (config/celery.py):
+# reusing connections doubles task throughput (shared/LESSONS.md).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
+DJANGO_CELERY_BEAT_TZ_AWARE = True
+
+# --- Jobs --------------------------------------------------------------------
+JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10)
+JOB_STALE_AFTER_SECONDS = env_int("JOB_STALE_AFTER_SECONDS", 45)
+JOB_PROGRESS_WRITE_INTERVAL = env_float("JOB_PROGRESS_WRITE_INTERVAL", 1.0)
+JOB_QUEUED_REPUBLISH_AFTER_SECONDS = env_int("JOB_QUEUED_REPUBLISH_AFTER_SECONDS", 60)
+JOB_RETENTION_SUCCEEDED_DAYS = env_int("JOB_RETENTION_SUCCEEDED_DAYS", 14)
+JOB_RETENTION_FAILED_DAYS = env_int("JOB_RETENTION_FAILED_DAYS", 90)
+JOB_RETENTION_BATCH_SIZE = env_int("JOB_RETENTION_BATCH_SIZE", 5000)
+
+# --- Invoices and email -------------------------------------------------------
+INVOICE_INBOX_DIR = Path(env_str("INVOICE_INBOX_DIR", str(VAR_DIR / "inbox")))
+INVOICE_MAX_FILE_BYTES = env_int("INVOICE_MAX_FILE_BYTES", 20 * 1024 * 1024)
+EMAILSYNC_ALLOW_PRIVATE_HOSTS = env_bool("EMAILSYNC_ALLOW_PRIVATE_HOSTS", False)
+EMAILSYNC_ALLOW_INSECURE = env_bool("EMAILSYNC_ALLOW_INSECURE", False)
+EMAILSYNC_CA_FILE = env_str("EMAILSYNC_CA_FILE")
+
+# --- Logging -------------------------------------------------------------------
+LOG_FORMAT = env_str("LOG_FORMAT", "text")  # "text" or "json"
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "filters": {"task_context": {"()": "config.logging.TaskContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(task_name)s %(task_id)s] %(message)s"},
+        "json": {"()": "config.logging.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["task_context"],
+            "formatter": "json" if LOG_FORMAT == "json" else "text",
+        }
+    },
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "celery": {"level": env_str("CELERY_LOG_LEVEL", "INFO")},
+    },
+}

@@ -1,0 +1,236 @@
+"""REST API of the job core: /api/v1/jobs/."""
+
+from __future__ import annotations
+
+import django_filters
+from django.core.exceptions import PermissionDenied
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+
+from jobs.errors import JobNotAllowed, JobParamsInvalid, UnknownJobKind
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
+from jobs.registry import kinds_for_user, params_json_schema
+from jobs.selectors import job_actual_duration, job_estimated_duration, job_time_left, jobs_visible_to
+from jobs.services import Actor, job_cancel, job_cancel_all, job_retry, job_terminate, job_trigger
+
+
+class JobSerializer(serializers.ModelSerializer):
+    """A job as the API shows it. `traceback` only for staff."""
+
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    subject = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    message = serializers.CharField(source="progress_message", read_only=True)
+    estimated_duration = serializers.SerializerMethodField(help_text="Expected run time in seconds.")
+    estimated_time_left = serializers.SerializerMethodField(help_text="Seconds until expected completion.")
+    actual_duration = serializers.SerializerMethodField(help_text="Seconds run so far, or in total.")
+    wait_time = serializers.SerializerMethodField(help_text="Seconds between enqueue and start.")
+    cancel_requested = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Job
+        fields = [
+            "id", "kind", "status", "queue", "priority", "params", "source", "owner", "subject", "unique_key",
+            "progress", "message", "estimated_duration", "estimated_time_left", "actual_duration", "wait_time",
+            "attempts", "max_attempts", "result", "error", "traceback", "is_dead_letter", "cancel_requested",
+            "retry_of", "created_at", "started_at", "finished_at", "next_attempt_at", "worker",
+        ]
+        read_only_fields = fields
+
+    def get_subject(self, job: Job) -> dict | None:
+        if not job.subject_type_id:
+            return None
+        return {"type": job.subject_type.model, "id": job.subject_id, "label": job.subject_label}
+
+    def get_progress(self, job: Job) -> dict:
+        return {"done": job.progress_done, "total": job.progress_total, "percent": job.progress_percent}
+
+    def get_estimated_duration(self, job: Job) -> float | None:
+        return _round(job_estimated_duration(job))
+
+    def get_estimated_time_left(self, job: Job) -> float | None:
+        return _round(job_time_left(job))
+
+    def get_actual_duration(self, job: Job) -> float | None:
+        return _round(job_actual_duration(job))
+
+    def get_wait_time(self, job: Job) -> float | None:
+        return _round(job.wait_time.total_seconds()) if job.wait_time is not None else None
+
+    def get_cancel_requested(self, job: Job) -> bool:
+        return job.cancel_requested_at is not None
+
+    def to_representation(self, job: Job) -> dict:
+        data = super().to_representation(job)
+        request = self.context.get("request")
+        if not (request and request.user.is_staff):
+            data.pop("traceback", None)
+        return data
+
+
+def _round(value: float | None) -> float | None:
+    return round(value, 3) if value is not None else None
+
+
+class TriggerSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    params = serializers.DictField(required=False, default=dict)
+    priority = serializers.IntegerField(min_value=0, max_value=9, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ActionSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class CancelSerializer(ActionSerializer):
+    terminate = serializers.BooleanField(required=False, default=False,
+                                         help_text="Kill the worker process now (staff only).")
+
+
+class CancelAllSerializer(ActionSerializer):
+    kind = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class JobKindSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    description = serializers.CharField()
+    queue = serializers.CharField()
+    priority = serializers.IntegerField()
+    max_attempts = serializers.IntegerField()
+    params_schema = serializers.DictField()
+
+
+class JobFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=JobStatus.choices)
+    kind = django_filters.CharFilter()
+    queue = django_filters.CharFilter()
+    source = django_filters.ChoiceFilter(choices=TriggerSource.choices)
+    dead_letter = django_filters.BooleanFilter(field_name="is_dead_letter")
+    active = django_filters.BooleanFilter(method="filter_active")
+    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    subject_type = django_filters.CharFilter(field_name="subject_type__model")
+    subject_id = django_filters.CharFilter()
+
+    class Meta:
+        model = Job
+        fields = []
+
+    def filter_active(self, queryset, name, value):
+        return queryset.filter(status__in=ACTIVE_STATUSES) if value else queryset.exclude(status__in=ACTIVE_STATUSES)
+
+
+class NewestFirst(CursorPagination):
+    """Cursor pages: fast at millions of rows (no COUNT, no OFFSET)."""
+
+    ordering = ("-created_at", "-id")
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def actor_for(request) -> Actor:
+    return Actor(user=request.user, source=TriggerSource.API)
+
+
+class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Jobs: your own (staff: everyone's). Trigger, cancel and retry."""
+
+    serializer_class = JobSerializer
+    permission_classes = [IsAuthenticated]
+    filterset_class = JobFilter
+    pagination_class = NewestFirst
+    throttle_scope = "trigger"
+
+    def get_queryset(self):
+        return jobs_visible_to(self.request.user)
+
+    def get_throttles(self):
+        if self.action in ("create", "cancel", "retry", "cancel_all"):
+            return [*super().get_throttles(), ScopedRateThrottle()]
+        return super().get_throttles()
+
+    def _job_response(self, job: Job, code: int) -> Response:
+        return Response(JobSerializer(job, context=self.get_serializer_context()).data, status=code)
+
+    @extend_schema(request=TriggerSerializer, responses={
+        202: JobSerializer, 409: OpenApiResponse(JobSerializer, description="An active job with the same unique key."),
+        400: OpenApiResponse(description="Unknown kind or invalid parameters (field errors under `params`)."),
+    })
+    def create(self, request):
+        """Trigger a job of a registered kind."""
+        body = TriggerSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            job = job_trigger(kind=body.validated_data["kind"], params=body.validated_data["params"],
+                              actor=actor_for(request), priority=body.validated_data.get("priority"),
+                              reason=body.validated_data["reason"])
+        except UnknownJobKind as exc:
+            return Response({"kind": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        except JobParamsInvalid as exc:
+            return Response({"params": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+        if job.deduplicated:
+            return self._job_response(job, status.HTTP_409_CONFLICT)
+        return self._job_response(job, status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=JobKindSerializer(many=True))
+    @action(detail=False, methods=["get"])
+    def kinds(self, request):
+        """The job kinds you may trigger, with their parameter schemas."""
+        data = [
+            {"name": kind.name, "label": kind.label or kind.name, "description": kind.description,
+             "queue": kind.queue, "priority": kind.priority, "max_attempts": kind.max_attempts,
+             "params_schema": params_json_schema(kind)}
+            for kind in kinds_for_user(request.user)
+        ]
+        return Response(data)
+
+    @extend_schema(request=CancelSerializer, responses={200: JobSerializer, 409: OpenApiResponse(
+        description="The job already finished.")})
+    @action(detail=True, methods=["post"])
+    def cancel(self, request, pk=None):
+        """Cancel a queued or running job; `terminate: true` kills it now (staff)."""
+        job = self.get_object()
+        body = CancelSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        operation = job_terminate if body.validated_data["terminate"] else job_cancel
+        try:
+            job = operation(job=job, actor=actor_for(request), reason=body.validated_data["reason"])
+        except JobNotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return self._job_response(job, status.HTTP_200_OK)
+
+    @extend_schema(request=ActionSerializer, responses={202: JobSerializer, 409: OpenApiResponse(
+        description="The job is not failed or cancelled, or an active job holds its unique key.")})
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Run a failed or cancelled job again, as a new job."""
+        job = self.get_object()
+        body = ActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            new_job = job_retry(job=job, actor=actor_for(request), reason=body.validated_data["reason"])
+        except JobNotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        code = status.HTTP_409_CONFLICT if new_job.deduplicated else status.HTTP_202_ACCEPTED
+        return self._job_response(new_job, code)
+
+    @extend_schema(request=CancelAllSerializer, responses={200: OpenApiResponse(
+        description='{"cancelled": N}')})
+    @action(detail=False, methods=["post"], url_path="cancel-all")
+    def cancel_all(self, request):
+        """Cancel every active job, or every active job of one kind (staff only)."""
+        body = CancelAllSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not request.user.is_staff:
+            raise PermissionDenied("Only staff may cancel all jobs.")
+        count = job_cancel_all(actor=actor_for(request), kind=body.validated_data["kind"] or None,
+                               reason=body.validated_data["reason"])
+        return Response({"cancelled": count})

@@ -1,0 +1,11 @@
+from django.apps import AppConfig
+
+
+class JobsConfig(AppConfig):
+    name = "jobs"
+    verbose_name = "Jobs"
+
+    def ready(self) -> None:
+        # Job kinds register themselves when their tasks module is imported; the
+        # web process needs them too (to validate and list kinds), not just workers.
+        from jobs import checks, tasks  # noqa: F401

@@ -1,0 +1,31 @@
+"""The audit trail: one row per operator action."""
+
+from __future__ import annotations
+
+from django.contrib.contenttypes.models import ContentType
+
+from jobs.models import AuditEntry, Job
+
+
+def audit_record(*, actor, action: str, job: Job | None = None, target=None, reason: str = "",
+                 details: dict | None = None) -> AuditEntry:
+    """Write who did `action` to `target` (and which job it concerns), from where and why.
+
+    `actor` is a jobs.services.Actor (user may be None for the system).
+    """
+    user = actor.user if getattr(actor.user, "pk", None) else None
+    entry = AuditEntry(
+        actor=user,
+        actor_label=getattr(user, "username", "") or "system",
+        action=action,
+        source=actor.source,
+        job=job,
+        reason=reason or "",
+        details=details or {},
+    )
+    if target is not None:
+        entry.target_type = ContentType.objects.get_for_model(target)
+        entry.target_id = str(target.pk)
+        entry.target_label = str(target)[:200]
+    entry.save()
+    return entry

@@ -1,0 +1,202 @@
+"""The job ledger: one row per tracked unit of work, from enqueue to the end."""
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.db import models
+from django.db.models import Q
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    RETRYING = "retrying", "Retrying"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class TriggerSource(models.TextChoices):
+    SCHEDULE = "schedule", "Schedule"
+    ADMIN = "admin", "Admin"
+    API = "api", "API"
+    COMMAND = "command", "Command"
+    SYSTEM = "system", "System"
+
+
+class Job(models.Model):
+    """A tracked background job. Its id is the Celery task id."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=100)
+    queue = models.CharField(max_length=50)
+    priority = models.PositiveSmallIntegerField(default=5, help_text="0 runs first, 9 last.")
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    params = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=10, choices=TriggerSource.choices, default=TriggerSource.SYSTEM)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs"
+    )
+    # What the job is about (invoice 12, mailbox "ap@..."): a loose generic link
+    # so that deleting the subject never deletes its history.
+    subject_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL)
+    subject_id = models.CharField(max_length=64, blank=True, default="")
+    subject_label = models.CharField(max_length=200, blank=True, default="")
+    unique_key = models.CharField(max_length=200, null=True, blank=True)
+    schedule_name = models.CharField(max_length=200, blank=True, default="")
+
+    progress_done = models.PositiveIntegerField(default=0)
+    progress_total = models.PositiveIntegerField(default=0)
+    progress_message = models.CharField(max_length=300, blank=True, default="")
+
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=1)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="Do not start before this time.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Do not start after this time.")
+    published_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+
+    worker = models.CharField(max_length=200, blank=True, default="")
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    # Set when a worker claims the job; every later write by that worker is
+    # conditional on it, so a worker that lost the job cannot overwrite it.
+    claim_token = models.UUIDField(null=True, blank=True)
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    is_dead_letter = models.BooleanField(default=False)
+    retry_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
+    )
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["unique_key"],
+                condition=Q(unique_key__isnull=False) & Q(status__in=ACTIVE_STATUSES),
+                name="job_one_active_per_unique_key",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-created_at"], name="job_created"),
+            models.Index(fields=["status", "-created_at"], name="job_status_created"),
+            models.Index(fields=["kind", "-created_at"], name="job_kind_created"),
+            models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
+            models.Index(fields=["queue", "status", "created_at"], name="job_queue_status"),
+            models.Index(fields=["source", "-created_at"], name="job_source_created"),
+            models.Index(fields=["subject_type", "subject_id", "-created_at"], name="job_subject"),
+            models.Index(fields=["kind", "status", "-finished_at"], name="job_kind_finished"),
+            models.Index(fields=["finished_at"], name="job_finished"),
+            models.Index(
+                fields=["-created_at"], condition=Q(is_dead_letter=True), name="job_dead_letter"
+            ),
+            models.Index(
+                fields=["status", "heartbeat_at"],
+                condition=Q(status__in=ACTIVE_STATUSES),
+                name="job_active",
+            ),
+        ]
+        permissions = [
+            ("trigger_job", "Can trigger jobs"),
+            ("cancel_job", "Can cancel jobs"),
+            ("retry_job", "Can retry jobs"),
+            ("terminate_job", "Can terminate running jobs"),
+        ]
+
+    def __str__(self) -> str:
+        label = f" {self.subject_label}" if self.subject_label else ""
+        return f"{self.kind}{label} [{self.status}]"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def wait_time(self):
+        """Time from enqueue (or the requested start) to the first start."""
+        if not self.started_at:
+            return None
+        queued_from = max(filter(None, [self.created_at, self.not_before]))
+        return max(self.started_at - queued_from, timedelta(0))
+
+    @property
+    def run_time(self):
+        """Time from the (last) start to the end."""
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+    @property
+    def progress_percent(self) -> int | None:
+        if not self.progress_total:
+            return None
+        return min(100, round(100 * self.progress_done / self.progress_total))
+
+
+class JobExecution(models.Model):
+    """One run of a job's body on a worker: the record that proves no overlap."""
+
+    class Outcome(models.TextChoices):
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        RETRY = "retry", "Will retry"
+        CANCELLED = "cancelled", "Cancelled"
+        WORKER_LOST = "worker_lost", "Worker lost"
+
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="executions")
+    attempt = models.PositiveSmallIntegerField()
+    worker = models.CharField(max_length=200, blank=True, default="")
+    worker_pid = models.PositiveIntegerField(null=True, blank=True)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["job", "attempt", "started_at"]
+        indexes = [models.Index(fields=["job", "started_at"], name="jobexec_job")]
+
+    def __str__(self) -> str:
+        return f"{self.job_id} attempt {self.attempt}: {self.outcome}"
+
+
+class AuditEntry(models.Model):
+    """Who did what to which object, when, from where and why."""
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_label = models.CharField(max_length=150, blank=True, default="")
+    action = models.CharField(max_length=60)
+    source = models.CharField(max_length=10, choices=TriggerSource.choices)
+    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")
+    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL)
+    target_id = models.CharField(max_length=64, blank=True, default="")
+    target_label = models.CharField(max_length=200, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "audit entries"
+        indexes = [
+            models.Index(fields=["-created_at"], name="audit_created"),
+            models.Index(fields=["target_type", "target_id", "-created_at"], name="audit_target"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.actor_label or 'system'} {self.action} {self.target_label}"

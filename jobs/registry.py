@@ -1,0 +1,178 @@
+"""Job kinds: what each tracked task is, where it runs and who may start it.
+
+A kind is declared once, next to its task, with `@job_kind(...)`:
+
+    @job_kind("jobs.sleep", queue="default", params=SleepParams, staff_only=True)
+    def sleep(job, *, seconds, steps):
+        ...
+
+The decorator registers a Celery task of that name whose only argument is the
+job id; the worker loads the Job row and calls the function with a JobContext
+and the validated parameters.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from celery import shared_task
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import InterfaceError, OperationalError
+from kombu.exceptions import OperationalError as BrokerOperationalError
+from rest_framework import serializers
+
+from jobs.errors import JobParamsInvalid, UnknownJobKind
+
+# Errors that say "try again later", not "this input is wrong".
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    InterfaceError,
+    BrokerOperationalError,
+    ConnectionError,
+    TimeoutError,
+    socket.timeout,
+    socket.gaierror,
+)
+
+
+class NoParams(serializers.Serializer):
+    """Parameter schema of a kind that takes none."""
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    func: Callable[..., Any]
+    label: str = ""
+    description: str = ""
+    queue: str = "default"
+    priority: int = 5
+    params: type[serializers.Serializer] = NoParams
+    permission: str = "jobs.trigger_job"
+    staff_only: bool = False
+    user_triggerable: bool = True
+    soft_time_limit: int = 300
+    time_limit: int = 360
+    max_attempts: int = 3
+    backoff_base: float = 2.0
+    backoff_max: float = 300.0
+    retry_on: tuple[type[BaseException], ...] = TRANSIENT_ERRORS
+    # A str.format template over the parameters, e.g. "mailbox:{mailbox_id}".
+    unique_key: str | None = None
+    # Returns the model instance the job is about, from its parameters.
+    subject: Callable[[dict], Any] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def validate(self, params: dict | None) -> dict:
+        """Validated, JSON-native parameters, or JobParamsInvalid with field errors."""
+        serializer = self.params(data=params or {})
+        if not serializer.is_valid():
+            raise JobParamsInvalid(serializer.errors)
+        # Round-trip through JSON so what is stored is exactly what the task gets.
+        return json.loads(json.dumps(serializer.validated_data, cls=DjangoJSONEncoder))
+
+    def unique_key_for(self, params: dict) -> str | None:
+        if not self.unique_key:
+            return None
+        return self.unique_key.format(**params)
+
+    def may_trigger(self, user) -> bool:
+        """Whether this user may start this kind by hand (API, admin, command)."""
+        if not self.user_triggerable or user is None or not user.is_authenticated:
+            return False
+        if self.staff_only and not user.is_staff:
+            return False
+        return user.has_perm(self.permission)
+
+
+_KINDS: dict[str, JobKind] = {}
+
+
+def job_kind(name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """Declare a tracked job kind and register its Celery task."""
+
+    def register(func: Callable[..., Any]):
+        from jobs.tracked import TrackedTask, run_tracked_job
+
+        kind = JobKind(name=name, func=func, **options)
+        _KINDS[name] = kind
+
+        def run(task, job_id: str) -> Any:
+            return run_tracked_job(task=task, job_id=job_id)
+
+        run.__name__ = func.__name__
+        run.__doc__ = func.__doc__
+        run.__module__ = func.__module__
+        return shared_task(
+            name=name,
+            base=TrackedTask,
+            bind=True,
+            queue=kind.queue,
+            priority=kind.priority,
+            soft_time_limit=kind.soft_time_limit,
+            time_limit=kind.time_limit,
+            acks_late=True,
+            reject_on_worker_lost=True,
+        )(run)
+
+    return register
+
+
+def get_kind(name: str) -> JobKind:
+    try:
+        return _KINDS[name]
+    except KeyError:
+        raise UnknownJobKind(f"Unknown job kind {name!r}.") from None
+
+
+def all_kinds() -> list[JobKind]:
+    return sorted(_KINDS.values(), key=lambda kind: kind.name)
+
+
+def kinds_for_user(user) -> list[JobKind]:
+    return [kind for kind in all_kinds() if kind.may_trigger(user)]
+
+
+def params_json_schema(kind: JobKind) -> dict:
+    """A JSON Schema of the kind's parameters, for the API and the admin form."""
+    properties: dict[str, dict] = {}
+    required: list[str] = []
+    for name, field_ in kind.params().fields.items():
+        properties[name] = _field_schema(field_)
+        if field_.required:
+            required.append(name)
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    return schema
+
+
+def _field_schema(field_: serializers.Field) -> dict:
+    schema: dict[str, Any]
+    if isinstance(field_, serializers.BooleanField):
+        schema = {"type": "boolean"}
+    elif isinstance(field_, serializers.IntegerField):
+        schema = {"type": "integer"}
+    elif isinstance(field_, serializers.FloatField | serializers.DecimalField):
+        schema = {"type": "number"}
+    elif isinstance(field_, serializers.ChoiceField):
+        schema = {"enum": list(field_.choices)}
+    elif isinstance(field_, serializers.ListField):
+        schema = {"type": "array", "items": _field_schema(field_.child)}
+    elif isinstance(field_, serializers.DateField):
+        schema = {"type": "string", "format": "date"}
+    else:
+        schema = {"type": "string"}
+    for attr, key in (("min_value", "minimum"), ("max_value", "maximum"), ("max_length", "maxLength")):
+        value = getattr(field_, attr, None)
+        if value is not None:
+            schema[key] = value
+    if field_.help_text:
+        schema["description"] = str(field_.help_text)
+    if field_.default is not serializers.empty:
+        schema["default"] = field_.default
+    return schema

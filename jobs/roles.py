@@ -1,0 +1,35 @@
+"""Roles are Django groups; this says which permissions each one holds.
+
+Migrations call `grant_role_permissions` so a fresh database has the groups,
+and later apps add their own permissions to the same roles.
+"""
+
+from __future__ import annotations
+
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    "viewer": ["jobs.view_job"],
+    "operator": ["jobs.view_job", "jobs.trigger_job", "jobs.cancel_job", "jobs.retry_job"],
+    "ap_clerk": ["jobs.view_job", "jobs.trigger_job", "jobs.cancel_job", "jobs.retry_job"],
+}
+
+
+def grant_role_permissions(apps, role_permissions: dict[str, list[str]]) -> None:
+    """Create the groups and give them the listed permissions (idempotent).
+
+    Permissions are created on post_migrate, which has not run yet inside a
+    migration on a fresh database, so create them first.
+    """
+    from django.contrib.auth.management import create_permissions
+
+    for app_config in apps.get_app_configs():
+        app_config.models_module = True
+        create_permissions(app_config, verbosity=0, apps=apps)
+        app_config.models_module = None
+    Group = apps.get_model("auth", "Group")
+    Permission = apps.get_model("auth", "Permission")
+    for role, perms in role_permissions.items():
+        group, _ = Group.objects.get_or_create(name=role)
+        for dotted in perms:
+            app_label, codename = dotted.split(".")
+            permission = Permission.objects.get(content_type__app_label=app_label, codename=codename)
+            group.permissions.add(permission)

@@ -1,0 +1,285 @@
+"""Writes of the job core: enqueue, publish, cancel, terminate, retry.
+
+Every operator action goes through one function here that checks permission,
+is atomic and writes an audit row; the admin, the API and manage.py all call
+the same function.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import partial
+
+from django.conf import settings
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import PermissionDenied
+from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
+
+from jobs.audit import audit_record
+from jobs.errors import JobNotAllowed
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
+from jobs.registry import JobKind, get_kind
+
+logger = logging.getLogger(__name__)
+
+# Publishing must fail fast when the broker is down: the job stays queued and the
+# sweeper publishes it later, so a web request never waits long on Redis.
+PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts, and through which door."""
+
+    user: object | None
+    source: str
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(user=None, source=TriggerSource.SYSTEM)
+
+
+def job_enqueue(
+    kind: str,
+    params: dict | None = None,
+    *,
+    owner=None,
+    subject=None,
+    unique_key: str | None = None,
+    priority: int | None = None,
+    countdown: float | None = None,
+    eta: datetime | None = None,
+    expires: datetime | float | None = None,
+    source: str = TriggerSource.SYSTEM,
+    schedule_name: str = "",
+    retry_of: Job | None = None,
+) -> Job:
+    """Record a job and publish it when the caller's transaction commits.
+
+    Returns the new Job, or the already active one with the same unique key
+    (then `job.deduplicated` is True). Raises JobParamsInvalid for bad
+    parameters. Never raises because the broker is down.
+    """
+    job_kind = get_kind(kind)
+    params = job_kind.validate(params)
+    subject = subject if subject is not None else _subject_of(job_kind, params)
+    now = timezone.now()
+    not_before = eta or (now + timedelta(seconds=countdown) if countdown else None)
+    if isinstance(expires, int | float):
+        expires = now + timedelta(seconds=expires)
+    job = Job(
+        kind=job_kind.name,
+        queue=job_kind.queue,
+        priority=job_kind.priority if priority is None else priority,
+        params=params,
+        source=source,
+        owner=owner if owner is not None and getattr(owner, "pk", None) else None,
+        unique_key=unique_key or job_kind.unique_key_for(params),
+        max_attempts=job_kind.max_attempts,
+        not_before=not_before,
+        expires_at=expires,
+        schedule_name=schedule_name,
+        retry_of=retry_of,
+    )
+    if subject is not None:
+        job.subject_type = ContentType.objects.get_for_model(subject)
+        job.subject_id = str(subject.pk)
+        job.subject_label = str(subject)[:200]
+    if job.unique_key:
+        existing = _insert_unless_active(job)
+        if existing is not None:
+            existing.deduplicated = True
+            return existing
+    else:
+        job.save(force_insert=True)
+    job.deduplicated = False
+    transaction.on_commit(partial(job_publish, job=job))
+    return job
+
+
+def _insert_unless_active(job: Job) -> Job | None:
+    """Insert the job, or return the active job holding its unique key.
+
+    The database's conditional unique constraint decides, so concurrent
+    callers cannot both win.
+    """
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                job.save(force_insert=True)
+            return None
+        except IntegrityError:
+            active = Job.objects.filter(unique_key=job.unique_key, status__in=ACTIVE_STATUSES).first()
+            if active is not None:
+                return active
+            # The holder finished between our insert and our read: try again.
+    raise JobNotAllowed(f"Could not enqueue {job.kind}: unique key {job.unique_key!r} is contended.")
+
+
+def _subject_of(kind: JobKind, params: dict):
+    if kind.subject is None:
+        return None
+    return kind.subject(params)
+
+
+def job_publish(*, job: Job) -> bool:
+    """Send the job's message to the broker; False (job left queued) if that fails.
+
+    Delays longer than JOB_MAX_BROKER_COUNTDOWN wait in the row instead of the
+    broker (Redis redelivers long-delayed messages; shared/LESSONS.md); the
+    sweeper publishes them when due.
+    """
+    from celery import current_app
+    from celery.app.task import Task
+
+    now = timezone.now()
+    start_at = job.next_attempt_at if job.status == JobStatus.RETRYING else job.not_before
+    countdown = max(0.0, (start_at - now).total_seconds()) if start_at else 0.0
+    if countdown > settings.JOB_MAX_BROKER_COUNTDOWN:
+        return False
+    task = current_app.tasks[job.kind]
+    try:
+        Task.apply_async(
+            task,
+            args=[str(job.pk)],
+            task_id=str(job.pk),
+            queue=job.queue,
+            priority=job.priority,
+            countdown=countdown or None,
+            retry=True,
+            retry_policy=PUBLISH_RETRY_POLICY,
+        )
+    except Exception as exc:  # the broker may fail in many ways; the row is the truth
+        logger.warning("Could not publish job %s (%s): %s; the sweeper will retry", job.pk, job.kind, exc)
+        return False
+    Job.objects.filter(pk=job.pk).update(published_at=timezone.now())
+    return True
+
+
+def require_permission(user, perm: str, *, staff: bool = False) -> None:
+    """Raise PermissionDenied unless the user holds the permission (and is staff)."""
+    if user is None:  # trusted system caller (sweeper, shell without --as)
+        return
+    if not user.is_authenticated or not user.has_perm(perm) or (staff and not user.is_staff):
+        raise PermissionDenied("You do not have permission to do that.")
+
+
+def job_trigger(*, kind: str, params: dict | None, actor: Actor, priority: int | None = None, reason: str = "") -> Job:
+    """Start a job by hand (API, admin, command), checked and audited."""
+    job_kind = get_kind(kind)
+    if actor.user is not None and not job_kind.may_trigger(actor.user):
+        raise PermissionDenied(f"You may not start {kind} jobs.")
+    with transaction.atomic():
+        job = job_enqueue(kind, params, owner=actor.user, priority=priority, source=actor.source)
+        if not job.deduplicated:
+            audit_record(actor=actor, action="job.trigger", job=job, target=job, reason=reason,
+                         details={"kind": kind, "params": job.params})
+    return job
+
+
+def job_cancel(*, job: Job, actor: Actor, reason: str = "") -> Job:
+    """Cancel a job: a queued one never starts; a running one stops at its next progress call."""
+    require_permission(actor.user, "jobs.cancel_job")
+    now = timezone.now()
+    with transaction.atomic():
+        stopped = Job.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RETRYING]).update(
+            status=JobStatus.CANCELLED, finished_at=now, error=_cancel_message(actor, reason)
+        )
+        if not stopped:
+            requested = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested_at=now)
+            if not requested:
+                raise JobNotAllowed(f"The job is already {Job.objects.get(pk=job.pk).status}.")
+        audit_record(actor=actor, action="job.cancel", job=job, target=job, reason=reason)
+    job.refresh_from_db()
+    return job
+
+
+def job_terminate(*, job: Job, actor: Actor, reason: str = "") -> Job:
+    """Stop a stuck running job now: kill its worker process and mark it cancelled (staff)."""
+    from celery import current_app
+
+    require_permission(actor.user, "jobs.terminate_job", staff=True)
+    with transaction.atomic():
+        ended = Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(
+            status=JobStatus.CANCELLED,
+            finished_at=timezone.now(),
+            cancel_requested_at=timezone.now(),
+            claim_token=None,  # the dying process must not write its outcome
+            error=_cancel_message(actor, reason, verb="Terminated"),
+        )
+        if not ended:
+            raise JobNotAllowed(f"The job is already {Job.objects.get(pk=job.pk).status}.")
+        audit_record(actor=actor, action="job.terminate", job=job, target=job, reason=reason)
+    try:
+        current_app.control.revoke(str(job.pk), terminate=True, signal="SIGKILL")
+    except Exception as exc:
+        logger.warning("Could not broadcast terminate for job %s: %s", job.pk, exc)
+    job.refresh_from_db()
+    return job
+
+
+def job_retry(*, job: Job, actor: Actor, reason: str = "") -> Job:
+    """Run a failed or cancelled job again as a new job linked by retry_of."""
+    require_permission(actor.user, "jobs.retry_job")
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise JobNotAllowed(f"Only failed or cancelled jobs can be retried; this one is {job.status}.")
+    with transaction.atomic():
+        new_job = job_enqueue(
+            job.kind,
+            job.params,
+            owner=job.owner,
+            subject=job.subject_type.get_object_for_this_type(pk=job.subject_id)
+            if job.subject_type_id and _subject_exists(job)
+            else None,
+            unique_key=job.unique_key,
+            priority=job.priority,
+            source=actor.source,
+            retry_of=job,
+        )
+        Job.objects.filter(pk=job.pk).update(is_dead_letter=False)
+        audit_record(actor=actor, action="job.retry", job=job, target=job, reason=reason,
+                     details={"new_job": str(new_job.pk)})
+    return new_job
+
+
+def _subject_exists(job: Job) -> bool:
+    model = job.subject_type.model_class()
+    return model is not None and model.objects.filter(pk=job.subject_id).exists()
+
+
+def job_retry_many(*, jobs: QuerySet, actor: Actor, reason: str = "") -> list[Job]:
+    """Retry every failed or cancelled job of a selection; others are left alone."""
+    retryable = jobs.filter(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])
+    return [job_retry(job=job, actor=actor, reason=reason) for job in retryable.iterator()]
+
+
+def job_cancel_many(*, jobs: QuerySet, actor: Actor, reason: str = "") -> int:
+    """Cancel every active job of a selection; returns how many."""
+    count = 0
+    for job in jobs.filter(status__in=ACTIVE_STATUSES).iterator():
+        try:
+            job_cancel(job=job, actor=actor, reason=reason)
+            count += 1
+        except JobNotAllowed:
+            continue  # it finished meanwhile
+    return count
+
+
+def job_cancel_all(*, actor: Actor, kind: str | None = None, reason: str = "") -> int:
+    """Cancel every active job, or every active job of one kind (staff only)."""
+    require_permission(actor.user, "jobs.cancel_job", staff=True)
+    jobs = Job.objects.filter(status__in=ACTIVE_STATUSES)
+    if kind:
+        jobs = jobs.filter(kind=kind)
+    count = job_cancel_many(jobs=jobs, actor=actor, reason=reason)
+    audit_record(actor=actor, action="job.cancel_all", reason=reason, details={"kind": kind, "count": count})
+    return count
+
+
+def _cancel_message(actor: Actor, reason: str, verb: str = "Cancelled") -> str:
+    who = getattr(actor.user, "username", None) or actor.source
+    return f"{verb} by {who}" + (f": {reason}" if reason else "")

@@ -1,0 +1,147 @@
+"""The sweeper: makes sure no job is lost, whatever happened to a worker or the broker.
+
+Runs every 30 s (beat) and:
+1. re-runs jobs whose worker stopped sending heartbeats (killed, out of
+   memory, machine gone), up to their attempt limit;
+2. publishes jobs whose message never reached the broker (it was down), and
+   delayed jobs that are now due;
+3. republishes queued jobs whose message vanished (a Redis restarted without
+   persistence) when their queue is empty;
+4. ends queued jobs that expired before they could start.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
+
+from jobs.models import Job, JobExecution, JobStatus
+from jobs.registry import get_kind
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class SweepReport:
+    recovered: int = 0
+    failed_lost: int = 0
+    published: int = 0
+    republished: int = 0
+    expired: int = 0
+
+    def as_dict(self) -> dict:
+        return self.__dict__.copy()
+
+
+def jobs_sweep(*, queue_lengths=None) -> SweepReport:
+    """One pass of the sweeper. `queue_lengths(queue) -> int` reads the broker."""
+    report = SweepReport()
+    now = timezone.now()
+    _recover_lost(now, report)
+    _expire(now, report)
+    _publish_due(now, report)
+    _republish_vanished(now, report, queue_lengths or broker_queue_length)
+    if any(report.as_dict().values()):
+        logger.info("Sweeper: %s", report.as_dict())
+    return report
+
+
+def _recover_lost(now, report: SweepReport) -> None:
+    stale_before = now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
+    for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before).iterator():
+        _record_lost_execution(job, now)
+        kind_limit = _hard_time_limit(job)
+        ran_for = (now - job.started_at).total_seconds() if job.started_at else 0
+        owned = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=job.claim_token)
+        if kind_limit and ran_for > kind_limit:
+            final_error = f"Killed: the job ran longer than its hard time limit of {kind_limit} s."
+        else:
+            lost = f"The worker {job.worker or '?'} running attempt {job.attempts} stopped responding."
+            if job.attempts < job.max_attempts:
+                if owned.update(status=JobStatus.RETRYING, claim_token=None, next_attempt_at=now,
+                                published_at=None, error=f"{lost} Running it again."):
+                    report.recovered += 1
+                continue
+            final_error = f"{lost} Gave up after {job.attempts} attempts."
+        if owned.update(status=JobStatus.FAILED, claim_token=None, finished_at=now, is_dead_letter=True,
+                        error=final_error):
+            report.failed_lost += 1
+
+
+def _record_lost_execution(job: Job, now) -> None:
+    JobExecution.objects.create(
+        job=job, attempt=job.attempts, worker=job.worker, worker_pid=job.worker_pid,
+        started_at=job.started_at or now, finished_at=job.heartbeat_at or now,
+        outcome=JobExecution.Outcome.WORKER_LOST, error="No heartbeat from the worker.",
+    )
+
+
+def _hard_time_limit(job: Job) -> int | None:
+    try:
+        return get_kind(job.kind).time_limit
+    except Exception:
+        return None
+
+
+def _expire(now, report: SweepReport) -> None:
+    report.expired += Job.objects.filter(
+        status__in=[JobStatus.QUEUED, JobStatus.RETRYING], expires_at__lt=now
+    ).update(status=JobStatus.CANCELLED, finished_at=now, error="Expired before it could start.")
+
+
+def _publish_due(now, report: SweepReport) -> None:
+    from jobs.services import job_publish
+
+    horizon = now + timedelta(seconds=settings.JOB_MAX_BROKER_COUNTDOWN)
+    due = Job.objects.filter(published_at__isnull=True).filter(
+        Q(status=JobStatus.QUEUED, not_before__isnull=True)
+        | Q(status=JobStatus.QUEUED, not_before__lte=horizon)
+        | Q(status=JobStatus.RETRYING, next_attempt_at__lte=horizon)
+    )
+    for job in due.order_by("priority", "created_at")[:5000].iterator():
+        if job_publish(job=job):
+            report.published += 1
+        else:
+            return  # the broker is still down: stop trying for this pass
+
+
+def _republish_vanished(now, report: SweepReport, queue_lengths) -> None:
+    from jobs.services import job_publish
+
+    waited_since = now - timedelta(seconds=settings.JOB_QUEUED_REPUBLISH_AFTER_SECONDS)
+    candidates = Job.objects.filter(
+        status=JobStatus.QUEUED, published_at__lt=waited_since
+    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+    empty_queues: dict[str, bool] = {}
+    for job in candidates.order_by("created_at")[:1000].iterator():
+        if job.queue not in empty_queues:
+            try:
+                empty_queues[job.queue] = queue_lengths(job.queue) == 0
+            except Exception as exc:
+                logger.warning("Sweeper cannot read queue %s: %s", job.queue, exc)
+                return
+        # Messages are waiting (or reserved by a busy worker): this job's may be
+        # among them. An empty queue with an old queued job means it was lost.
+        if empty_queues[job.queue] and _nobody_reserved(job) and job_publish(job=job):
+            report.republished += 1
+
+
+def _nobody_reserved(job: Job) -> bool:
+    """True unless a worker holds this message unacked (prefetched or delayed)."""
+    from jobs.broker import unacked_task_ids
+
+    try:
+        return str(job.pk) not in unacked_task_ids()
+    except Exception:
+        return False
+
+
+def broker_queue_length(queue: str) -> int:
+    from jobs.broker import queue_length
+
+    return queue_length(queue)

@@ -1,0 +1,294 @@
+"""Running a tracked job on a worker: claim, heartbeat, progress, outcome.
+
+The Job row is the truth. A worker runs a job's body only after claiming it
+with a conditional update (queued/retrying -> running), so a second delivery
+of the same message (Redis visibility timeout, reject-on-worker-lost, a
+sweeper republish) finds it claimed or finished and is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import threading
+import time
+import traceback
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from celery import Task
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import close_old_connections, connection
+from django.utils import timezone
+
+from jobs.errors import JobCancelled, JobLost
+from jobs.models import Job, JobExecution, JobStatus, TriggerSource
+from jobs.registry import JobKind, get_kind
+
+logger = logging.getLogger(__name__)
+
+
+class TrackedTask(Task):
+    """Celery task class of every job kind.
+
+    Calling `apply_async`/`delay` on it from code or from beat goes through
+    job_enqueue, so scheduled runs are Job rows from the moment they are sent.
+    """
+
+    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None,
+                    shadow=None, **options):
+        from jobs.services import job_enqueue
+
+        headers = options.get("headers") or {}
+        schedule_name = headers.get("periodic_task_name") or options.get("periodic_task_name") or ""
+        job = job_enqueue(
+            self.name,
+            kwargs or {},
+            source=TriggerSource.SCHEDULE if schedule_name else TriggerSource.SYSTEM,
+            schedule_name=schedule_name,
+            priority=options.get("priority"),
+            countdown=options.get("countdown"),
+            eta=options.get("eta"),
+            expires=options.get("expires"),
+        )
+        return self.AsyncResult(str(job.pk))
+
+
+class JobContext:
+    """Handed to a job's function: progress reporting and cancellation."""
+
+    def __init__(self, job: Job, token: uuid.UUID, kind: JobKind):
+        self.job = job
+        self.token = token
+        self.kind = kind
+        self._last_write = 0.0
+
+    @property
+    def id(self) -> str:
+        return str(self.job.pk)
+
+    def progress(self, done: int, total: int | None = None, message: str | None = None) -> None:
+        """Report progress; raises JobCancelled here once a cancel was requested.
+
+        Writes are throttled to one per JOB_PROGRESS_WRITE_INTERVAL seconds
+        (always written when done reaches total).
+        """
+        now = time.monotonic()
+        finished = total is not None and done >= total
+        if not finished and now - self._last_write < settings.JOB_PROGRESS_WRITE_INTERVAL:
+            return
+        self._last_write = now
+        fields: dict[str, Any] = {"progress_done": max(0, int(done)), "heartbeat_at": timezone.now()}
+        if total is not None:
+            fields["progress_total"] = max(0, int(total))
+        if message is not None:
+            fields["progress_message"] = str(message)[:300]
+        updated = Job.objects.filter(
+            pk=self.job.pk, claim_token=self.token, cancel_requested_at__isnull=True
+        ).update(**fields)
+        if not updated:
+            self._raise_why_not()
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if a cancel was requested (for loops without progress)."""
+        state = Job.objects.filter(pk=self.job.pk).values("claim_token", "cancel_requested_at").first()
+        if state is None or state["claim_token"] != self.token or state["cancel_requested_at"]:
+            self._raise_why_not()
+
+    def _raise_why_not(self) -> None:
+        state = Job.objects.filter(pk=self.job.pk).values("claim_token", "cancel_requested_at").first()
+        if state is None:
+            raise JobLost("The job row was deleted.")
+        if state["cancel_requested_at"]:
+            raise JobCancelled("Cancel requested")
+        raise JobLost("Another worker took this job over.")
+
+
+class _Heartbeat:
+    """One thread per worker process that keeps `heartbeat_at` fresh for the
+    jobs this process runs, so the sweeper can tell a slow job from a dead worker."""
+
+    def __init__(self) -> None:
+        self._running: dict[uuid.UUID, uuid.UUID] = {}
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def add(self, job_id, token) -> None:
+        with self._lock:
+            self._running[job_id] = token
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._loop, name="job-heartbeat", daemon=True)
+                self._thread.start()
+
+    def remove(self, job_id) -> None:
+        with self._lock:
+            self._running.pop(job_id, None)
+
+    def _loop(self) -> None:
+        while True:
+            time.sleep(settings.JOB_HEARTBEAT_SECONDS)
+            with self._lock:
+                running = list(self._running.items())
+            try:
+                close_old_connections()
+                now = timezone.now()
+                for job_id, token in running:
+                    Job.objects.filter(pk=job_id, claim_token=token).update(heartbeat_at=now)
+            except Exception:  # the heartbeat must never kill the worker
+                logger.exception("Job heartbeat failed")
+                connection.close()
+
+
+heartbeat = _Heartbeat()
+
+
+def run_tracked_job(*, task: Task, job_id: str) -> Any:
+    """Body of every tracked Celery task: claim the job, run it, record the outcome."""
+    job = Job.objects.filter(pk=job_id).first()
+    if job is None:
+        logger.warning("Job %s has no row; message dropped", job_id)
+        raise Ignore()
+    kind = get_kind(job.kind)
+    token = _claim(job, hostname=task.request.hostname or "")
+    if token is None:
+        raise Ignore()
+    context = JobContext(job, token, kind)
+    heartbeat.add(job.pk, token)
+    try:
+        try:
+            result = kind.func(context, **job.params)
+        finally:
+            heartbeat.remove(job.pk)
+    except JobCancelled:
+        _finish(job, token, JobStatus.CANCELLED, outcome=JobExecution.Outcome.CANCELLED,
+                error="Cancelled while running" + _cancel_suffix(job))
+        task.update_state(state="REVOKED")
+        raise Ignore() from None
+    except JobLost:
+        logger.warning("Job %s was taken over by another worker; this run's outcome is dropped", job.pk)
+        raise Ignore() from None
+    except SoftTimeLimitExceeded as exc:
+        _fail(job, token, f"Timed out: the job ran longer than its limit of {kind.soft_time_limit} s.", exc)
+        raise
+    except kind.retry_on as exc:
+        if job.attempts < job.max_attempts and _schedule_retry(job, token, kind, exc):
+            raise Ignore() from None
+        _fail(job, token, f"{_describe(exc)} (gave up after {job.attempts} attempts)", exc)
+        raise
+    except Exception as exc:
+        _fail(job, token, _describe(exc), exc)
+        raise
+    _finish(job, token, JobStatus.SUCCEEDED, outcome=JobExecution.Outcome.SUCCEEDED, result=_jsonable(result))
+    return _jsonable(result)
+
+
+def _claim(job: Job, *, hostname: str) -> uuid.UUID | None:
+    """Take the job for this worker, or None when it must not run here now."""
+    now = timezone.now()
+    if job.status not in (JobStatus.QUEUED, JobStatus.RETRYING):
+        logger.info("Job %s is %s; duplicate delivery dropped", job.pk, job.status)
+        return None
+    if job.expires_at and now > job.expires_at:
+        Job.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RETRYING]).update(
+            status=JobStatus.CANCELLED, finished_at=now, error="Expired before it could start."
+        )
+        return None
+    due = job.next_attempt_at if job.status == JobStatus.RETRYING else job.not_before
+    if due and due > now + timedelta(seconds=1):
+        # An early copy (e.g. a republish); the sweeper publishes it when due.
+        Job.objects.filter(pk=job.pk).update(published_at=None)
+        return None
+    token = uuid.uuid4()
+    claimed = Job.objects.filter(
+        pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RETRYING], attempts=job.attempts
+    ).update(
+        status=JobStatus.RUNNING,
+        claim_token=token,
+        attempts=job.attempts + 1,
+        started_at=now,
+        heartbeat_at=now,
+        next_attempt_at=None,
+        worker=hostname[:200],
+        worker_pid=os.getpid(),
+    )
+    if not claimed:
+        logger.info("Job %s was claimed or cancelled meanwhile; delivery dropped", job.pk)
+        return None
+    job.status, job.attempts, job.started_at = JobStatus.RUNNING, job.attempts + 1, now
+    job.worker, job.worker_pid = hostname[:200], os.getpid()
+    return token
+
+
+def _finish(job: Job, token, status: str, *, outcome: str, result: Any = None, error: str = "",
+            trace: str = "", dead_letter: bool = False) -> None:
+    now = timezone.now()
+    fields: dict[str, Any] = {"status": status, "finished_at": now, "heartbeat_at": now, "claim_token": None}
+    if status == JobStatus.SUCCEEDED:
+        fields.update(result=result, error="", traceback="", is_dead_letter=False)
+        if job.progress_total:
+            fields["progress_done"] = job.progress_total
+    else:
+        fields.update(error=error[:10000], traceback=trace[:50000], is_dead_letter=dead_letter)
+    if Job.objects.filter(pk=job.pk, claim_token=token).update(**fields):
+        _record_execution(job, now, outcome, error)
+
+
+def _fail(job: Job, token, message: str, exc: BaseException) -> None:
+    logger.error("Job %s (%s) failed: %s", job.pk, job.kind, message)
+    _finish(job, token, JobStatus.FAILED, outcome=JobExecution.Outcome.FAILED, error=message,
+            trace="".join(traceback.format_exception(exc)), dead_letter=True)
+
+
+def _schedule_retry(job: Job, token, kind: JobKind, exc: BaseException) -> bool:
+    """Put the job back as `retrying` with exponential backoff and jitter."""
+    from jobs.services import job_publish
+
+    delay = min(kind.backoff_max, kind.backoff_base * 2 ** (job.attempts - 1)) * random.uniform(0.5, 1.5)
+    now = timezone.now()
+    next_at = now + timedelta(seconds=delay)
+    message = f"{_describe(exc)} (attempt {job.attempts} of {job.max_attempts}; retrying in {delay:.1f} s)"
+    updated = Job.objects.filter(pk=job.pk, claim_token=token).update(
+        status=JobStatus.RETRYING, next_attempt_at=next_at, claim_token=None, published_at=None,
+        error=message, heartbeat_at=now,
+    )
+    if not updated:
+        return False
+    logger.warning("Job %s (%s): %s", job.pk, job.kind, message)
+    _record_execution(job, now, JobExecution.Outcome.RETRY, message)
+    job.status, job.next_attempt_at = JobStatus.RETRYING, next_at
+    job_publish(job=job)
+    return True
+
+
+def _record_execution(job: Job, finished_at, outcome: str, error: str = "") -> None:
+    JobExecution.objects.create(
+        job=job, attempt=job.attempts, worker=job.worker, worker_pid=job.worker_pid,
+        started_at=job.started_at, finished_at=finished_at, outcome=outcome, error=error[:2000],
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _cancel_suffix(job: Job) -> str:
+    entry = job.audit_entries.filter(action="job.cancel").order_by("-created_at").first()
+    if entry is None:
+        return "."
+    return f" (cancelled by {entry.actor_label}" + (f": {entry.reason})." if entry.reason else ").")
+
+
+def _jsonable(value: Any) -> Any:
+    """Results are stored as JSON; anything else is stored as its string form."""
+    try:
+        return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+    except (TypeError, ValueError):
+        return str(value)

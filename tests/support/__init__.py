@@ -1,0 +1,1 @@
+"""Helpers that run real services (IMAP server, ...) for the tests and benchmarks."""
