@@ -5,6 +5,7 @@ documented in docs/configuration.md.
 """
 
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -23,7 +24,7 @@ if not SECRET_KEY:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set. Set SECRET_KEY in the environment, or DEBUG=1 for development."
         )
-    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"
+    SECRET_KEY = "django-insecure-development-only-key-do-not-use-in-production"  # noqa: S105 - DEBUG only
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -100,10 +101,20 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and broker ------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _next_redis_db(url: str) -> str:
+    """The same Redis server, the next database number: the cache must never share
+    the broker's database, or clearing the cache would drop queued messages."""
+    parts = urlsplit(url)
+    db = int(parts.path.strip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(db + 1) % 16}"))
+
+
 CACHES = {
     "default": {
         "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": env_str("CACHE_URL", REDIS_URL),
+        "LOCATION": env_str("CACHE_URL", _next_redis_db(REDIS_URL)),
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "apintake"),
         "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
     }
@@ -284,6 +295,8 @@ JOB_QUEUED_REPUBLISH_AFTER_SECONDS = env_int("JOB_QUEUED_REPUBLISH_AFTER_SECONDS
 JOB_RETENTION_SUCCEEDED_DAYS = env_int("JOB_RETENTION_SUCCEEDED_DAYS", 14)
 JOB_RETENTION_FAILED_DAYS = env_int("JOB_RETENTION_FAILED_DAYS", 90)
 JOB_RETENTION_BATCH_SIZE = env_int("JOB_RETENTION_BATCH_SIZE", 5000)
+# Extra modules that declare job kinds (the test suite's diagnostic kinds, plugins).
+JOB_EXTRA_MODULES = env_list("JOB_EXTRA_MODULES", [])
 
 # --- Invoices and email -------------------------------------------------------
 INVOICE_INBOX_DIR = Path(env_str("INVOICE_INBOX_DIR", str(VAR_DIR / "inbox")))

@@ -101,8 +101,8 @@ def job_kind(name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
         kind = JobKind(name=name, func=func, **options)
         _KINDS[name] = kind
 
-        def run(task, job_id: str) -> Any:
-            return run_tracked_job(task=task, job_id=job_id)
+        def run(task, job_id: str | None = None, **params: Any) -> Any:
+            return run_tracked_job(task=task, job_id=job_id, params=params)
 
         run.__name__ = func.__name__
         run.__doc__ = func.__doc__

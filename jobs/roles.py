@@ -8,7 +8,8 @@ from __future__ import annotations
 
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     "viewer": ["jobs.view_job"],
-    "operator": ["jobs.view_job", "jobs.trigger_job", "jobs.cancel_job", "jobs.retry_job"],
+    # terminate also needs is_staff (jobs.services.job_terminate)
+    "operator": ["jobs.view_job", "jobs.trigger_job", "jobs.cancel_job", "jobs.retry_job", "jobs.terminate_job"],
     "ap_clerk": ["jobs.view_job", "jobs.trigger_job", "jobs.cancel_job", "jobs.retry_job"],
 }
 
@@ -33,3 +34,10 @@ def grant_role_permissions(apps, role_permissions: dict[str, list[str]]) -> None
             app_label, codename = dotted.split(".")
             permission = Permission.objects.get(content_type__app_label=app_label, codename=codename)
             group.permissions.add(permission)
+
+
+def ensure_roles() -> None:
+    """Create the role groups with the live app registry (after a flush, in tests)."""
+    from django.apps import apps
+
+    grant_role_permissions(apps, ROLE_PERMISSIONS)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+
 from django.core.cache import cache
 from django.db.models import QuerySet
 from django.utils import timezone

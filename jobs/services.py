@@ -8,6 +8,7 @@ the same function.
 from __future__ import annotations
 
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -57,6 +58,8 @@ def job_enqueue(
     source: str = TriggerSource.SYSTEM,
     schedule_name: str = "",
     retry_of: Job | None = None,
+    job_id: str | None = None,
+    publish: bool = True,
 ) -> Job:
     """Record a job and publish it when the caller's transaction commits.
 
@@ -72,6 +75,7 @@ def job_enqueue(
     if isinstance(expires, int | float):
         expires = now + timedelta(seconds=expires)
     job = Job(
+        id=job_id or uuid.uuid4(),
         kind=job_kind.name,
         queue=job_kind.queue,
         priority=job_kind.priority if priority is None else priority,
@@ -97,7 +101,8 @@ def job_enqueue(
     else:
         job.save(force_insert=True)
     job.deduplicated = False
-    transaction.on_commit(partial(job_publish, job=job))
+    if publish:
+        transaction.on_commit(partial(job_publish, job=job))
     return job
 
 

@@ -149,11 +149,11 @@ class _Heartbeat:
 heartbeat = _Heartbeat()
 
 
-def run_tracked_job(*, task: Task, job_id: str) -> Any:
+def run_tracked_job(*, task: Task, job_id: str | None, params: dict) -> Any:
     """Body of every tracked Celery task: claim the job, run it, record the outcome."""
-    job = Job.objects.filter(pk=job_id).first()
+    job = _adopt(task, params) if job_id is None else Job.objects.filter(pk=job_id).first()
     if job is None:
-        logger.warning("Job %s has no row; message dropped", job_id)
+        logger.warning("Job %s has no row; message dropped", job_id or task.request.id)
         raise Ignore()
     kind = get_kind(job.kind)
     token = _claim(job, hostname=task.request.hostname or "")
@@ -187,6 +187,25 @@ def run_tracked_job(*, task: Task, job_id: str) -> Any:
         raise
     _finish(job, token, JobStatus.SUCCEEDED, outcome=JobExecution.Outcome.SUCCEEDED, result=_jsonable(result))
     return _jsonable(result)
+
+
+def _adopt(task: Task, params: dict) -> Job | None:
+    """A message sent around job_enqueue (beat admin's "run now", Flower, a bare
+    send_task): record it as a job now, under the message's task id."""
+    from jobs.errors import JobParamsInvalid
+    from jobs.services import job_enqueue
+
+    schedule_name = (task.request.headers or {}).get("periodic_task_name") or ""
+    try:
+        job = job_enqueue(task.name, params, source=TriggerSource.SCHEDULE if schedule_name else TriggerSource.SYSTEM,
+                          schedule_name=schedule_name, job_id=task.request.id, publish=False)
+    except JobParamsInvalid as exc:
+        logger.error("Task %s %s sent with invalid parameters %s: %s", task.name, task.request.id, params, exc)
+        return None
+    if job.deduplicated:
+        logger.info("Job %s dropped: job %s with the same unique key is active", task.request.id, job.pk)
+        return None
+    return job
 
 
 def _claim(job: Job, *, hostname: str) -> uuid.UUID | None:
@@ -250,7 +269,9 @@ def _schedule_retry(job: Job, token, kind: JobKind, exc: BaseException) -> bool:
     """Put the job back as `retrying` with exponential backoff and jitter."""
     from jobs.services import job_publish
 
-    delay = min(kind.backoff_max, kind.backoff_base * 2 ** (job.attempts - 1)) * random.uniform(0.5, 1.5)
+    # Up to 50 % added jitter spreads retries of many jobs failing together,
+    # while each delay stays longer than the one before.
+    delay = min(kind.backoff_max, kind.backoff_base * 2 ** (job.attempts - 1)) * random.uniform(1.0, 1.5)
     now = timezone.now()
     next_at = now + timedelta(seconds=delay)
     message = f"{_describe(exc)} (attempt {job.attempts} of {job.max_attempts}; retrying in {delay:.1f} s)"

@@ -74,9 +74,25 @@ def celery_worker(django_db_setup, django_db_blocker):
     write are committed and visible to the worker.
     """
     worker = WorkerProcess(name="session", concurrency=2, env={"JOB_HEARTBEAT_SECONDS": "1"})
+    _session_workers.append(worker)
     worker.start()
     yield worker
     worker.stop()
+
+
+_session_workers: list[WorkerProcess] = []
+
+
+@pytest.fixture
+def no_session_worker():
+    """For tests that must control which worker gets a job: the shared worker
+    (if it was started) is stopped for the test and started again after it."""
+    running = [w for w in _session_workers if w.process and w.process.poll() is None]
+    for worker in running:
+        worker.stop()
+    yield
+    for worker in running:
+        worker.start()
 
 
 @pytest.fixture
@@ -84,6 +100,9 @@ def make_user(django_user_model):
     def make(username: str, *, role: str | None = None, staff: bool = False, superuser: bool = False):
         from django.contrib.auth.models import Group
 
+        from jobs.roles import ensure_roles
+
+        ensure_roles()  # transactional tests flush the groups the migration made
         user = django_user_model.objects.create_user(username=username, password="pw-" + username,
                                                      is_staff=staff or superuser, is_superuser=superuser)
         if role:

@@ -1,22 +1,11 @@
 """A job triggered through the API runs on a real worker process."""
 
-import time
-
 import pytest
 
 from jobs.models import Job, JobStatus
+from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, timeout=30.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def test_sleep_job_runs_on_worker_and_shows_progress(celery_worker, make_user, client_for):

@@ -1,0 +1,384 @@
+"""Admin for jobs: the operator's main screen. Every action calls jobs.services."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpRequest, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.functional import cached_property
+from django.utils.html import format_html
+from django_celery_beat.admin import PeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
+
+from jobs.admin_forms import form_params, params_form_class
+from jobs.audit import audit_record
+from jobs.errors import JobNotAllowed, JobParamsInvalid
+from jobs.models import AuditEntry, Job, JobExecution, JobStatus, TriggerSource
+from jobs.registry import all_kinds, get_kind, kinds_for_user
+from jobs.selectors import job_actual_duration, job_time_left
+from jobs.services import Actor, job_cancel, job_retry, job_terminate, job_trigger
+
+STATUS_COLOURS = {
+    JobStatus.QUEUED: "#6c757d",
+    JobStatus.RUNNING: "#0d6efd",
+    JobStatus.RETRYING: "#fd7e14",
+    JobStatus.SUCCEEDED: "#198754",
+    JobStatus.FAILED: "#dc3545",
+    JobStatus.CANCELLED: "#adb5bd",
+}
+
+
+def admin_actor(request: HttpRequest) -> Actor:
+    return Actor(user=request.user, source=TriggerSource.ADMIN)
+
+
+class EstimatedCountPaginator(Paginator):
+    """Avoids an exact COUNT(*) over the whole jobs table on PostgreSQL: the
+    unfiltered count comes from the planner's statistics."""
+
+    @cached_property
+    def count(self) -> int:
+        query = self.object_list.query
+        if connection.vendor == "postgresql" and not query.where:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                               [self.object_list.model._meta.db_table])
+                estimate = cursor.fetchone()[0]
+            if estimate and estimate > 10_000:
+                return int(estimate)
+        return super().count
+
+
+class DeadLetterFilter(admin.SimpleListFilter):
+    title = "dead letter"
+    parameter_name = "dead_letter"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Dead letters (failed, not retried)")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(is_dead_letter=True) if self.value() == "yes" else queryset
+
+
+class KindFilter(admin.SimpleListFilter):
+    """From the registry, not a DISTINCT over a million rows."""
+
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [(kind.name, kind.name) for kind in all_kinds()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+class QueueFilter(admin.SimpleListFilter):
+    title = "queue"
+    parameter_name = "queue"
+
+    def lookups(self, request, model_admin):
+        return [(name, name) for name in settings.JOB_QUEUES]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(queue=self.value()) if self.value() else queryset
+
+
+class JobExecutionInline(admin.TabularInline):
+    model = JobExecution
+    extra = 0
+    can_delete = False
+    fields = ["attempt", "outcome", "worker", "worker_pid", "started_at", "finished_at", "error"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class AuditEntryInline(admin.TabularInline):
+    model = AuditEntry
+    fk_name = "job"
+    extra = 0
+    can_delete = False
+    fields = ["created_at", "actor_label", "action", "source", "reason"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Job)
+class JobAdmin(admin.ModelAdmin):
+    list_display = ["short_id", "kind", "status_badge", "progress_bar", "subject_label", "owner", "source", "queue",
+                    "attempts", "created_at", "duration"]
+    list_filter = ["status", DeadLetterFilter, KindFilter, QueueFilter, "source", "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["kind", "unique_key", "subject_label"]
+    search_help_text = "A job id, or the start of a kind, unique key or subject."
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    list_per_page = 50
+    ordering = ["-created_at"]
+    actions = ["cancel_selected", "retry_selected", "terminate_selected"]
+    inlines = [JobExecutionInline, AuditEntryInline]
+    readonly_fields = [
+        "id", "kind", "status_badge", "progress_bar", "progress_message", "time_left", "queue", "priority", "params",
+        "source", "schedule_name", "owner", "subject_link", "unique_key", "attempts", "max_attempts", "result",
+        "error", "traceback", "created_at", "not_before", "expires_at", "published_at", "started_at", "finished_at",
+        "heartbeat_at", "next_attempt_at", "worker", "worker_pid", "cancel_requested_at", "is_dead_letter",
+        "retry_of", "task_result_link",
+    ]
+    fieldsets = [
+        (None, {"fields": ["id", "kind", "status_badge", "progress_bar", "progress_message", "time_left", "error"]}),
+        ("What", {"fields": ["params", "subject_link", "owner", "source", "schedule_name", "unique_key", "retry_of"]}),
+        ("Where and when", {"fields": ["queue", "priority", "worker", "worker_pid", "attempts", "max_attempts",
+                                       "created_at", "not_before", "expires_at", "published_at", "started_at",
+                                       "heartbeat_at", "next_attempt_at", "finished_at", "cancel_requested_at"]}),
+        ("Outcome", {"fields": ["result", "traceback", "is_dead_letter", "task_result_link"]}),
+    ]
+    change_form_template = "admin/jobs/job/change_form.html"
+    change_list_template = "admin/jobs/job/change_list.html"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.is_superuser
+
+    def get_queryset(self, request):
+        jobs = super().get_queryset(request)
+        return jobs if request.user.is_staff and request.user.has_perm("jobs.view_job") else jobs.none()
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        try:
+            return queryset.filter(pk=uuid.UUID(term)), False
+        except ValueError:
+            pass
+        # Prefix matches use the indexes; a "contains" search over millions would not.
+        from django.db.models import Q
+
+        return queryset.filter(Q(kind__startswith=term) | Q(unique_key__startswith=term)
+                               | Q(subject_label__startswith=term)), False
+
+    @admin.display(description="id")
+    def short_id(self, job: Job) -> str:
+        return str(job.pk)[:8]
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, job: Job) -> str:
+        label = job.get_status_display() + (" (dead letter)" if job.is_dead_letter else "")
+        return format_html('<span style="background:{};color:#fff;padding:2px 6px;border-radius:3px">{}</span>',
+                           STATUS_COLOURS.get(job.status, "#333"), label)
+
+    @admin.display(description="progress")
+    def progress_bar(self, job: Job) -> str:
+        percent = job.progress_percent
+        if percent is None:
+            return "—"
+        return format_html(
+            '<div title="{}/{}" style="width:120px;background:#e9ecef;border-radius:3px">'
+            '<div style="width:{}%;background:{};color:#fff;font-size:10px;padding:1px 3px;border-radius:3px">'
+            "{}%</div></div>",
+            job.progress_done, job.progress_total, percent, STATUS_COLOURS.get(job.status, "#333"), percent)
+
+    @admin.display(description="duration")
+    def duration(self, job: Job) -> str:
+        seconds = job_actual_duration(job)
+        return "—" if seconds is None else f"{seconds:.1f} s"
+
+    @admin.display(description="time left (estimate)")
+    def time_left(self, job: Job) -> str:
+        seconds = job_time_left(job)
+        return "—" if seconds is None else f"{seconds:.0f} s"
+
+    @admin.display(description="subject")
+    def subject_link(self, job: Job) -> str:
+        if not job.subject_type_id:
+            return "—"
+        model = job.subject_type.model_class()
+        try:
+            url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[job.subject_id])
+        except Exception:
+            return job.subject_label
+        return format_html('<a href="{}">{}</a>', url, job.subject_label)
+
+    @admin.display(description="Celery result")
+    def task_result_link(self, job: Job) -> str:
+        url = reverse("admin:django_celery_results_taskresult_changelist") + f"?task_id={job.pk}"
+        return format_html('<a href="{}">task result {}</a>', url, job.pk)
+
+    # -- buttons on the job page ------------------------------------------------
+    def get_urls(self):
+        own = [
+            path("run/", self.admin_site.admin_view(self.run_view), name="jobs_job_run"),
+            path("<uuid:job_id>/cancel/", self.admin_site.admin_view(self.action_view),
+                 {"operation": "cancel"}, name="jobs_job_cancel"),
+            path("<uuid:job_id>/retry/", self.admin_site.admin_view(self.action_view),
+                 {"operation": "retry"}, name="jobs_job_retry"),
+            path("<uuid:job_id>/terminate/", self.admin_site.admin_view(self.action_view),
+                 {"operation": "terminate"}, name="jobs_job_terminate"),
+        ]
+        return own + super().get_urls()
+
+    def action_view(self, request, job_id, operation):
+        if request.method != "POST":
+            return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job_id]))
+        job = get_object_or_404(self.get_queryset(request), pk=job_id)
+        operations = {"cancel": job_cancel, "retry": job_retry, "terminate": job_terminate}
+        try:
+            result = operations[operation](job=job, actor=admin_actor(request), reason=request.POST.get("reason", ""))
+        except (JobNotAllowed, PermissionDenied) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job_id]))
+        if operation == "retry":
+            self.message_user(request, f"Retrying as job {result.pk}.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[result.pk]))
+        self.message_user(request, f"Job {operation} requested; it is now {result.status}.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job_id]))
+
+    def run_view(self, request):
+        """The "Run a job" page: one form per kind the user may trigger."""
+        kinds = kinds_for_user(request.user)
+        if not kinds:
+            raise PermissionDenied("You may not start any job.")
+        selected = request.POST.get("kind") or request.GET.get("kind") or kinds[0].name
+        kind = get_kind(selected)
+        if kind not in kinds:
+            raise PermissionDenied("You may not start this kind of job.")
+        form_class = params_form_class(kind)
+        form = form_class(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                job = job_trigger(kind=kind.name, params=form_params(kind, form.cleaned_data),
+                                  actor=admin_actor(request), reason=form.cleaned_data.get("reason", ""))
+            except JobParamsInvalid as exc:
+                for field, errors in exc.errors.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                verb = "is already active" if job.deduplicated else "was started"
+                self.message_user(request, f"Job {job.pk} {verb}.", messages.SUCCESS)
+                return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
+        context = {**self.admin_site.each_context(request), "title": "Run a job", "kinds": kinds, "kind": kind,
+                   "form": form, "opts": self.model._meta}
+        return render(request, "admin/jobs/job/run.html", context)
+
+    # -- bulk actions ------------------------------------------------------------
+    def _bulk(self, request, queryset, operation, verb):
+        done, refused = 0, []
+        for job in queryset:
+            try:
+                operation(job=job, actor=admin_actor(request), reason="bulk action")
+                done += 1
+            except (JobNotAllowed, PermissionDenied) as exc:
+                refused.append(f"{str(job.pk)[:8]}: {exc}")
+        self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
+        if refused:
+            self.message_user(request, "Skipped " + "; ".join(refused[:10]), messages.WARNING)
+
+    @admin.action(description="Cancel selected jobs", permissions=["cancel"])
+    def cancel_selected(self, request, queryset):
+        self._bulk(request, queryset, job_cancel, "Cancelled")
+
+    @admin.action(description="Retry selected failed or cancelled jobs", permissions=["retry"])
+    def retry_selected(self, request, queryset):
+        self._bulk(request, queryset, job_retry, "Retried")
+
+    @admin.action(description="Terminate selected running jobs (kills the worker process)",
+                  permissions=["terminate"])
+    def terminate_selected(self, request, queryset):
+        self._bulk(request, queryset, job_terminate, "Terminated")
+
+    def has_cancel_permission(self, request):
+        return request.user.has_perm("jobs.cancel_job")
+
+    def has_retry_permission(self, request):
+        return request.user.has_perm("jobs.retry_job")
+
+    def has_terminate_permission(self, request):
+        return request.user.is_staff and request.user.has_perm("jobs.terminate_job")
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}),
+                         "can_cancel": self.has_cancel_permission(request),
+                         "can_retry": self.has_retry_permission(request),
+                         "can_terminate": self.has_terminate_permission(request)}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ["created_at", "actor_label", "action", "source", "target_label", "job", "reason"]
+    list_filter = ["action", "source", "created_at"]
+    search_fields = ["actor_label", "action", "target_label", "reason"]
+    list_select_related = ["job"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
+    """django-celery-beat's schedule admin, with every change in the audit log."""
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        audit_record(actor=admin_actor(request), action="schedule.change" if change else "schedule.create",
+                     target=obj, details={"changed": form.changed_data, "task": obj.task, "enabled": obj.enabled})
+
+    def delete_model(self, request, obj):
+        audit_record(actor=admin_actor(request), action="schedule.delete", target=obj, details={"task": obj.task})
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request, queryset):
+        for task in queryset:
+            audit_record(actor=admin_actor(request), action="schedule.delete", target=task,
+                         details={"task": task.task})
+        super().delete_queryset(request, queryset)
+
+    def _audit_bulk(self, request, queryset, verb: str) -> None:
+        for task in queryset:
+            audit_record(actor=admin_actor(request), action=f"schedule.{verb}", target=task,
+                         details={"task": task.task})
+
+    @admin.action(description="Enable selected tasks")
+    def enable_tasks(self, request, queryset):
+        self._audit_bulk(request, queryset, "enable")
+        super().enable_tasks(request, queryset)
+
+    @admin.action(description="Disable selected tasks")
+    def disable_tasks(self, request, queryset):
+        self._audit_bulk(request, queryset, "disable")
+        super().disable_tasks(request, queryset)
+
+    @admin.action(description="Toggle activity of selected tasks")
+    def toggle_tasks(self, request, queryset):
+        self._audit_bulk(request, queryset, "toggle")
+        super().toggle_tasks(request, queryset)
+
+    @admin.action(description="Run selected tasks now")
+    def run_tasks(self, request, queryset):
+        self._audit_bulk(request, queryset, "run_now")
+        super().run_tasks(request, queryset)

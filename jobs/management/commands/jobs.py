@@ -1,0 +1,176 @@
+"""`manage.py jobs list|show|retry|cancel|run`: operate on jobs from the shell."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import PermissionDenied
+from django.core.management.base import BaseCommand, CommandError
+
+from jobs.errors import JobNotAllowed, JobParamsInvalid, UnknownJobKind
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
+from jobs.selectors import job_time_left
+from jobs.services import Actor, job_cancel, job_retry, job_terminate, job_trigger
+
+BAR_WIDTH = 30
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """k=v, with v read as JSON when it parses (numbers, booleans, lists), else as a string."""
+    if "=" not in text:
+        raise CommandError(f"--param takes key=value, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+class Command(BaseCommand):
+    help = "List, show, run, cancel and retry jobs."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--as", dest="as_user", help="Act as this user (checks their permissions).")
+        sub = parser.add_subparsers(dest="action", required=True)
+        listing = sub.add_parser("list", help="Recent jobs, newest first.")
+        listing.add_argument("--status", choices=JobStatus.values)
+        listing.add_argument("--kind")
+        listing.add_argument("--dead-letter", action="store_true")
+        listing.add_argument("--active", action="store_true")
+        listing.add_argument("--limit", type=int, default=20)
+        listing.add_argument("--json", action="store_true")
+        show = sub.add_parser("show", help="One job in full.")
+        show.add_argument("job_id")
+        show.add_argument("--json", action="store_true")
+        for name in ("cancel", "retry"):
+            action = sub.add_parser(name, help=f"{name.capitalize()} a job.")
+            action.add_argument("job_id")
+            action.add_argument("--reason", default="")
+            if name == "cancel":
+                action.add_argument("--terminate", action="store_true", help="Kill the worker process now.")
+        run = sub.add_parser("run", help="Start a job of a registered kind.")
+        run.add_argument("kind")
+        run.add_argument("--param", action="append", default=[], help="key=value (repeatable)")
+        run.add_argument("--priority", type=int)
+        run.add_argument("--reason", default="")
+        run.add_argument("--wait", action="store_true", help="Show progress until it ends; non-zero if it fails.")
+
+    def handle(self, *args, action, as_user=None, **options):
+        self.actor = Actor(user=self._user(as_user), source=TriggerSource.COMMAND)
+        try:
+            return getattr(self, f"do_{action}")(**options)
+        except PermissionDenied as exc:
+            raise CommandError(f"Permission denied: {exc}") from exc
+        except (JobNotAllowed, UnknownJobKind) as exc:
+            raise CommandError(str(exc)) from exc
+
+    def _user(self, username: str | None):
+        if not username:
+            return None  # whoever has the shell is trusted like the system
+        try:
+            return get_user_model().objects.get(username=username)
+        except get_user_model().DoesNotExist:
+            raise CommandError(f"No user {username!r}.") from None
+
+    def _visible_jobs(self):
+        user = self.actor.user
+        return Job.objects.all() if user is None or user.is_staff else Job.objects.filter(owner=user)
+
+    def _job(self, job_id: str) -> Job:
+        try:
+            return self._visible_jobs().get(pk=uuid.UUID(job_id))
+        except (ValueError, Job.DoesNotExist):
+            raise CommandError(f"No job {job_id}.") from None
+
+    def do_list(self, *, status, kind, dead_letter, active, limit, json: bool = False, **_):
+        jobs = self._visible_jobs()
+        if status:
+            jobs = jobs.filter(status=status)
+        if kind:
+            jobs = jobs.filter(kind=kind)
+        if dead_letter:
+            jobs = jobs.filter(is_dead_letter=True)
+        if active:
+            jobs = jobs.filter(status__in=ACTIVE_STATUSES)
+        rows = list(jobs.order_by("-created_at")[:limit])
+        if json:
+            for job in rows:
+                self.stdout.write(_dumps(_job_dict(job)))
+            return
+        self.stdout.write(f"{'id':36}  {'kind':28} {'status':10} {'progress':>9}  {'attempts':>8}  created")
+        for job in rows:
+            progress = f"{job.progress_done}/{job.progress_total}" if job.progress_total else "-"
+            self.stdout.write(f"{job.pk}  {job.kind:28} {job.status:10} {progress:>9}  "
+                              f"{job.attempts}/{job.max_attempts:<6}  {job.created_at:%Y-%m-%d %H:%M:%S}")
+
+    def do_show(self, *, job_id, json: bool = False, **_):
+        job = self._job(job_id)
+        data = _job_dict(job)
+        if json:
+            self.stdout.write(_dumps(data))
+            return
+        for key, value in data.items():
+            self.stdout.write(f"{key:>20}: {value}")
+
+    def do_cancel(self, *, job_id, reason, terminate, **_):
+        job = self._job(job_id)
+        job = (job_terminate if terminate else job_cancel)(job=job, actor=self.actor, reason=reason)
+        self.stdout.write(f"{job.pk} {job.status}" + (" (cancel requested)" if job.cancel_requested_at else ""))
+
+    def do_retry(self, *, job_id, reason, **_):
+        new_job = job_retry(job=self._job(job_id), actor=self.actor, reason=reason)
+        self.stdout.write(f"{new_job.pk} {new_job.status} (retry of {job_id})")
+
+    def do_run(self, *, kind, param, priority, reason, wait, **_):
+        params = dict(parse_param(text) for text in param)
+        try:
+            job = job_trigger(kind=kind, params=params, actor=self.actor, priority=priority, reason=reason)
+        except JobParamsInvalid as exc:
+            raise CommandError(f"Invalid parameters: {json.dumps(exc.errors)}") from exc
+        note = " (already active: not started again)" if job.deduplicated else ""
+        self.stdout.write(f"{job.pk} {job.status}{note}")
+        if wait:
+            job = self._wait(job)
+            if job.status != JobStatus.SUCCEEDED:
+                raise CommandError(f"Job {job.pk} ended {job.status}: {job.error}")
+            self.stdout.write(f"result: {_dumps(job.result)}")
+
+    def _wait(self, job: Job) -> Job:
+        """A live progress bar until the job ends."""
+        while True:
+            job.refresh_from_db()
+            if job.progress_total:
+                filled = int(BAR_WIDTH * job.progress_done / job.progress_total)
+                bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+                counts = f"{job.progress_done}/{job.progress_total}"
+            else:
+                bar, counts = "." * BAR_WIDTH, ""
+            left = job_time_left(job)
+            eta = f" ~{left:.0f}s left" if left is not None else ""
+            sys.stdout.write(f"\r[{bar}] {counts} {job.status}{eta} {job.progress_message[:40]:40}")
+            sys.stdout.flush()
+            if job.status not in ACTIVE_STATUSES:
+                sys.stdout.write("\n")
+                return job
+            time.sleep(0.5)
+
+
+def _job_dict(job: Job) -> dict:
+    return {
+        "id": str(job.pk), "kind": job.kind, "status": job.status, "params": job.params, "queue": job.queue,
+        "priority": job.priority, "source": job.source, "owner": getattr(job.owner, "username", None),
+        "subject": job.subject_label or None, "progress_done": job.progress_done,
+        "progress_total": job.progress_total, "message": job.progress_message, "attempts": job.attempts,
+        "max_attempts": job.max_attempts, "result": job.result, "error": job.error or None,
+        "dead_letter": job.is_dead_letter, "created_at": job.created_at, "started_at": job.started_at,
+        "finished_at": job.finished_at, "worker": job.worker or None,
+        "retry_of": str(job.retry_of_id) if job.retry_of_id else None,
+    }
+
+
+def _dumps(value) -> str:
+    return json.dumps(value, default=str)
