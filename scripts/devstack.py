@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("VAR_DIR", ROOT / "var"))
 VENV_BIN = Path(sys.executable).parent
 PRIVATE_REDIS_PORT = 6390
 
@@ -82,8 +83,12 @@ def prepare_and_run(env: dict) -> None:
     print(f"API docs:   http://{bind}/api/docs/")
     print(f"Dashboard:  http://{bind}/monitoring/")
     print("Ctrl-C stops web, worker and beat.\n", flush=True)
-    honcho = str(VENV_BIN / "honcho")
-    subprocess.run([honcho, "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"], cwd=ROOT, env=env, check=False)
+    honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"],
+                              cwd=ROOT, env=env)
+    # Ctrl-C reaches honcho (same process group), which stops web, worker and
+    # beat gracefully; we wait for that instead of dying first and orphaning them.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    honcho.wait()
 
 
 if __name__ == "__main__":

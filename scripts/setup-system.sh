@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# System packages AP Intake needs (Debian 12). Idempotent: safe to run again.
+set -euo pipefail
+
+# Dovecot: the real IMAP server the emailsync tests and benchmarks run (tests/support/dovecot.py).
+if [ ! -x /usr/sbin/dovecot ]; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd
+fi
