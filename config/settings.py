@@ -304,6 +304,28 @@ INVOICE_MAX_FILE_BYTES = env_int("INVOICE_MAX_FILE_BYTES", 20 * 1024 * 1024)
 EMAILSYNC_ALLOW_PRIVATE_HOSTS = env_bool("EMAILSYNC_ALLOW_PRIVATE_HOSTS", False)
 EMAILSYNC_ALLOW_INSECURE = env_bool("EMAILSYNC_ALLOW_INSECURE", False)
 EMAILSYNC_CA_FILE = env_str("EMAILSYNC_CA_FILE")
+EMAILSYNC_TIMEOUT = env_float("EMAILSYNC_TIMEOUT", 30.0)
+EMAILSYNC_HEADER_BATCH = env_int("EMAILSYNC_HEADER_BATCH", 500)
+EMAILSYNC_DOWNLOAD_BATCH = env_int("EMAILSYNC_DOWNLOAD_BATCH", 20)
+EMAILSYNC_MAX_MESSAGE_ATTEMPTS = env_int("EMAILSYNC_MAX_MESSAGE_ATTEMPTS", 3)
+EMAILSYNC_ZIP_MAX_MEMBERS = env_int("EMAILSYNC_ZIP_MAX_MEMBERS", 50)
+EMAILSYNC_ZIP_MAX_TOTAL_BYTES = env_int("EMAILSYNC_ZIP_MAX_TOTAL_BYTES", 50 * 1024 * 1024)
+EMAILSYNC_ZIP_MAX_RATIO = env_float("EMAILSYNC_ZIP_MAX_RATIO", 100.0)
+EMAILSYNC_SYNC_INTERVAL_SECONDS = env_int("EMAILSYNC_SYNC_INTERVAL_SECONDS", 300)
+EMAILSYNC_OAUTH_PROVIDERS = {
+    "google": {
+        "token_url": env_str("EMAILSYNC_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"),
+        "client_id": env_str("EMAILSYNC_GOOGLE_CLIENT_ID"),
+        "client_secret": env_str("EMAILSYNC_GOOGLE_CLIENT_SECRET"),
+    },
+    "microsoft": {
+        "token_url": env_str("EMAILSYNC_MICROSOFT_TOKEN_URL",
+                             "https://login.microsoftonline.com/common/oauth2/v2.0/token"),
+        "client_id": env_str("EMAILSYNC_MICROSOFT_CLIENT_ID"),
+        "client_secret": env_str("EMAILSYNC_MICROSOFT_CLIENT_SECRET"),
+        "scope": "https://outlook.office.com/IMAP.AccessAsUser.All offline_access",
+    },
+}
 
 # --- Logging -------------------------------------------------------------------
 LOG_FORMAT = env_str("LOG_FORMAT", "text")  # "text" or "json"
@@ -329,3 +351,4 @@ LOGGING = {
         "celery": {"level": env_str("CELERY_LOG_LEVEL", "INFO")},
     },
 }
+

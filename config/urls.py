@@ -6,6 +6,8 @@ from rest_framework.authtoken.views import obtain_auth_token
 api_v1 = [
     path("auth/token/", obtain_auth_token, name="api-token"),
     path("", include("jobs.urls")),
+    path("", include("invoices.urls")),
+    path("", include("emailsync.urls")),
 ]
 
 urlpatterns = [
@@ -13,4 +15,5 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path("", include("monitoring.urls")),
 ]

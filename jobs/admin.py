@@ -11,7 +11,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
-from django.urls import path, reverse
+from django.urls import NoReverseMatch, path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
@@ -206,12 +206,11 @@ class JobAdmin(admin.ModelAdmin):
 
     @admin.display(description="subject")
     def subject_link(self, job: Job) -> str:
-        if not job.subject_type_id:
+        if not job.subject_type:
             return "—"
-        model = job.subject_type.model_class()
         try:
-            url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_change", args=[job.subject_id])
-        except Exception:
+            url = reverse(f"admin:{job.subject_type.replace('.', '_')}_change", args=[job.subject_id])
+        except NoReverseMatch:
             return job.subject_label
         return format_html('<a href="{}">{}</a>', url, job.subject_label)
 

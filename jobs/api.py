@@ -43,9 +43,9 @@ class JobSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
     def get_subject(self, job: Job) -> dict | None:
-        if not job.subject_type_id:
+        if not job.subject_type:
             return None
-        return {"type": job.subject_type.model, "id": job.subject_id, "label": job.subject_label}
+        return {"type": job.subject_type, "id": job.subject_id, "label": job.subject_label}
 
     def get_progress(self, job: Job) -> dict:
         return {"done": job.progress_done, "total": job.progress_total, "percent": job.progress_percent}
@@ -116,7 +116,7 @@ class JobFilter(django_filters.FilterSet):
     active = django_filters.BooleanFilter(method="filter_active")
     created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
-    subject_type = django_filters.CharFilter(field_name="subject_type__model")
+    subject_type = django_filters.CharFilter(help_text='e.g. "invoices.invoice"')
     subject_id = django_filters.CharFilter()
 
     class Meta:

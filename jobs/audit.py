@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.contenttypes.models import ContentType
-
-from jobs.models import AuditEntry, Job
+from jobs.models import AuditEntry, Job, model_label
 
 
 def audit_record(*, actor, action: str, job: Job | None = None, target=None, reason: str = "",
@@ -24,7 +22,7 @@ def audit_record(*, actor, action: str, job: Job | None = None, target=None, rea
         details=details or {},
     )
     if target is not None:
-        entry.target_type = ContentType.objects.get_for_model(target)
+        entry.target_type = model_label(target)
         entry.target_id = str(target.pk)
         entry.target_label = str(target)[:200]
     entry.save()

@@ -3,10 +3,26 @@
 import uuid
 from datetime import timedelta
 
+from django.apps import apps
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
+
+
+def model_label(instance) -> str:
+    """"app_label.modelname" of a model instance: how jobs and audit rows name what they are about."""
+    return instance._meta.label_lower
+
+
+def model_instance(label: str, pk: str):
+    """The instance a model label and primary key point to, or None."""
+    if not label or not pk:
+        return None
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError):
+        return None
+    return model._default_manager.filter(pk=pk).first()
 
 
 class JobStatus(models.TextChoices):
@@ -45,7 +61,8 @@ class Job(models.Model):
     )
     # What the job is about (invoice 12, mailbox "ap@..."): a loose generic link
     # so that deleting the subject never deletes its history.
-    subject_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL)
+    subject_type = models.CharField(max_length=100, blank=True, default="", help_text='Model label, e.g. '
+                                    '"invoices.invoice".')
     subject_id = models.CharField(max_length=64, blank=True, default="")
     subject_label = models.CharField(max_length=200, blank=True, default="")
     unique_key = models.CharField(max_length=200, null=True, blank=True)
@@ -116,6 +133,10 @@ class Job(models.Model):
             ("terminate_job", "Can terminate running jobs"),
         ]
 
+    def subject_object(self):
+        """The model instance the job is about, if it still exists."""
+        return model_instance(self.subject_type, self.subject_id)
+
     def __str__(self) -> str:
         label = f" {self.subject_label}" if self.subject_label else ""
         return f"{self.kind}{label} [{self.status}]"
@@ -184,7 +205,7 @@ class AuditEntry(models.Model):
     action = models.CharField(max_length=60)
     source = models.CharField(max_length=10, choices=TriggerSource.choices)
     job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")
-    target_type = models.ForeignKey(ContentType, null=True, blank=True, on_delete=models.SET_NULL)
+    target_type = models.CharField(max_length=100, blank=True, default="")
     target_id = models.CharField(max_length=64, blank=True, default="")
     target_label = models.CharField(max_length=200, blank=True, default="")
     reason = models.TextField(blank=True, default="")

@@ -6,11 +6,19 @@ and later apps add their own permissions to the same roles.
 
 from __future__ import annotations
 
+JOB_OPERATIONS = ["jobs.view_job", "jobs.trigger_job", "jobs.cancel_job", "jobs.retry_job"]
+INVOICE_READ = ["invoices.view_invoice", "invoices.view_vendor", "invoices.view_exportbatch"]
+INVOICE_WORK = [*INVOICE_READ, "invoices.add_invoice", "invoices.reprocess_invoice", "invoices.approve_invoice",
+                "invoices.export_invoice", "invoices.add_exportbatch"]
+MAILBOX_WORK = ["emailsync.view_mailbox", "emailsync.add_mailbox", "emailsync.change_mailbox",
+                "emailsync.delete_mailbox", "emailsync.sync_mailbox", "emailsync.view_mailmessage"]
+
 ROLE_PERMISSIONS: dict[str, list[str]] = {
-    "viewer": ["jobs.view_job"],
+    "viewer": ["jobs.view_job", *INVOICE_READ, "emailsync.view_mailbox"],
     # terminate also needs is_staff (jobs.services.job_terminate)
-    "operator": ["jobs.view_job", "jobs.trigger_job", "jobs.cancel_job", "jobs.retry_job", "jobs.terminate_job"],
-    "ap_clerk": ["jobs.view_job", "jobs.trigger_job", "jobs.cancel_job", "jobs.retry_job"],
+    "operator": [*JOB_OPERATIONS, "jobs.terminate_job", *INVOICE_READ, "invoices.reprocess_invoice",
+                 "monitoring.run_scan"],
+    "ap_clerk": [*JOB_OPERATIONS, *INVOICE_WORK, *MAILBOX_WORK, "monitoring.run_scan"],
 }
 
 
@@ -18,7 +26,8 @@ def grant_role_permissions(apps, role_permissions: dict[str, list[str]]) -> None
     """Create the groups and give them the listed permissions (idempotent).
 
     Permissions are created on post_migrate, which has not run yet inside a
-    migration on a fresh database, so create them first.
+    migration on a fresh database, so create them first. Permissions of apps
+    not migrated yet are skipped; each app's roles migration calls this again.
     """
     from django.contrib.auth.management import create_permissions
 
@@ -32,8 +41,9 @@ def grant_role_permissions(apps, role_permissions: dict[str, list[str]]) -> None
         group, _ = Group.objects.get_or_create(name=role)
         for dotted in perms:
             app_label, codename = dotted.split(".")
-            permission = Permission.objects.get(content_type__app_label=app_label, codename=codename)
-            group.permissions.add(permission)
+            permission = Permission.objects.filter(content_type__app_label=app_label, codename=codename).first()
+            if permission is not None:
+                group.permissions.add(permission)
 
 
 def ensure_roles() -> None:

@@ -16,7 +16,7 @@ DURATION_CACHE_SECONDS = 60
 
 def jobs_visible_to(user) -> QuerySet[Job]:
     """Staff see every job; everyone else only the jobs they own."""
-    jobs = Job.objects.select_related("owner", "subject_type")
+    jobs = Job.objects.select_related("owner")
     if user.is_staff:
         return jobs
     return jobs.filter(owner=user)

@@ -14,7 +14,6 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from django.conf import settings
-from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
@@ -22,7 +21,7 @@ from django.utils import timezone
 
 from jobs.audit import audit_record
 from jobs.errors import JobNotAllowed
-from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource, model_label
 from jobs.registry import JobKind, get_kind
 
 logger = logging.getLogger(__name__)
@@ -90,7 +89,7 @@ def job_enqueue(
         retry_of=retry_of,
     )
     if subject is not None:
-        job.subject_type = ContentType.objects.get_for_model(subject)
+        job.subject_type = model_label(subject)
         job.subject_id = str(subject.pk)
         job.subject_label = str(subject)[:200]
     if job.unique_key:
@@ -237,9 +236,7 @@ def job_retry(*, job: Job, actor: Actor, reason: str = "") -> Job:
             job.kind,
             job.params,
             owner=job.owner,
-            subject=job.subject_type.get_object_for_this_type(pk=job.subject_id)
-            if job.subject_type_id and _subject_exists(job)
-            else None,
+            subject=job.subject_object(),
             unique_key=job.unique_key,
             priority=job.priority,
             source=actor.source,
@@ -250,10 +247,6 @@ def job_retry(*, job: Job, actor: Actor, reason: str = "") -> Job:
                      details={"new_job": str(new_job.pk)})
     return new_job
 
-
-def _subject_exists(job: Job) -> bool:
-    model = job.subject_type.model_class()
-    return model is not None and model.objects.filter(pk=job.subject_id).exists()
 
 
 def job_retry_many(*, jobs: QuerySet, actor: Actor, reason: str = "") -> list[Job]:

@@ -7,3 +7,9 @@ if [ ! -x /usr/sbin/dovecot ]; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y dovecot-imapd
 fi
+
+# Chromium + its WebDriver: the monitoring dashboard test drives headless Chromium (tests/monitoring/test_dashboard_browser.py).
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
+fi

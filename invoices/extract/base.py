@@ -40,6 +40,7 @@ class VatBreakdown:
     taxable_amount: Decimal | None = None  # BT-116
     tax_amount: Decimal | None = None  # BT-117
     exemption_reason: str = ""  # BT-120
+    exemption_reason_code: str = ""  # BT-121 (VATEX code list)
 
 
 @dataclass
@@ -93,3 +94,10 @@ class Extractor:
 
     def extract(self, content: bytes) -> ExtractedInvoice:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def detected_format(self, content: bytes) -> str:
+        """The format `extract` will report for content this extractor handles.
+
+        Usually `format`; a container format (a PDF with embedded XML) may refine it.
+        """
+        return self.format

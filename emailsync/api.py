@@ -1,0 +1,190 @@
+"""REST API: /api/v1/mailboxes/. The secret is write-only and never returned."""
+
+from __future__ import annotations
+
+from django.db.models import Sum
+from django.db.models.functions import TruncDate
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+
+from emailsync.models import Mailbox, SyncRun
+from emailsync.services import (
+    MAILBOX_FIELDS,
+    MailboxInvalid,
+    mailbox_active_sync,
+    mailbox_cancel_sync,
+    mailbox_delete,
+    mailbox_save,
+    mailbox_sync_enqueue,
+    mailbox_test_connection,
+)
+from jobs.api import JobSerializer, actor_for
+from jobs.errors import JobNotAllowed
+from jobs.services import require_permission
+
+
+class MailboxSerializer(serializers.ModelSerializer):
+    secret = serializers.CharField(write_only=True, required=False, allow_blank=False, style={"input_type": "password"},
+                                   help_text="Password, app password or OAuth2 access token. Write-only.")
+    refresh_token = serializers.CharField(write_only=True, required=False, allow_blank=False,
+                                          help_text="OAuth2 refresh token (XOAUTH2 mailboxes). Write-only.")
+    has_secret = serializers.BooleanField(read_only=True)
+    owner = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Mailbox
+        fields = ["id", *MAILBOX_FIELDS, "secret", "refresh_token", "has_secret", "owner", "needs_attention",
+                  "last_error", "last_sync_at", "created_at"]
+        read_only_fields = ["needs_attention", "last_error", "last_sync_at", "created_at"]
+
+    def validate_folders(self, folders):
+        if not isinstance(folders, list) or not all(isinstance(f, str) and f.strip() for f in folders):
+            raise serializers.ValidationError("A list of folder names, e.g. [\"INBOX\"].")
+        return [f.strip() for f in folders]
+
+    def validate(self, attrs):
+        if self.instance is None and not attrs.get("secret"):
+            raise serializers.ValidationError({"secret": "A new mailbox needs its password or token."})
+        return attrs
+
+
+class SyncRequestSerializer(serializers.Serializer):
+    months = serializers.IntegerField(min_value=1, max_value=120, required=False)
+    folders = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_empty=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class SyncRunSerializer(serializers.ModelSerializer):
+    job_id = serializers.UUIDField(read_only=True)
+
+    class Meta:
+        model = SyncRun
+        fields = ["id", "job_id", "status", "started_at", "finished_at", *SyncRun.COUNT_FIELDS, "error"]
+
+
+class MailboxPermissions(DjangoModelPermissions):
+    """Model permissions for the CRUD calls (reading needs view_mailbox too); the
+    sync actions need view_mailbox here and their own permission in the service."""
+
+    perms_map = {**DjangoModelPermissions.perms_map, "GET": ["%(app_label)s.view_%(model_name)s"]}
+    ACTIONS = {"sync", "cancel_sync", "test", "sync_status", "history", "statistics"}
+
+    def has_permission(self, request, view):
+        if getattr(view, "action", None) in self.ACTIONS:
+            return request.user.is_authenticated and request.user.has_perm("emailsync.view_mailbox")
+        return super().has_permission(request, view)
+
+
+class MailboxViewSet(viewsets.ModelViewSet):
+    """Mailboxes you own (staff: all). The secret is write-only."""
+
+    serializer_class = MailboxSerializer
+    permission_classes = [IsAuthenticated, MailboxPermissions]
+    throttle_scope = "trigger"
+
+    def get_queryset(self):
+        mailboxes = Mailbox.objects.select_related("owner").order_by("name")
+        return mailboxes if self.request.user.is_staff else mailboxes.filter(owner=self.request.user)
+
+    def get_throttles(self):
+        if self.action in ("sync", "cancel_sync", "test"):
+            return [*super().get_throttles(), ScopedRateThrottle()]
+        return super().get_throttles()
+
+    def _save(self, serializer, mailbox=None):
+        data = dict(serializer.validated_data)
+        secret, refresh = data.pop("secret", None), data.pop("refresh_token", None)
+        try:
+            return mailbox_save(actor=actor_for(self.request), mailbox=mailbox, secret=secret,
+                                refresh_token=refresh, **data)
+        except MailboxInvalid as exc:
+            raise serializers.ValidationError({"host": [str(exc)]}) from exc
+
+    def perform_create(self, serializer):
+        serializer.instance = self._save(serializer)
+
+    def perform_update(self, serializer):
+        serializer.instance = self._save(serializer, mailbox=serializer.instance)
+
+    def perform_destroy(self, instance):
+        mailbox_delete(mailbox=instance, actor=actor_for(self.request))
+
+    @extend_schema(request=SyncRequestSerializer, responses={
+        202: JobSerializer, 409: OpenApiResponse(JobSerializer, description="A sync of this mailbox is active.")})
+    @action(detail=True, methods=["post"])
+    def sync(self, request, pk=None):
+        """Scan the mailbox now (one active sync per mailbox)."""
+        mailbox = self.get_object()
+        body = SyncRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = mailbox_sync_enqueue(mailbox=mailbox, actor=actor_for(request), months=body.validated_data.get("months"),
+                                   folders=body.validated_data.get("folders"), reason=body.validated_data["reason"])
+        code = status.HTTP_409_CONFLICT if job.deduplicated else status.HTTP_202_ACCEPTED
+        return Response(JobSerializer(job, context=self.get_serializer_context()).data, status=code)
+
+    @extend_schema(responses={200: OpenApiResponse(description="The active or last sync job, with progress and "
+                                                               "ETA, and the last run's counts.")})
+    @action(detail=True, methods=["get"], url_path="sync-status")
+    def sync_status(self, request, pk=None):
+        mailbox = self.get_object()
+        job = mailbox_active_sync(mailbox) or _last_sync_job(mailbox)
+        last_run = mailbox.sync_runs.first()
+        return Response({
+            "mailbox": mailbox.name,
+            "active": job is not None and job.is_active,
+            "job": JobSerializer(job, context=self.get_serializer_context()).data if job else None,
+            "last_run": SyncRunSerializer(last_run).data if last_run else None,
+            "needs_attention": mailbox.needs_attention,
+            "last_error": mailbox.last_error or None,
+        })
+
+    @extend_schema(request=None, responses={200: JobSerializer, 409: OpenApiResponse(description="Nothing to cancel.")})
+    @action(detail=True, methods=["post"], url_path="cancel-sync")
+    def cancel_sync(self, request, pk=None):
+        try:
+            job = mailbox_cancel_sync(mailbox=self.get_object(), actor=actor_for(request),
+                                      reason=request.data.get("reason", ""))
+        except JobNotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        return Response(JobSerializer(job, context=self.get_serializer_context()).data)
+
+    @extend_schema(responses=SyncRunSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def history(self, request, pk=None):
+        """Past syncs, newest first, with their counts."""
+        runs = self.get_object().sync_runs.all()[:100]
+        return Response(SyncRunSerializer(runs, many=True).data)
+
+    @extend_schema(request=None, responses={200: OpenApiResponse(description='{"ok", "error", "error_type", '
+                                                                             '"folders"}')})
+    @action(detail=True, methods=["post"])
+    def test(self, request, pk=None):
+        """Log in and open each folder; says exactly what failed."""
+        mailbox = self.get_object()
+        require_permission(request.user, "emailsync.sync_mailbox")
+        return Response(mailbox_test_connection(mailbox=mailbox))
+
+    @extend_schema(responses={200: OpenApiResponse(description="Per mailbox and day: messages scanned, "
+                                                               "invoices found (staff only).")})
+    @action(detail=False, methods=["get"])
+    def statistics(self, request):
+        if not request.user.is_staff:
+            return Response({"detail": "Staff only."}, status=status.HTTP_403_FORBIDDEN)
+        rows = (SyncRun.objects.annotate(day=TruncDate("started_at")).values("mailbox__name", "day")
+                .annotate(messages_new=Sum("messages_new"), messages_seen=Sum("messages_seen"),
+                          invoices_created=Sum("invoices_created"), errors=Sum("errors"))
+                .order_by("-day", "mailbox__name")[:1000])
+        return Response([{"mailbox": r["mailbox__name"], "day": r["day"], "messages_scanned": r["messages_new"],
+                          "messages_matched": r["messages_seen"], "invoices_found": r["invoices_created"],
+                          "errors": r["errors"]} for r in rows])
+
+
+def _last_sync_job(mailbox: Mailbox):
+    from jobs.models import Job
+
+    return Job.objects.filter(kind="emailsync.sync_mailbox", subject_id=str(mailbox.pk)).order_by(
+        "-created_at").first()

@@ -1,0 +1,502 @@
+"""Find the parts of an email that may be invoices.
+
+Every attachment is hostile data: only bytes are inspected, nothing is run or
+opened with another program, and attachment or zip member names are cleaned
+for display and never used as paths. The kind of a file is decided from its
+bytes (PDF magic, XML prolog, delimited text); the declared type and the file
+name only break ties and explain refusals.
+
+Zip archives are expanded one level. Their limits (member count, total size,
+compression ratio) are checked against the central directory before anything
+is decompressed.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import email
+import io
+import mimetypes
+import re
+import unicodedata
+import zipfile
+from dataclasses import dataclass, field
+from email import policy
+from email.message import Message
+from pathlib import PurePosixPath
+from typing import Literal
+
+from emailsync.errors import UnparseableMessage
+from emailsync.mime import decode_header_value, decode_text, headers_of, is_attachment_like
+
+DEFAULT_MAX_BYTES = 20 * 1024 * 1024
+DEFAULT_ZIP_MAX_MEMBERS = 100
+DEFAULT_ZIP_MAX_TOTAL_BYTES = 100 * 1024 * 1024
+DEFAULT_ZIP_MAX_RATIO = 100
+
+InvoiceKind = Literal["pdf", "xml", "csv"]
+_INVOICE_KINDS = ("pdf", "xml", "csv")
+_KIND_EXTENSIONS = {"pdf": "pdf", "xml": "xml", "csv": "csv"}
+_DECLARED_KINDS = {
+    "application/pdf": "pdf",
+    "application/x-pdf": "pdf",
+    "application/xml": "xml",
+    "text/xml": "xml",
+    "text/csv": "csv",
+    "text/comma-separated-values": "csv",
+    "text/tab-separated-values": "csv",
+}
+_EXTENSION_KINDS = {".pdf": "pdf", ".xml": "xml", ".csv": "csv", ".tsv": "csv"}
+_KIND_NAMES = {"pdf": "PDF", "xml": "XML", "csv": "CSV"}
+_MAX_FILENAME_CHARS = 200
+_FORWARDED_MESSAGE_TYPES = ("message/rfc822", "message/global")
+_SNIFF_BYTES = 64 * 1024
+# Only Python's built-in table: the answer must not depend on the host's /etc/mime.types.
+_BUILTIN_MIME_TYPES = mimetypes.MimeTypes(filenames=())
+
+
+@dataclass(frozen=True)
+class Attachment:
+    """A part (or zip member) whose bytes look like an invoice file."""
+
+    filename: str
+    content: bytes = field(repr=False)
+    content_type: str
+    detected_kind: InvoiceKind
+    archive: str | None = None  # the zip it came from, for zip members
+
+    @property
+    def size(self) -> int:
+        """Length of the content in bytes."""
+        return len(self.content)
+
+
+@dataclass(frozen=True)
+class SkippedPart:
+    """An attachment that is not processed, with the reason a person reads."""
+
+    filename: str | None
+    content_type: str
+    reason: str
+    archive: str | None = None
+
+
+@dataclass(frozen=True)
+class ParsedMessage:
+    """The headers of a message plus its candidate and skipped attachments."""
+
+    message_id: str | None
+    subject: str
+    sender: str
+    date: dt.datetime | None  # aware; None when the Date header is missing or unreadable
+    candidates: list[Attachment]
+    skipped: list[SkippedPart]
+
+
+@dataclass(frozen=True)
+class _Limits:
+    max_bytes: int
+    zip_max_members: int
+    zip_max_total_bytes: int
+    zip_max_ratio: float
+
+
+def candidate_attachments(
+    raw: bytes,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    zip_max_members: int = DEFAULT_ZIP_MAX_MEMBERS,
+    zip_max_total_bytes: int = DEFAULT_ZIP_MAX_TOTAL_BYTES,
+    zip_max_ratio: float = DEFAULT_ZIP_MAX_RATIO,
+) -> ParsedMessage:
+    """Parse a raw RFC 822 message into its headers, invoice candidates and skipped attachments.
+
+    Raises UnparseableMessage when the bytes are not an email message at all.
+    """
+    if not isinstance(raw, bytes | bytearray) or not raw or raw.isspace():
+        raise UnparseableMessage("The message is empty.")
+    limits = _Limits(max_bytes, zip_max_members, zip_max_total_bytes, zip_max_ratio)
+    failures = []
+    # The modern policy decodes names and parameters best but raises on some malformed headers;
+    # compat32 accepts nearly anything.
+    for parse_policy in (policy.default, policy.compat32):
+        try:
+            message = email.message_from_bytes(raw, policy=parse_policy)
+            _require_headers(message)
+            return _extract(message, limits)
+        except UnparseableMessage:
+            raise
+        except Exception as failure:  # the email package raises many types on bad input
+            failures.append(f"{type(failure).__name__}: {failure}")
+    raise UnparseableMessage("The message could not be parsed: " + "; ".join(failures))
+
+
+def display_filename(name: str | None) -> str | None:
+    """A file name safe to show: no directories, control or bidi characters, bounded length."""
+    if not name:
+        return None
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    # Category C covers control, format (bidi overrides that disguise "fdp.exe"), surrogates, private use.
+    name = "".join(char for char in name if not unicodedata.category(char).startswith("C"))
+    name = " ".join(name.split())
+    if name in ("", ".", ".."):
+        return None
+    if len(name) > _MAX_FILENAME_CHARS:
+        suffix = PurePosixPath(name).suffix[:20]
+        name = name[: _MAX_FILENAME_CHARS - len(suffix)] + suffix
+    return name
+
+
+def detect_kind(content: bytes, *, declared_type: str = "", filename: str | None = None) -> str | None:
+    """"pdf", "xml", "csv" or "zip" from the bytes; None when they are none of those.
+
+    The declared type and extension only relax the CSV check (a one-line CSV
+    named .csv is accepted; an unnamed one is not).
+    """
+    # Zip first: a stored (uncompressed) PDF member puts "%PDF-" within the archive's first kilobyte.
+    if content.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "zip"
+    # Readers accept junk before the header, so "%PDF-" anywhere in the first kilobyte counts.
+    if b"%PDF-" in content[:1024]:
+        return "pdf"
+    if _looks_like_xml(content):
+        return "xml"
+    hinted = _declared_kind(declared_type, filename) == "csv"
+    if _looks_like_csv(content, hinted=hinted):
+        return "csv"
+    return None
+
+
+# -- message walk --------------------------------------------------------------
+
+def _require_headers(message: Message) -> None:
+    if not message.keys():
+        raise UnparseableMessage("No email headers were found: this is not an email message.")
+
+
+def _extract(message: Message, limits: _Limits) -> ParsedMessage:
+    headers = headers_of(message)
+    candidates: list[Attachment] = []
+    skipped: list[SkippedPart] = []
+    for part in _leaf_parts(message):
+        _classify_part(part, limits, candidates, skipped)
+    return ParsedMessage(
+        message_id=headers.message_id,
+        subject=headers.subject,
+        sender=headers.sender,
+        date=headers.date,
+        candidates=candidates,
+        skipped=skipped,
+    )
+
+
+def _leaf_parts(message: Message):
+    """Every part that is not a container, including parts hidden after a closing boundary."""
+    for part in message.walk():
+        content_type = part.get_content_type()
+        if part.is_multipart():
+            # message/delivery-status and similar with a file name are shown as attachments by mail clients.
+            is_report = content_type.startswith("message/") and content_type not in _FORWARDED_MESSAGE_TYPES
+            if is_report and (_filename(part) or part.get_content_disposition() == "attachment"):
+                yield part
+            if content_type.startswith("multipart/"):
+                yield from _parts_after_closing_boundary(part)
+            continue
+        yield part
+
+
+def _parts_after_closing_boundary(multipart: Message):
+    """Parts that a broken message placed in the epilogue, e.g. after a reused boundary closed it early.
+
+    Some mail clients still show them, and hiding an attachment this way is a known trick: they are
+    reported like any other part rather than silently dropped.
+    """
+    boundary = multipart.get_boundary()
+    epilogue = multipart.epilogue
+    if not boundary or not epilogue or f"--{boundary}" not in epilogue:
+        return
+    delimiter = re.compile(rf"^--{re.escape(boundary)}(?:--)?[ \t]*\r?$", re.MULTILINE)
+    for chunk in delimiter.split(epilogue)[1:]:
+        raw_chunk = chunk.lstrip("\r\n").encode("ascii", errors="surrogateescape")
+        if not raw_chunk.strip():
+            continue
+        hidden = email.message_from_bytes(raw_chunk, policy=multipart.policy)
+        if hidden.keys():
+            yield from _leaf_parts(hidden)
+
+
+def _classify_part(part: Message, limits: _Limits, candidates: list, skipped: list) -> None:
+    content_type = part.get_content_type()
+    raw_name = _filename(part)
+    if not is_attachment_like(
+        content_type=content_type, disposition=part.get_content_disposition(), has_filename=bool(raw_name)
+    ):
+        return
+    name = display_filename(raw_name)
+    if part.is_multipart():
+        skipped.append(SkippedPart(name, content_type, f"not an invoice type ({content_type})"))
+        return
+    content = part.get_payload(decode=True) or b""
+    _classify_content(
+        content, name=name, content_type=content_type, limits=limits,
+        candidates=candidates, skipped=skipped, archive=None,
+    )
+
+
+def _classify_content(
+    content: bytes,
+    *,
+    name: str | None,
+    content_type: str,
+    limits: _Limits,
+    candidates: list,
+    skipped: list,
+    archive: str | None,
+) -> None:
+    def skip(reason: str) -> None:
+        skipped.append(SkippedPart(name, content_type, reason, archive))
+
+    if not content:
+        skip("empty attachment")
+        return
+    if len(content) > limits.max_bytes:
+        skip(f"over the size limit ({_human_size(len(content))} > {_human_size(limits.max_bytes)})")
+        return
+    kind = detect_kind(content, declared_type=content_type, filename=name)
+    if kind == "zip":
+        if archive is not None:
+            skip("nested zip archive not expanded")
+        else:
+            _expand_zip(content, name=name, content_type=content_type, limits=limits,
+                        candidates=candidates, skipped=skipped)
+        return
+    if kind in _INVOICE_KINDS:
+        filename = name or f"attachment-{len(candidates) + len(skipped) + 1}.{_KIND_EXTENSIONS[kind]}"
+        candidates.append(Attachment(filename, content, content_type, kind, archive))
+        return
+    declared = _declared_kind(content_type, name)
+    if declared is not None:
+        skip(f"declared as {_KIND_NAMES[declared]} but the content is not {_KIND_NAMES[declared]}")
+    else:
+        skip(f"not an invoice type ({content_type})")
+
+
+def _filename(part: Message) -> str | None:
+    try:
+        name = part.get_filename()
+    except Exception:  # malformed RFC 2231 parameters
+        name = None
+    if not name:
+        return None
+    if "=?" in name:  # compat32 leaves RFC 2047 words in parameters; some senders use them there
+        name = decode_header_value(name, name="Subject")
+    return name
+
+
+# -- zip archives --------------------------------------------------------------
+
+def _expand_zip(
+    content: bytes, *, name: str | None, content_type: str, limits: _Limits, candidates: list, skipped: list
+) -> None:
+    zip_type = content_type if content_type not in _GENERIC_TYPES else "application/zip"
+
+    def skip_archive(reason: str) -> None:
+        skipped.append(SkippedPart(name, zip_type, reason))
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(content))
+        members = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, OSError, EOFError) as failure:
+        skip_archive(f"damaged zip archive ({failure})")
+        return
+    # Everything below reads the central directory only; nothing is decompressed yet.
+    document = _zip_based_document(members, name)
+    if document is not None:
+        # A .docx or .xlsx is a zip of XML parts: expanding it would offer those parts as XML invoices.
+        described = content_type if content_type not in _GENERIC_TYPES else document
+        skip_archive(f"not an invoice type ({described})")
+        return
+    if len(members) > limits.zip_max_members:
+        skip_archive(f"zip: too many members ({len(members)} > {limits.zip_max_members})")
+        return
+    total = sum(info.file_size for info in members)
+    if total > limits.zip_max_total_bytes:
+        skip_archive(
+            f"zip: members too large in total ({_human_size(total)} > {_human_size(limits.zip_max_total_bytes)})"
+        )
+        return
+    worst_ratio = max((info.file_size / max(info.compress_size, 1) for info in members), default=0)
+    if worst_ratio > limits.zip_max_ratio:
+        skip_archive(f"zip bomb: compression ratio {worst_ratio:.0f} > {limits.zip_max_ratio:g}")
+        return
+    with archive:
+        for info in members:
+            _classify_zip_member(archive, info, archive_name=name or "archive.zip", limits=limits,
+                                 candidates=candidates, skipped=skipped)
+
+
+def _classify_zip_member(
+    archive: zipfile.ZipFile,
+    info: zipfile.ZipInfo,
+    *,
+    archive_name: str,
+    limits: _Limits,
+    candidates: list,
+    skipped: list,
+) -> None:
+    name = display_filename(_member_name(info))
+    guessed_type = _BUILTIN_MIME_TYPES.guess_type(name or "", strict=False)[0] or "application/octet-stream"
+
+    def skip(reason: str) -> None:
+        skipped.append(SkippedPart(name, guessed_type, reason, archive_name))
+
+    if info.flag_bits & 0x1:
+        skip("encrypted zip member")
+        return
+    if info.file_size > limits.max_bytes:
+        skip(f"over the size limit ({_human_size(info.file_size)} > {_human_size(limits.max_bytes)})")
+        return
+    try:
+        with archive.open(info) as member:
+            # The central directory may lie about sizes: never read more than it promised.
+            data = member.read(info.file_size + 1)[: info.file_size + 1]
+    except NotImplementedError as failure:
+        skip(f"unsupported zip compression ({failure})")
+        return
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, RuntimeError) as failure:
+        skip(f"damaged zip member ({failure})")
+        return
+    if len(data) > info.file_size:
+        skip("damaged zip member (larger than its directory entry says)")
+        return
+    _classify_content(
+        data, name=name, content_type=guessed_type, limits=limits,
+        candidates=candidates, skipped=skipped, archive=archive_name,
+    )
+
+
+_GENERIC_TYPES = frozenset(
+    {"application/octet-stream", "application/zip", "application/x-zip-compressed", "application/x-zip"}
+)
+_DOCUMENT_EXTENSIONS = {
+    ".docx": "Word document", ".xlsx": "Excel workbook", ".pptx": "PowerPoint presentation",
+    ".odt": "OpenDocument text", ".ods": "OpenDocument spreadsheet", ".odp": "OpenDocument presentation",
+    ".epub": "e-book", ".jar": "Java archive", ".apk": "Android package",
+}
+
+
+def _zip_based_document(members: list[zipfile.ZipInfo], name: str | None) -> str | None:
+    """What kind of document a zip is, when it is a file format built on zip rather than an archive."""
+    described = _DOCUMENT_EXTENSIONS.get(PurePosixPath((name or "").lower()).suffix)
+    if described:
+        return described
+    names = {info.filename for info in members}
+    if "[Content_Types].xml" in names:
+        return "Office Open XML document"
+    if members and members[0].filename == "mimetype":
+        return "OpenDocument file"
+    if "META-INF/MANIFEST.MF" in names:
+        return "Java archive"
+    return None
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """The member's name; many archivers write UTF-8 names without setting the zip's UTF-8 flag."""
+    if info.flag_bits & 0x800:
+        return info.filename
+    try:
+        return info.filename.encode("cp437").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return info.filename  # cp437, as zipfile read it; other legacy code pages cannot be told apart
+
+
+# -- content sniffing ----------------------------------------------------------
+
+_XML_PROLOG_NOISE = re.compile(
+    rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.DOTALL | re.IGNORECASE
+)
+_XML_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)[\s/>]")
+_NOT_INVOICE_XML_ROOTS = {b"html", b"svg"}
+
+
+def _looks_like_xml(content: bytes) -> bool:
+    text = _xml_head_as_utf8(content[:_SNIFF_BYTES])
+    if text is None:
+        return False
+    position = 0
+    while match := _XML_PROLOG_NOISE.match(text, position):
+        if match.end() == position:
+            break
+        position = match.end()
+    text = text[position:].lstrip()
+    root = _XML_ROOT.match(text)
+    return root is not None and root.group(1).lower() not in _NOT_INVOICE_XML_ROOTS
+
+
+def _xml_head_as_utf8(head: bytes) -> bytes | None:
+    """The start of a document re-encoded as UTF-8 when it is UTF-16 (with or without BOM)."""
+    if head.startswith(b"\xef\xbb\xbf"):
+        return head[3:]
+    for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if head.startswith(bom):
+            return head[2:].decode(codec, errors="ignore").encode("utf-8")
+    if head.startswith(b"<\x00"):
+        return head.decode("utf-16-le", errors="ignore").encode("utf-8")
+    if head.startswith(b"\x00<"):
+        return head.decode("utf-16-be", errors="ignore").encode("utf-8")
+    stripped = head.lstrip()
+    return stripped if stripped.startswith(b"<") else None
+
+
+_CSV_DELIMITERS = (";", ",", "\t", "|")
+
+
+def _looks_like_csv(content: bytes, *, hinted: bool) -> bool:
+    """Delimited text: the header row and most data rows split into the same number (>= 2) of fields."""
+    head = content[:_SNIFF_BYTES]
+    if b"\x00" in head:
+        return False
+    text = decode_text(head, "utf-8" if _is_utf8(head) else "cp1252").lstrip("\ufeff")
+    if text.lstrip().startswith("<"):
+        return False
+    lines = [line for line in text.splitlines() if line.strip()]
+    if len(content) > _SNIFF_BYTES and len(lines) > 1:
+        lines = lines[:-1]  # the cut may have split the last line
+    lines = lines[:50]
+    if not lines or sum(not char.isprintable() for char in "".join(lines)) > len("".join(lines)) // 100:
+        return False
+    for delimiter in _CSV_DELIMITERS:
+        widths = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
+        header_width = widths[0]
+        if header_width < 2:
+            continue
+        if hinted and (len(widths) == 1 or widths.count(header_width) >= 1 + (len(widths) - 1) // 2):
+            return True
+        if len(widths) >= 2 and widths.count(header_width) >= max(2, int(len(widths) * 0.8)):
+            return True
+    return False
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as failure:
+        # A multi-byte character cut at the end of the sniffed window is still UTF-8.
+        return failure.start >= len(data) - 3
+    return True
+
+
+def _declared_kind(content_type: str, filename: str | None) -> str | None:
+    declared = _DECLARED_KINDS.get((content_type or "").lower())
+    if declared is None and filename:
+        declared = _EXTENSION_KINDS.get(PurePosixPath(filename.lower()).suffix)
+    return declared
+
+
+def _human_size(size: int) -> str:
+    for unit, factor in (("MB", 1024 * 1024), ("KB", 1024)):
+        if size >= factor:
+            value = round(size / factor, 1)
+            return f"{value:g} {unit}"
+    return f"{size} bytes"

@@ -1,0 +1,183 @@
+"""Mailbox operations: create or change a mailbox, test it, sync it, cancel a sync.
+
+Every operator action checks permission, runs in a transaction and is audited.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from emailsync.errors import MailboxAuthError, MailboxError, MailboxFolderMissing, MailboxTLSError
+from emailsync.hostcheck import check_host_allowed
+from emailsync.imap import ImapConnection, ImapSettings
+from emailsync.models import Mailbox, SyncRun
+from emailsync.oauth import access_token_for
+from emailsync.sync import Progress, mailbox_scan
+from jobs.audit import audit_record
+from jobs.errors import JobCancelled, JobNotAllowed
+from jobs.models import ACTIVE_STATUSES, Job
+from jobs.services import Actor, job_cancel, job_enqueue, require_permission
+
+logger = logging.getLogger(__name__)
+
+# Failures a person must fix: the mailbox is flagged and the job is not retried.
+NEEDS_A_PERSON = (MailboxAuthError, MailboxTLSError, MailboxFolderMissing)
+MAILBOX_FIELDS = ("name", "host", "port", "security", "username", "auth", "oauth_provider", "folders",
+                  "lookback_months", "enabled", "after_processing", "move_to_folder")
+
+
+class MailboxInvalid(ValueError):
+    """A mailbox setting is not acceptable; the message says which and why."""
+
+
+def imap_settings_for(mailbox: Mailbox) -> ImapSettings:
+    return ImapSettings(
+        host=mailbox.host, port=mailbox.port, username=mailbox.username, secret=access_token_for(mailbox),
+        security=mailbox.security, auth=mailbox.auth, ca_file=settings.EMAILSYNC_CA_FILE or None,
+        timeout=settings.EMAILSYNC_TIMEOUT, allow_private=settings.EMAILSYNC_ALLOW_PRIVATE_HOSTS,
+        allow_insecure=settings.EMAILSYNC_ALLOW_INSECURE,
+    )
+
+
+def mailbox_validate_settings(*, host: str, security: str) -> None:
+    """Refuse plain IMAP and internal hosts unless the settings allow them."""
+    if security == Mailbox.Security.PLAIN and not settings.EMAILSYNC_ALLOW_INSECURE:
+        raise MailboxInvalid("Plain (unencrypted) IMAP is not allowed; use SSL or STARTTLS, or set "
+                             "EMAILSYNC_ALLOW_INSECURE=1.")
+    try:
+        check_host_allowed(host, allow_private=settings.EMAILSYNC_ALLOW_PRIVATE_HOSTS)
+    except MailboxError as exc:
+        raise MailboxInvalid(str(exc)) from exc
+
+
+def mailbox_save(*, actor: Actor, mailbox: Mailbox | None = None, secret: str | None = None,
+                 refresh_token: str | None = None, owner=None, reason: str = "", **fields) -> Mailbox:
+    """Create or change a mailbox. `secret` / `refresh_token` replace the stored ones when given."""
+    creating = mailbox is None
+    require_permission(actor.user, "emailsync.add_mailbox" if creating else "emailsync.change_mailbox")
+    mailbox = mailbox or Mailbox(owner=owner if owner is not None else _user_or_none(actor))
+    unknown = set(fields) - set(MAILBOX_FIELDS)
+    if unknown:
+        raise MailboxInvalid(f"Unknown mailbox fields: {', '.join(sorted(unknown))}.")
+    for name, value in fields.items():
+        setattr(mailbox, name, value)
+    if fields.keys() & {"host", "security"} or creating:
+        mailbox_validate_settings(host=mailbox.host, security=mailbox.security)
+    if secret is not None:
+        mailbox.set_secret(secret)
+        mailbox.access_token_expires_at = None
+    if refresh_token is not None:
+        mailbox.set_refresh_token(refresh_token)
+    if secret is not None or fields.keys() & {"host", "port", "username", "auth"}:
+        mailbox.needs_attention, mailbox.last_error = False, ""
+    with transaction.atomic():
+        mailbox.save()
+        audit_record(actor=actor, action="mailbox.create" if creating else "mailbox.change", target=mailbox,
+                     reason=reason, details={"fields": sorted(fields), "secret_changed": secret is not None})
+    return mailbox
+
+
+def mailbox_delete(*, mailbox: Mailbox, actor: Actor, reason: str = "") -> None:
+    require_permission(actor.user, "emailsync.delete_mailbox")
+    with transaction.atomic():
+        audit_record(actor=actor, action="mailbox.delete", target=mailbox, reason=reason)
+        mailbox.delete()
+
+
+def _user_or_none(actor: Actor):
+    return actor.user if getattr(actor.user, "pk", None) else None
+
+
+def mailbox_test_connection(*, mailbox: Mailbox) -> dict:
+    """Log in and open every configured folder; a clear message for each failure."""
+    folders: dict[str, int] = {}
+    try:
+        with ImapConnection(imap_settings_for(mailbox)) as connection:
+            for name in mailbox.folder_list:
+                folders[name] = connection.select_folder(name, readonly=True).exists
+    except MailboxError as exc:
+        return {"ok": False, "error": str(exc), "error_type": type(exc).__name__, "folders": folders}
+    return {"ok": True, "error": None, "error_type": None, "folders": folders}
+
+
+def mailbox_sync_enqueue(*, mailbox: Mailbox, actor: Actor, months: int | None = None,
+                         folders: list[str] | None = None, reason: str = "") -> Job:
+    """Queue a sync; returns the active one instead when a sync of this mailbox is already active
+    (then `job.deduplicated` is True)."""
+    require_permission(actor.user, "emailsync.sync_mailbox")
+    params: dict = {"mailbox_id": mailbox.pk}
+    if months is not None:
+        params["months"] = months
+    if folders:
+        params["folders"] = folders
+    with transaction.atomic():
+        job = job_enqueue("emailsync.sync_mailbox", params, owner=_user_or_none(actor) or mailbox.owner,
+                          subject=mailbox, priority=3, source=actor.source)
+        if not job.deduplicated:
+            audit_record(actor=actor, action="mailbox.sync", job=job, target=mailbox, reason=reason)
+    return job
+
+
+def mailbox_active_sync(mailbox: Mailbox) -> Job | None:
+    return Job.objects.filter(unique_key=f"mailbox:{mailbox.pk}", status__in=ACTIVE_STATUSES).first()
+
+
+def mailbox_cancel_sync(*, mailbox: Mailbox, actor: Actor, reason: str = "") -> Job:
+    require_permission(actor.user, "emailsync.sync_mailbox")
+    job = mailbox_active_sync(mailbox)
+    if job is None:
+        raise JobNotAllowed("No sync of this mailbox is running or queued.")
+    return job_cancel(job=job, actor=actor, reason=reason)
+
+
+def mailboxes_sync_all() -> dict:
+    """Queue one sync per enabled mailbox (the 5-minute schedule)."""
+    queued = deduplicated = 0
+    for mailbox in Mailbox.objects.filter(enabled=True, needs_attention=False):
+        job = job_enqueue("emailsync.sync_mailbox", {"mailbox_id": mailbox.pk}, owner=mailbox.owner,
+                          subject=mailbox, priority=6, source="schedule",
+                          expires=settings.EMAILSYNC_SYNC_INTERVAL_SECONDS)
+        if job.deduplicated:
+            deduplicated += 1
+        else:
+            queued += 1
+    return {"queued": queued, "already_active": deduplicated}
+
+
+def mailbox_sync(*, mailbox: Mailbox, progress: Progress, job_id: str | None = None, months: int | None = None,
+                 folders: list[str] | None = None) -> dict:
+    """Scan one mailbox now (inside a job, or in-process with `sync_mailbox --sync`).
+
+    Returns the run's counts. Bad credentials or certificates flag the mailbox
+    as needing attention and raise (no retry); network trouble raises a
+    transient error that the job retries, resuming where it stopped.
+    """
+    run = SyncRun.objects.create(mailbox=mailbox, job_id=job_id)
+    counts = None
+    try:
+        with ImapConnection(imap_settings_for(mailbox)) as connection:
+            counts = mailbox_scan(mailbox=mailbox, connection=connection, run=run, progress=progress,
+                                  months=months, folders=folders)
+    except JobCancelled:
+        _finish_run(run, SyncRun.Status.CANCELLED, "Cancelled")
+        raise
+    except NEEDS_A_PERSON as exc:
+        Mailbox.objects.filter(pk=mailbox.pk).update(needs_attention=True, last_error=str(exc))
+        _finish_run(run, SyncRun.Status.FAILED, str(exc))
+        raise
+    except Exception as exc:
+        Mailbox.objects.filter(pk=mailbox.pk).update(last_error=str(exc)[:2000])
+        _finish_run(run, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}")
+        raise
+    Mailbox.objects.filter(pk=mailbox.pk).update(last_sync_at=timezone.now(), last_error="", needs_attention=False)
+    SyncRun.objects.filter(pk=run.pk).update(**counts.as_dict())
+    _finish_run(run, SyncRun.Status.SUCCEEDED, "")
+    return {"mailbox": mailbox.name, "sync_run": run.pk, **counts.as_dict()}
+
+
+def _finish_run(run: SyncRun, status: str, error: str) -> None:
+    SyncRun.objects.filter(pk=run.pk).update(status=status, error=error[:2000], finished_at=timezone.now())

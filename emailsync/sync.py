@@ -1,0 +1,217 @@
+"""Scanning one mailbox: record every message once, then hand its invoice
+attachments to the invoices ingest service.
+
+Per folder: SELECT (UIDVALIDITY), UID SEARCH SINCE the lookback date, subtract
+the UIDs already recorded (no header is fetched for them), fetch the headers of
+the rest in bulk, record each message under a unique constraint *before* any
+work is queued for it, then download only the messages with candidate
+attachments. Each message is committed on its own, so a cancel, a crash or a
+dropped connection keeps what was done, and the next sync resumes without
+downloading those messages again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from dateutil.relativedelta import relativedelta
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from emailsync.attachments import candidate_attachments
+from emailsync.errors import MailboxError, UnparseableMessage
+from emailsync.imap import ImapConnection, MessageSummary
+from emailsync.models import Mailbox, MailLocation, MailMessage, SyncRun
+from invoices.models import InvoiceSource, InvoiceStatus
+from invoices.services import invoice_ingest
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[int, int | None, str | None], None]
+
+
+@dataclass
+class FolderPlan:
+    name: str
+    uidvalidity: int
+    new_uids: list[int]
+    retry_uids: list[int]
+    matched: int
+
+
+@dataclass
+class SyncCounts:
+    folders: int = 0
+    messages_seen: int = 0
+    messages_new: int = 0
+    attachments: int = 0
+    invoices_created: int = 0
+    skipped: int = 0
+    errors: int = 0
+    error_messages: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in SyncRun.COUNT_FIELDS}
+
+
+def lookback_date(months: int, today: dt.date | None = None) -> dt.date:
+    return (today or timezone.now().date()) - relativedelta(months=months)
+
+
+def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, progress: Progress,
+                 months: int | None = None, folders: list[str] | None = None) -> SyncCounts:
+    """Sync the given folders over an open connection; counts go to `run` as they change."""
+    counts = SyncCounts()
+    since = lookback_date(months if months is not None else mailbox.lookback_months)
+    plans = [_plan_folder(mailbox, connection, name, since) for name in (folders or mailbox.folder_list)]
+    counts.folders = len(plans)
+    counts.messages_seen = sum(plan.matched for plan in plans)
+    total = sum(len(plan.new_uids) + len(plan.retry_uids) for plan in plans)
+    done = 0
+    progress(done, total, f"{total} message(s) to look at in {len(plans)} folder(s)")
+    for plan in plans:
+        connection.select_folder(plan.name)
+        pending = _record_new(mailbox, connection, plan, counts)
+        # A message is done once recorded, or, with candidate attachments, once processed.
+        done += len(plan.new_uids) - len(pending)
+        _save_counts(run, counts)
+        progress(done, total, f"{plan.name}: {len(plan.new_uids)} new message(s) recorded")
+        pending.extend(plan.retry_uids)
+        batch_size = settings.EMAILSYNC_DOWNLOAD_BATCH
+        for start in range(0, len(pending), batch_size):
+            batch = pending[start:start + batch_size]
+            for uid, raw in connection.fetch_raw(batch, batch_size=batch_size):
+                _process_message(mailbox, connection, plan, uid, raw, counts)
+            done += len(batch)
+            _save_counts(run, counts)
+            progress(done, total, f"{plan.name}: attachments of {done} of {total} processed")
+    return counts
+
+
+def _plan_folder(mailbox: Mailbox, connection: ImapConnection, name: str, since: dt.date) -> FolderPlan:
+    state = connection.select_folder(name, readonly=True)
+    matched = connection.search_since(since)
+    known = set(MailLocation.objects.filter(mailbox=mailbox, folder=name, uidvalidity=state.uidvalidity)
+                .values_list("uid", flat=True))
+    retry = MailMessage.objects.filter(
+        mailbox=mailbox, locations__folder=name, locations__uidvalidity=state.uidvalidity,
+        status__in=[MailMessage.Status.PENDING, MailMessage.Status.FAILED],
+    ).values_list("locations__uid", flat=True)
+    return FolderPlan(name=name, uidvalidity=state.uidvalidity, new_uids=[uid for uid in matched if uid not in known],
+                      retry_uids=sorted(set(retry) & set(matched)), matched=len(matched))
+
+
+def _record_new(mailbox: Mailbox, connection: ImapConnection, plan: FolderPlan, counts: SyncCounts) -> list[int]:
+    """Record each new message (once per mailbox); return the UIDs to download."""
+    to_download: list[int] = []
+    for summary in connection.fetch_summaries(plan.new_uids, batch_size=settings.EMAILSYNC_HEADER_BATCH):
+        message, created = _record(mailbox, plan, summary)
+        if created:
+            counts.messages_new += 1
+            if message.status == MailMessage.Status.PENDING:
+                to_download.append(summary.uid)
+            else:
+                counts.skipped += 1
+    return to_download
+
+
+def _record(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary) -> tuple[MailMessage, bool]:
+    """The message's row (created if new) and its location in this folder."""
+    message_id = (summary.message_id or "")[:500]
+    existing = MailMessage.objects.filter(mailbox=mailbox, message_id=message_id).first() if message_id else None
+    created = False
+    if existing is None:
+        status = MailMessage.Status.PENDING if summary.has_candidate_attachment else MailMessage.Status.NO_CANDIDATES
+        try:
+            with transaction.atomic():
+                existing = MailMessage.objects.create(
+                    mailbox=mailbox, message_id=message_id, folder=plan.name, uidvalidity=plan.uidvalidity,
+                    uid=summary.uid, subject=summary.subject[:500], sender=summary.sender[:300],
+                    sent_at=summary.date, size=summary.size, status=status,
+                    error="" if summary.has_candidate_attachment else "No attachment that could be an invoice.",
+                )
+                created = True
+        except IntegrityError:  # recorded meanwhile (another folder, a concurrent run)
+            existing = MailMessage.objects.get(mailbox=mailbox, message_id=message_id) if message_id else \
+                MailMessage.objects.get(mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity,
+                                        uid=summary.uid)
+    MailLocation.objects.get_or_create(mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity,
+                                       uid=summary.uid, defaults={"message": existing})
+    return existing, created
+
+
+def _process_message(mailbox: Mailbox, connection: ImapConnection, plan: FolderPlan, uid: int, raw: bytes,
+                     counts: SyncCounts) -> None:
+    message = MailMessage.objects.filter(locations__mailbox=mailbox, locations__folder=plan.name,
+                                         locations__uidvalidity=plan.uidvalidity, locations__uid=uid).first()
+    if message is None or message.status not in (MailMessage.Status.PENDING, MailMessage.Status.FAILED):
+        return
+    message.attempts += 1
+    try:
+        parsed = candidate_attachments(raw, max_bytes=settings.INVOICE_MAX_FILE_BYTES,
+                                       zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
+                                       zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
+                                       zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO)
+    except UnparseableMessage as exc:
+        _fail(message, f"The message cannot be read: {exc.reason}", counts)
+        return
+    except Exception as exc:  # hostile input must never stop the scan
+        logger.exception("Unexpected error parsing message %s of %s", uid, mailbox)
+        _fail(message, f"The message cannot be read: {type(exc).__name__}: {exc}", counts)
+        return
+    created = 0
+    for attachment in parsed.candidates:
+        invoice = invoice_ingest(content=attachment.content, filename=attachment.filename or "attachment",
+                                 source=InvoiceSource.EMAIL, owner=mailbox.owner,
+                                 source_ref=_source_ref(mailbox, message, attachment))
+        counts.attachments += 1
+        if invoice.status != InvoiceStatus.DUPLICATE:
+            created += 1
+    counts.invoices_created += created
+    counts.skipped += len(parsed.skipped)
+    message.status = MailMessage.Status.PROCESSED
+    message.attachments = len(parsed.candidates)
+    message.invoices_created = created
+    message.skipped_parts = [{"filename": part.filename, "content_type": part.content_type, "reason": part.reason}
+                             for part in parsed.skipped]
+    message.error = ""
+    message.processed_at = timezone.now()
+    message.save()
+    _after_processing(mailbox, connection, uid)
+
+
+def _source_ref(mailbox: Mailbox, message: MailMessage, attachment) -> str:
+    # Stable per message and attachment, so re-processing a message after a
+    # crash finds the invoice it already made instead of adding a duplicate.
+    name = attachment.filename or "attachment"
+    inner = f"{attachment.archive}/{name}" if getattr(attachment, "archive", None) else name
+    return f"email:{mailbox.pk}:{message.pk}:{inner}"[:300]
+
+
+def _fail(message: MailMessage, error: str, counts: SyncCounts) -> None:
+    counts.errors += 1
+    gave_up = message.attempts >= settings.EMAILSYNC_MAX_MESSAGE_ATTEMPTS
+    message.status = MailMessage.Status.GAVE_UP if gave_up else MailMessage.Status.FAILED
+    message.error = error + (f" (gave up after {message.attempts} attempts)" if gave_up else "")
+    message.save(update_fields=["status", "error", "attempts"])
+
+
+def _after_processing(mailbox: Mailbox, connection: ImapConnection, uid: int) -> None:
+    action = mailbox.after_processing
+    try:
+        if action == Mailbox.AfterProcessing.MARK_SEEN:
+            connection.mark_seen([uid])
+        elif action == Mailbox.AfterProcessing.FLAG:
+            connection.add_flag([uid], "\\Flagged")
+        elif action == Mailbox.AfterProcessing.MOVE and mailbox.move_to_folder:
+            connection.move([uid], mailbox.move_to_folder)
+    except MailboxError as exc:  # the invoice is safe; the mark is a courtesy
+        logger.warning("Could not %s message %s in %s: %s", action, uid, mailbox, exc)
+
+
+def _save_counts(run: SyncRun, counts: SyncCounts) -> None:
+    SyncRun.objects.filter(pk=run.pk).update(**counts.as_dict())

@@ -1,0 +1,313 @@
+"""Admin for invoices, vendors, rules and exports. Actions call the services."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, render
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from invoices.api import original_response
+from invoices.exports import NothingToExport, export_create
+from invoices.models import (
+    ExportBatch,
+    ExportFormat,
+    Invoice,
+    InvoiceLine,
+    InvoiceSource,
+    InvoiceStatus,
+    ValidationIssue,
+    ValidationRuleSetting,
+    Vendor,
+)
+from invoices.services import (
+    InvoiceNotAllowed,
+    invoice_decide,
+    invoice_ingest,
+    invoice_reprocess,
+    invoice_revalidate,
+)
+from jobs.admin import STATUS_COLOURS, EstimatedCountPaginator, admin_actor
+from jobs.models import Job
+
+INVOICE_COLOURS = {
+    InvoiceStatus.RECEIVED: "#6c757d", InvoiceStatus.EXTRACTED: "#0d6efd", InvoiceStatus.VALIDATED: "#198754",
+    InvoiceStatus.NEEDS_REVIEW: "#fd7e14", InvoiceStatus.FAILED: "#dc3545", InvoiceStatus.DUPLICATE: "#adb5bd",
+    InvoiceStatus.APPROVED: "#20c997", InvoiceStatus.REJECTED: "#6f42c1", InvoiceStatus.EXPORTED: "#212529",
+}
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    extra = 0
+    can_delete = False
+    fields = ["position", "line_id", "name", "quantity", "unit_code", "net_price", "line_amount", "vat_category",
+              "vat_rate"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class ValidationIssueInline(admin.TabularInline):
+    model = ValidationIssue
+    extra = 0
+    can_delete = False
+    fields = ["severity", "code", "message"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    widget = MultipleFileInput
+
+    def clean(self, data, initial=None):
+        if isinstance(data, list | tuple):
+            return [super(MultipleFileField, self).clean(item, initial) for item in data]
+        return [super().clean(data, initial)]
+
+
+class InvoiceUploadForm(forms.Form):
+    files = MultipleFileField(help_text="One or more invoice files (XML, PDF, CSV).")
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    list_display = ["id", "status_badge", "vendor_or_seller", "invoice_number", "issue_date", "total_gross",
+                    "currency", "issue_count", "format", "source", "created_at"]
+    list_filter = ["status", "format", "source", "type", "created_at"]
+    list_select_related = ["vendor"]
+    search_fields = ["=invoice_number", "seller_name", "=seller_vat_id", "original_filename", "=sha256"]
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    ordering = ["-created_at"]
+    inlines = [InvoiceLineInline, ValidationIssueInline]
+    actions = ["reprocess_selected", "revalidate_selected", "approve_selected", "export_csv", "export_json",
+               "export_ubl"]
+    change_form_template = "admin/invoices/invoice/change_form.html"
+    change_list_template = "admin/invoices/invoice/change_list.html"
+    fieldsets = [
+        (None, {"fields": ["status_badge", "error", "original_link", "source", "source_ref", "owner",
+                           "duplicate_of", "decision"]}),
+        ("Invoice (EN 16931)", {"fields": [
+            "format", "profile", "invoice_number", "type", "type_code", "issue_date", "due_date", "currency",
+            "seller_name", "seller_vat_id", "seller_country", "vendor", "buyer_name", "buyer_vat_id",
+            "buyer_reference", "purchase_order_reference", "payment_iban"]}),
+        ("Totals", {"fields": ["line_total", "allowance_total", "charge_total", "total_net", "tax_total",
+                               "total_gross", "prepaid_amount", "rounding_amount", "amount_due", "vat_breakdown"]}),
+        ("Extraction", {"fields": ["confidence", "extraction_warnings", "sha256", "size", "created_at",
+                                   "extracted_at", "validated_at", "exported_at"]}),
+        ("Jobs", {"fields": ["job_history"]}),
+    ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+
+    def has_add_permission(self, request):
+        return False  # invoices come in through "Upload invoices", never typed in
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, invoice: Invoice) -> str:
+        return format_html('<span style="background:{};color:#fff;padding:2px 6px;border-radius:3px">{}</span>',
+                           INVOICE_COLOURS.get(invoice.status, "#333"), invoice.get_status_display())
+
+    @admin.display(description="vendor / seller")
+    def vendor_or_seller(self, invoice: Invoice) -> str:
+        return invoice.vendor.name if invoice.vendor_id else invoice.seller_name or "—"
+
+    @admin.display(description="original file")
+    def original_link(self, invoice: Invoice) -> str:
+        url = reverse("admin:invoices_invoice_original", args=[invoice.pk])
+        return format_html('<a href="{}">{}</a> ({} bytes)', url, invoice.original_filename, invoice.size)
+
+    @admin.display(description="decision")
+    def decision(self, invoice: Invoice) -> str:
+        if not invoice.decided_at:
+            return "—"
+        return f"{invoice.get_status_display()} by {invoice.decided_by} at {invoice.decided_at:%Y-%m-%d %H:%M}: " \
+               f"{invoice.decision_reason}"
+
+    @admin.display(description="job history")
+    def job_history(self, invoice: Invoice) -> str:
+        jobs = Job.objects.filter(subject_type="invoices.invoice",
+                                  subject_id=str(invoice.pk)).order_by("-created_at")[:20]
+        if not jobs:
+            return "—"
+        rows = format_html_join(
+            "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td style="color:{}">{}</td><td>{}</td><td>{}</td></tr>',
+            ((reverse("admin:jobs_job_change", args=[job.pk]), str(job.pk)[:8], job.kind,
+              STATUS_COLOURS.get(job.status, "#333"), job.status, job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+              job.error[:120]) for job in jobs))
+        return format_html("<table><tr><th>job</th><th>kind</th><th>status</th><th>created</th><th>error</th></tr>"
+                           "{}</table>", rows)
+
+    # -- pages -------------------------------------------------------------------
+    def get_urls(self):
+        own = [
+            path("upload/", self.admin_site.admin_view(self.upload_view), name="invoices_invoice_upload"),
+            path("<int:invoice_id>/original/", self.admin_site.admin_view(self.original_view),
+                 name="invoices_invoice_original"),
+            path("<int:invoice_id>/decide/", self.admin_site.admin_view(self.decide_view),
+                 name="invoices_invoice_decide"),
+        ]
+        return own + super().get_urls()
+
+    def upload_view(self, request):
+        if not request.user.has_perm("invoices.add_invoice"):
+            raise PermissionDenied
+        form = InvoiceUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            invoices = [invoice_ingest(content=upload.read(), filename=upload.name, source=InvoiceSource.ADMIN,
+                                       owner=request.user, source_ref="admin upload")
+                        for upload in form.cleaned_data["files"]]
+            duplicates = sum(1 for invoice in invoices if invoice.status == InvoiceStatus.DUPLICATE)
+            self.message_user(request, f"{len(invoices)} file(s) received, {duplicates} duplicate(s); processing "
+                                       "runs in the background.", messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:invoices_invoice_changelist"))
+        context = {**self.admin_site.each_context(request), "title": "Upload invoices", "form": form,
+                   "opts": self.model._meta}
+        return render(request, "admin/invoices/invoice/upload.html", context)
+
+    def original_view(self, request, invoice_id):
+        invoice = get_object_or_404(self.get_queryset(request), pk=invoice_id)
+        return original_response(invoice)
+
+    def decide_view(self, request, invoice_id):
+        invoice = get_object_or_404(self.get_queryset(request), pk=invoice_id)
+        if request.method == "POST":
+            approve = request.POST.get("decision") == "approve"
+            try:
+                invoice_decide(invoice=invoice, approve=approve, actor=admin_actor(request),
+                               reason=request.POST.get("reason", ""))
+                self.message_user(request, f"Invoice {'approved' if approve else 'rejected'}.", messages.SUCCESS)
+            except (InvoiceNotAllowed, PermissionDenied) as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        return HttpResponseRedirect(reverse("admin:invoices_invoice_change", args=[invoice_id]))
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "can_decide": request.user.has_perm("invoices.approve_invoice")}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # -- bulk actions ------------------------------------------------------------
+    def _each(self, request, queryset, operation, verb):
+        done, refused = 0, []
+        for invoice in queryset:
+            try:
+                operation(invoice=invoice, actor=admin_actor(request), reason="admin action")
+                done += 1
+            except (InvoiceNotAllowed, PermissionDenied) as exc:
+                refused.append(f"#{invoice.pk}: {exc}")
+        self.message_user(request, f"{verb} {done} invoice(s).", messages.SUCCESS if done else messages.WARNING)
+        if refused:
+            self.message_user(request, "Skipped " + "; ".join(refused[:10]), messages.WARNING)
+
+    @admin.action(description="Reprocess (extract and validate again)", permissions=["reprocess"])
+    def reprocess_selected(self, request, queryset):
+        self._each(request, queryset, invoice_reprocess, "Queued reprocessing of")
+
+    @admin.action(description="Validate again", permissions=["reprocess"])
+    def revalidate_selected(self, request, queryset):
+        self._each(request, queryset, invoice_revalidate, "Queued validation of")
+
+    @admin.action(description="Approve selected", permissions=["approve"])
+    def approve_selected(self, request, queryset):
+        self._each(request, queryset,
+                   lambda invoice, actor, reason: invoice_decide(invoice=invoice, approve=True, actor=actor,
+                                                                 reason=reason), "Approved")
+
+    def _export(self, request, queryset, format):
+        try:
+            batch, _job = export_create(format=format, actor=admin_actor(request), invoices=queryset)
+        except (NothingToExport, PermissionDenied) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return None
+        self.message_user(request, f"Export {batch.pk} of {batch.items.count()} invoice(s) queued.", messages.SUCCESS)
+        return HttpResponseRedirect(reverse("admin:invoices_exportbatch_change", args=[batch.pk]))
+
+    @admin.action(description="Export selected as CSV", permissions=["export"])
+    def export_csv(self, request, queryset):
+        return self._export(request, queryset, ExportFormat.CSV)
+
+    @admin.action(description="Export selected as JSON", permissions=["export"])
+    def export_json(self, request, queryset):
+        return self._export(request, queryset, ExportFormat.JSON)
+
+    @admin.action(description="Export selected as UBL", permissions=["export"])
+    def export_ubl(self, request, queryset):
+        return self._export(request, queryset, ExportFormat.UBL)
+
+    def has_reprocess_permission(self, request):
+        return request.user.has_perm("invoices.reprocess_invoice")
+
+    def has_approve_permission(self, request):
+        return request.user.has_perm("invoices.approve_invoice")
+
+    def has_export_permission(self, request):
+        return request.user.has_perm("invoices.export_invoice")
+
+
+@admin.register(Vendor)
+class VendorAdmin(admin.ModelAdmin):
+    list_display = ["name", "vat_id", "country", "status", "approval_limit", "requires_purchase_order"]
+    list_filter = ["status", "country", "requires_purchase_order"]
+    search_fields = ["name", "=vat_id"]
+
+
+@admin.register(ValidationRuleSetting)
+class ValidationRuleSettingAdmin(admin.ModelAdmin):
+    list_display = ["code", "enabled", "severity", "parameters", "description"]
+    list_editable = ["enabled", "severity"]
+    readonly_fields = ["code", "description"]
+
+    def has_add_permission(self, request):
+        return False  # one row per rule in code, created with its defaults
+
+
+@admin.register(ExportBatch)
+class ExportBatchAdmin(admin.ModelAdmin):
+    list_display = ["id", "format", "status", "invoice_count", "owner", "created_at", "finished_at", "download"]
+    list_filter = ["format", "status"]
+    readonly_fields = ["format", "status", "owner", "invoice_count", "download", "error", "created_at",
+                       "finished_at", "file_deleted_at"]
+    exclude = ["file"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="invoices")
+    def invoice_count(self, batch: ExportBatch) -> int:
+        return batch.items.count()
+
+    @admin.display(description="file")
+    def download(self, batch: ExportBatch) -> str:
+        if batch.status != ExportBatch.Status.DONE or batch.file_deleted_at or not batch.file:
+            return "—"
+        return format_html('<a href="{}">download</a>', reverse("admin:invoices_exportbatch_download",
+                                                                 args=[batch.pk]))
+
+    def get_urls(self):
+        return [path("<int:batch_id>/download/", self.admin_site.admin_view(self.download_view),
+                     name="invoices_exportbatch_download"), *super().get_urls()]
+
+    def download_view(self, request, batch_id):
+        batch = get_object_or_404(ExportBatch, pk=batch_id)
+        if not batch.file or batch.file_deleted_at or not default_storage.exists(batch.file.name):
+            raise Http404("The export file is not available.")
+        return FileResponse(default_storage.open(batch.file.name, "rb"), as_attachment=True,
+                            filename=batch.file.name.rsplit("/", 1)[-1])

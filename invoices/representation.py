@@ -1,0 +1,48 @@
+"""The invoice as JSON: one shape for `import_invoices --json`, the API and exports.
+
+Amounts are decimal strings ("1234.50"), dates ISO 8601 (shared/ARCHITECTURE.md).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from invoices.models import Invoice
+
+AMOUNT_FIELDS = ("total_net", "tax_total", "total_gross", "amount_due")
+
+
+def money(value: Decimal | None) -> str | None:
+    return None if value is None else f"{value:.2f}"
+
+
+def iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def invoice_as_dict(invoice: Invoice, *, file: str | None = None) -> dict:
+    """The contract's invoice object. Issues are read from the prefetched
+    `issues` relation when present."""
+    return {
+        "file": file if file is not None else invoice.original_filename,
+        "invoice_id": invoice.pk,
+        "status": invoice.status,
+        "format": invoice.format or None,
+        "invoice_number": invoice.invoice_number or None,
+        "type": invoice.type,
+        "issue_date": iso(invoice.issue_date),
+        "due_date": iso(invoice.due_date),
+        "currency": invoice.currency or None,
+        "seller_name": invoice.seller_name or None,
+        "seller_vat_id": invoice.seller_vat_id or None,
+        "buyer_name": invoice.buyer_name or None,
+        **{name: money(getattr(invoice, name)) for name in AMOUNT_FIELDS},
+        "line_count": invoice.lines.count() if not _prefetched(invoice, "lines") else len(invoice.lines.all()),
+        "issues": [{"code": issue.code, "severity": issue.severity, "message": issue.message}
+                   for issue in invoice.issues.all()],
+        "error": invoice.error or None,
+    }
+
+
+def _prefetched(invoice: Invoice, relation: str) -> bool:
+    return relation in getattr(invoice, "_prefetched_objects_cache", {})

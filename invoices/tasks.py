@@ -1,0 +1,68 @@
+"""Invoice job kinds. Thin: load ids, call a service."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from rest_framework import serializers
+
+from invoices.exports import export_run, exports_cleanup
+from invoices.inbox import inbox_scan
+from invoices.models import ExportBatch, Invoice
+from invoices.services import invoice_process, invoice_validate
+from jobs.registry import job_kind
+
+
+class InvoiceParams(serializers.Serializer):
+    invoice_id = serializers.IntegerField(min_value=1)
+
+
+class ExportParams(serializers.Serializer):
+    export_id = serializers.IntegerField(min_value=1)
+
+
+class CleanupParams(serializers.Serializer):
+    older_than_hours = serializers.IntegerField(min_value=1, default=168, help_text="Keep files this long.")
+
+
+def _invoice(params: dict) -> Invoice | None:
+    return Invoice.objects.filter(pk=params.get("invoice_id")).first()
+
+
+def _export(params: dict) -> ExportBatch | None:
+    return ExportBatch.objects.filter(pk=params.get("export_id")).first()
+
+
+@job_kind("invoices.process_invoice", label="Extract and validate an invoice", queue="invoices", priority=4,
+          params=InvoiceParams, permission="invoices.reprocess_invoice", subject=_invoice,
+          unique_key="invoice:{invoice_id}:process", soft_time_limit=120, time_limit=180)
+def process_invoice(job, *, invoice_id: int) -> dict:
+    invoice = invoice_process(invoice=Invoice.objects.get(pk=invoice_id))
+    return {"invoice_id": invoice.pk, "status": invoice.status, "format": invoice.format, "error": invoice.error}
+
+
+@job_kind("invoices.validate_invoice", label="Validate an invoice again", queue="invoices", priority=4,
+          params=InvoiceParams, permission="invoices.reprocess_invoice", subject=_invoice,
+          unique_key="invoice:{invoice_id}:validate", soft_time_limit=60, time_limit=90)
+def validate_invoice(job, *, invoice_id: int) -> dict:
+    invoice = invoice_validate(invoice=Invoice.objects.get(pk=invoice_id))
+    return {"invoice_id": invoice.pk, "status": invoice.status, "issues": invoice.issues.count()}
+
+
+@job_kind("invoices.export_invoices", label="Write an export batch", queue="exports", priority=4,
+          params=ExportParams, permission="invoices.export_invoice", subject=_export, user_triggerable=False,
+          unique_key="export:{export_id}", soft_time_limit=600, time_limit=660)
+def export_invoices(job, *, export_id: int) -> dict:
+    return export_run(batch=ExportBatch.objects.get(pk=export_id), progress=job.progress)
+
+
+@job_kind("invoices.scan_inbox", label="Ingest files from the drop folder", queue="invoices", priority=6,
+          permission="invoices.add_invoice", unique_key="invoices.scan_inbox", soft_time_limit=240, time_limit=300)
+def scan_inbox(job) -> dict:
+    return inbox_scan(progress=job.progress)
+
+
+@job_kind("invoices.cleanup_exports", label="Delete old export files", queue="maintenance", priority=8,
+          params=CleanupParams, staff_only=True, unique_key="invoices.cleanup_exports")
+def cleanup_exports(job, *, older_than_hours: int) -> dict:
+    return exports_cleanup(older_than=timedelta(hours=older_than_hours))
