@@ -167,7 +167,7 @@ def _process_message(mailbox: Mailbox, connection: ImapConnection, plan: FolderP
     for attachment in parsed.candidates:
         invoice = invoice_ingest(content=attachment.content, filename=attachment.filename or "attachment",
                                  source=InvoiceSource.EMAIL, owner=mailbox.owner,
-                                 source_ref=_source_ref(mailbox, message, attachment))
+                                 source_ref=_source_ref(mailbox, message, attachment), once_per_source_ref=True)
         counts.attachments += 1
         if invoice.status != InvoiceStatus.DUPLICATE:
             created += 1

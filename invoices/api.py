@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from invoices.exports import NothingToExport, export_create
-from invoices.models import ExportBatch, ExportFormat, Invoice, InvoiceSource, InvoiceStatus
+from invoices.models import EXPORTABLE_STATUSES, ExportBatch, ExportFormat, Invoice, InvoiceSource, InvoiceStatus
 from invoices.representation import invoice_as_dict, money
 from invoices.services import (
     InvoiceNotAllowed,
@@ -232,8 +232,10 @@ class ExportViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
         body = ExportCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         invoices = invoices_visible_to(request.user)
-        if "invoice_ids" in body.validated_data:
+        if "invoice_ids" in body.validated_data:  # a chosen selection may be exported again
             invoices = invoices.filter(pk__in=body.validated_data["invoice_ids"])
+        else:  # "everything validated": what has not been exported yet
+            invoices = invoices.filter(status__in=EXPORTABLE_STATUSES)
         try:
             batch, job = export_create(format=body.validated_data["format"], actor=actor_for(request),
                                        invoices=invoices, reason=body.validated_data["reason"])

@@ -22,7 +22,9 @@ class NothingToExport(Exception):
 
 def export_create(*, format: str, actor: Actor, invoices=None, reason: str = ""):
     """Create a batch of the given invoices (default: every validated or approved
-    invoice not exported yet) and queue the job that writes it. Returns (batch, job)."""
+    invoice not exported yet) and queue the job that writes it. Invoices in the
+    selection that were exported before are exported again; others that are not
+    validated or approved are left out. Returns (batch, job)."""
     require_permission(actor.user, "invoices.export_invoice")
     if invoices is None:
         invoices = Invoice.objects.filter(status__in=EXPORTABLE_STATUSES)

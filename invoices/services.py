@@ -59,17 +59,17 @@ def _store_original(content: bytes, sha256: str) -> str:
 
 
 def invoice_ingest(*, content: bytes, filename: str, source: str, owner=None, source_ref: str = "",
-                   process: bool = True) -> Invoice:
+                   process: bool = True, once_per_source_ref: bool = False) -> Invoice:
     """Store a file and record it as an invoice; queue its processing on commit.
 
     The same bytes twice give a `duplicate` row linked to the first, not a
-    second invoice. A file over INVOICE_MAX_FILE_BYTES is kept and marked
-    failed with the reason.
+    second invoice. With `once_per_source_ref`, the same bytes from the same
+    source_ref (an email attachment processed again after a crash) return the
+    invoice made the first time. A file over INVOICE_MAX_FILE_BYTES is kept
+    and marked failed with the reason.
     """
     sha256 = hashlib.sha256(content).hexdigest()
-    if source_ref:
-        # The same file from the same place again (a re-run after a crash): the
-        # invoice it already made, not a duplicate row.
+    if once_per_source_ref and source_ref:
         again = Invoice.objects.filter(sha256=sha256, source_ref=source_ref[:300]).first()
         if again is not None:
             return again

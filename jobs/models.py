@@ -133,13 +133,13 @@ class Job(models.Model):
             ("terminate_job", "Can terminate running jobs"),
         ]
 
-    def subject_object(self):
-        """The model instance the job is about, if it still exists."""
-        return model_instance(self.subject_type, self.subject_id)
-
     def __str__(self) -> str:
         label = f" {self.subject_label}" if self.subject_label else ""
         return f"{self.kind}{label} [{self.status}]"
+
+    def subject_object(self):
+        """The model instance the job is about, if it still exists."""
+        return model_instance(self.subject_type, self.subject_id)
 
     @property
     def is_active(self) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -54,23 +55,30 @@ def jobs_sweep(*, queue_lengths=None) -> SweepReport:
 def _recover_lost(now, report: SweepReport) -> None:
     stale_before = now - timedelta(seconds=settings.JOB_STALE_AFTER_SECONDS)
     for job in Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before).iterator():
+        with transaction.atomic():
+            _recover_one(job, now, report)
+
+
+def _recover_one(job: Job, now, report: SweepReport) -> None:
+    """Run the job again, or (out of attempts or time) fail it; record the lost run."""
+    owned = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=job.claim_token)
+    kind_limit = _hard_time_limit(job)
+    ran_for = (now - job.started_at).total_seconds() if job.started_at else 0
+    lost = f"The worker {job.worker or '?'} running attempt {job.attempts} stopped responding."
+    if kind_limit and ran_for > kind_limit:
+        changed = owned.update(status=JobStatus.FAILED, claim_token=None, finished_at=now, is_dead_letter=True,
+                               error=f"Killed: the job ran longer than its hard time limit of {kind_limit} s.")
+        report.failed_lost += changed
+    elif job.attempts < job.max_attempts:
+        changed = owned.update(status=JobStatus.RETRYING, claim_token=None, next_attempt_at=now,
+                               published_at=None, error=f"{lost} Running it again.")
+        report.recovered += changed
+    else:
+        changed = owned.update(status=JobStatus.FAILED, claim_token=None, finished_at=now, is_dead_letter=True,
+                               error=f"{lost} Gave up after {job.attempts} attempts.")
+        report.failed_lost += changed
+    if changed:
         _record_lost_execution(job, now)
-        kind_limit = _hard_time_limit(job)
-        ran_for = (now - job.started_at).total_seconds() if job.started_at else 0
-        owned = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=job.claim_token)
-        if kind_limit and ran_for > kind_limit:
-            final_error = f"Killed: the job ran longer than its hard time limit of {kind_limit} s."
-        else:
-            lost = f"The worker {job.worker or '?'} running attempt {job.attempts} stopped responding."
-            if job.attempts < job.max_attempts:
-                if owned.update(status=JobStatus.RETRYING, claim_token=None, next_attempt_at=now,
-                                published_at=None, error=f"{lost} Running it again."):
-                    report.recovered += 1
-                continue
-            final_error = f"{lost} Gave up after {job.attempts} attempts."
-        if owned.update(status=JobStatus.FAILED, claim_token=None, finished_at=now, is_dead_letter=True,
-                        error=final_error):
-            report.failed_lost += 1
 
 
 def _record_lost_execution(job: Job, now) -> None:

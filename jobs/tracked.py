@@ -23,7 +23,7 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import close_old_connections, connection
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from jobs.errors import JobCancelled, JobLost
@@ -255,8 +255,9 @@ def _finish(job: Job, token, status: str, *, outcome: str, result: Any = None, e
             fields["progress_done"] = job.progress_total
     else:
         fields.update(error=error[:10000], traceback=trace[:50000], is_dead_letter=dead_letter)
-    if Job.objects.filter(pk=job.pk, claim_token=token).update(**fields):
-        _record_execution(job, now, outcome, error)
+    with transaction.atomic():  # the outcome and its execution record are seen together
+        if Job.objects.filter(pk=job.pk, claim_token=token).update(**fields):
+            _record_execution(job, now, outcome, error)
 
 
 def _fail(job: Job, token, message: str, exc: BaseException) -> None:
@@ -275,14 +276,15 @@ def _schedule_retry(job: Job, token, kind: JobKind, exc: BaseException) -> bool:
     now = timezone.now()
     next_at = now + timedelta(seconds=delay)
     message = f"{_describe(exc)} (attempt {job.attempts} of {job.max_attempts}; retrying in {delay:.1f} s)"
-    updated = Job.objects.filter(pk=job.pk, claim_token=token).update(
-        status=JobStatus.RETRYING, next_attempt_at=next_at, claim_token=None, published_at=None,
-        error=message, heartbeat_at=now,
-    )
-    if not updated:
-        return False
+    with transaction.atomic():
+        updated = Job.objects.filter(pk=job.pk, claim_token=token).update(
+            status=JobStatus.RETRYING, next_attempt_at=next_at, claim_token=None, published_at=None,
+            error=message, heartbeat_at=now,
+        )
+        if not updated:
+            return False
+        _record_execution(job, now, JobExecution.Outcome.RETRY, message)
     logger.warning("Job %s (%s): %s", job.pk, job.kind, message)
-    _record_execution(job, now, JobExecution.Outcome.RETRY, message)
     job.status, job.next_attempt_at = JobStatus.RETRYING, next_at
     job_publish(job=job)
     return True

@@ -7,7 +7,7 @@ import hashlib
 
 import pytest
 
-from emailsync.models import MailLocation, Mailbox, MailMessage, SyncRun
+from emailsync.models import Mailbox, MailLocation, MailMessage, SyncRun
 from emailsync.services import mailbox_sync
 from invoices.models import Invoice, InvoiceStatus
 from tests.emailsync.messages import (
