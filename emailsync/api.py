@@ -86,7 +86,11 @@ class MailboxViewSet(viewsets.ModelViewSet):
     permission_classes = [IsAuthenticated, MailboxPermissions]
     throttle_scope = "trigger"
 
+    queryset = Mailbox.objects.none()
+
     def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation
+            return Mailbox.objects.none()
         mailboxes = Mailbox.objects.select_related("owner").order_by("name")
         return mailboxes if self.request.user.is_staff else mailboxes.filter(owner=self.request.user)
 

@@ -137,7 +137,8 @@ def _apply_extraction(invoice: Invoice, data: ExtractedInvoice) -> None:
     invoice.type = InvoiceType.CREDIT_NOTE if data.type == "credit_note" else InvoiceType.INVOICE
     invoice.vat_breakdown = [
         {"category": row.category, "rate": _text(row.rate), "taxable_amount": _text(row.taxable_amount),
-         "tax_amount": _text(row.tax_amount), "exemption_reason": row.exemption_reason}
+         "tax_amount": _text(row.tax_amount), "exemption_reason": row.exemption_reason,
+         "exemption_reason_code": row.exemption_reason_code}
         for row in data.vat_breakdown
     ]
     invoice.confidence = data.confidence
