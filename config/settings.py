@@ -220,6 +220,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a "status"; name each choice set after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "JobStatusEnum": "jobs.models.JobStatus",
+        "InvoiceStatusEnum": "invoices.models.InvoiceStatus",
+        "ExportStatusEnum": "invoices.models.ExportBatch.Status",
+        "SyncRunStatusEnum": "emailsync.models.SyncRun.Status",
+    },
 }
 
 # --- Celery ------------------------------------------------------------------
@@ -351,4 +358,3 @@ LOGGING = {
         "celery": {"level": env_str("CELERY_LOG_LEVEL", "INFO")},
     },
 }
-
