@@ -226,6 +226,9 @@ SPECTACULAR_SETTINGS = {
         "InvoiceStatusEnum": "invoices.models.InvoiceStatus",
         "ExportStatusEnum": "invoices.models.ExportBatch.Status",
         "SyncRunStatusEnum": "emailsync.models.SyncRun.Status",
+        "ScanRunStatusEnum": "monitoring.models.ScanRun.Status",
+        "AlertStatusEnum": "monitoring.models.AlertStatus",
+        "ViolationStatusEnum": "monitoring.models.ViolationStatus",
     },
 }
 
@@ -358,3 +361,23 @@ LOGGING = {
         "celery": {"level": env_str("CELERY_LOG_LEVEL", "INFO")},
     },
 }
+
+# --- Monitoring --------------------------------------------------------------------
+# Health checks, metrics, alerts and compliance scans (docs/monitoring.md).
+# /metrics answers a request carrying `Authorization: Bearer <METRICS_TOKEN>`;
+# without a token configured, only logged-in staff may read it.
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+MONITORING_WORKER_PING_TIMEOUT = env_float("MONITORING_WORKER_PING_TIMEOUT", 1.0)
+MONITORING_WORKER_CACHE_SECONDS = env_int("MONITORING_WORKER_CACHE_SECONDS", 10)
+MONITORING_BEAT_HEARTBEAT_SECONDS = env_int("MONITORING_BEAT_HEARTBEAT_SECONDS", 30)
+MONITORING_DISK_MIN_FREE_MB = env_int("MONITORING_DISK_MIN_FREE_MB", 1024)
+MONITORING_WEBHOOK_SECRET = env_str("MONITORING_WEBHOOK_SECRET")
+MONITORING_WEBHOOK_TIMEOUT = env_float("MONITORING_WEBHOOK_TIMEOUT", 5.0)
+MONITORING_WEBHOOK_RETRIES = env_int("MONITORING_WEBHOOK_RETRIES", 3)
+MONITORING_WEBHOOK_BACKOFF = env_float("MONITORING_WEBHOOK_BACKOFF", 1.0)
+MONITORING_METRICS_SETTLE_SECONDS = env_int("MONITORING_METRICS_SETTLE_SECONDS", 5)
+MONITORING_SCHEDULE_LATE_SECONDS = env_int("MONITORING_SCHEDULE_LATE_SECONDS", 60)
+MONITORING_HISTORY_DAYS = env_int("MONITORING_HISTORY_DAYS", 30)
+MONITORING_BACKUP_DIR = Path(env_str("MONITORING_BACKUP_DIR", str(VAR_DIR / "backups")))
+MONITORING_BACKUP_KEEP = env_int("MONITORING_BACKUP_KEEP", 14)
+MONITORING_DASHBOARD_REFRESH_SECONDS = env_int("MONITORING_DASHBOARD_REFRESH_SECONDS", 3)

@@ -44,6 +44,8 @@ class TrackedTask(Task):
                     shadow=None, **options):
         from jobs.services import job_enqueue
 
+        if args:
+            raise TypeError(f"{self.name} takes keyword parameters only (its job parameters), got {args!r}.")
         headers = options.get("headers") or {}
         schedule_name = headers.get("periodic_task_name") or options.get("periodic_task_name") or ""
         job = job_enqueue(

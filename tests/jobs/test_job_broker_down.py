@@ -10,7 +10,6 @@ from kombu import pools
 from jobs.models import Job, JobStatus
 from jobs.sweeper import jobs_sweep
 from tests.support.redis_server import RedisServer
-from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -1,5 +1,6 @@
 """A job whose worker is SIGKILLed is run again within the bound, never twice at once."""
 
+import itertools
 import os
 import time
 
@@ -44,7 +45,7 @@ def marks(key):
 
 def assert_never_concurrent(job):
     executions = list(job.executions.order_by("started_at"))
-    for earlier, later in zip(executions, executions[1:], strict=False):
+    for earlier, later in itertools.pairwise(executions):
         assert later.started_at >= earlier.finished_at, (earlier, later)
 
 

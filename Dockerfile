@@ -1,0 +1,43 @@
+# syntax=docker/dockerfile:1
+# AP Intake application image. One image runs every role: web (gunicorn),
+# the Celery workers, beat and the one-shot migrate job; docker-compose.yml
+# picks the role with `command:`. See docs/deployment.md.
+
+FROM python:3.11-slim-bookworm AS base
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    VIRTUAL_ENV=/opt/venv \
+    PATH=/opt/venv/bin:$PATH
+
+# Dependencies in their own stage and layer: a code change does not reinstall
+# them. Every runtime dependency ships as a wheel, so no compiler is needed.
+FROM base AS dependencies
+RUN python -m venv /opt/venv
+COPY requirements.txt /tmp/requirements.txt
+RUN pip install -r /tmp/requirements.txt
+
+FROM base AS runtime
+RUN groupadd --system --gid 10001 apintake \
+ && useradd --system --uid 10001 --gid apintake --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin apintake
+COPY --from=dependencies /opt/venv /opt/venv
+
+WORKDIR /app
+# The code stays owned by root: the app user can read it but not change it.
+COPY . /app
+
+# Static files are built into the image (WhiteNoise serves them). Settings
+# refuse to load without SECRET_KEY; this throwaway value exists only for this
+# command and is not in any layer's environment.
+RUN SECRET_KEY=collectstatic-only-not-a-secret python manage.py collectstatic --noinput --verbosity 0
+
+# /data is the shared volume (media, inbox, backups); created here so that a new named
+# volume starts out owned by the app user. var/ takes the app's default paths.
+RUN mkdir -p /data/media /data/inbox /data/backups /app/var \
+ && chown apintake:apintake /data /data/media /data/inbox /data/backups /app/var
+
+USER apintake
+EXPOSE 8000
+CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000", "--access-logfile", "-", "--no-control-socket"]

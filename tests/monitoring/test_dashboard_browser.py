@@ -1,0 +1,80 @@
+"""The dashboard in headless Chromium: log in, watch a running job's progress bar move
+without a page reload, and keep a screenshot (var/screenshots/monitoring-dashboard.png)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from jobs.services import job_enqueue
+from tests.support.waiting import wait_for
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1500,1900"]
+
+pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+                                reason="Chromium and chromedriver are needed (scripts/setup-system.sh installs them)")
+
+
+@pytest.fixture
+def browser():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def progress_of(driver, job_id: str) -> tuple[int, str] | None:
+    """The bar's percentage and its fill's width, read in one script (parts are replaced while we look)."""
+    found = driver.execute_script(
+        "const bar = document.querySelector(`tr[data-job-id='${arguments[0]}'] [role=progressbar]`);"
+        "if (!bar || !bar.dataset.percent) { return null; }"
+        "const fill = bar.querySelector('.mon-bar-fill');"
+        "return [parseInt(bar.dataset.percent, 10), fill ? fill.style.width : ''];", job_id)
+    return tuple(found) if found else None
+
+
+@pytest.mark.browser
+@pytest.mark.worker
+@pytest.mark.services
+@pytest.mark.slow
+def test_dashboard_progress_bar_moves_without_reload(browser, live_server, celery_worker, make_user, settings):
+    from selenium.webdriver.common.by import By
+
+    settings.MONITORING_DASHBOARD_REFRESH_SECONDS = 1
+    make_user("watcher", staff=True)
+    browser.get(f"{live_server.url}/admin/login/?next=/monitoring/")
+    browser.find_element(By.NAME, "username").send_keys("watcher")
+    browser.find_element(By.NAME, "password").send_keys("pw-watcher")
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait_for(lambda: "/monitoring/" in browser.current_url and browser.find_elements(By.ID, "monitoring-dashboard"),
+             timeout=20, what="dashboard after login")
+    browser.execute_script("window.loadedOnce = true;")  # gone if the page reloads
+
+    job = job_enqueue("jobs.sleep", {"seconds": 16, "steps": 16}, source="api")
+    job_id = str(job.pk)
+    first, _ = wait_for(lambda: progress_of(browser, job_id), timeout=30, what="progress bar of the running job")
+    later, width = wait_for(lambda: (p := progress_of(browser, job_id)) and p[0] >= first + 15 and p, timeout=30,
+                            what="the progress bar to move")
+    assert later > first
+    assert width == f"{later}%"
+    assert browser.execute_script("return window.loadedOnce === true;")
+    assert "Running jobs" in browser.page_source and "Queues" in browser.page_source
+
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / "monitoring-dashboard.png"
+    browser.save_screenshot(str(path))
+    assert path.stat().st_size > 10_000
