@@ -15,8 +15,9 @@ import pytest
 from emailsync.attachments import candidate_attachments, display_filename
 from emailsync.errors import UnparseableMessage
 
-EMAILS = Path("/work/shared/samples/emails")
-EINVOICES = Path("/work/shared/samples/einvoices")
+SHARED_SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples"  # shared/ beside the checkout
+EMAILS = SHARED_SAMPLES / "emails"
+EINVOICES = SHARED_SAMPLES / "einvoices"
 UBL_XML = EINVOICES / "en16931-ubl" / "ubl-tc434-example1.xml"
 FACTURX_PDF = EINVOICES / "facturx-zugferd" / "Facture_FR_BASICWL.pdf"
 CII_XML = EINVOICES / "en16931-cii" / "CII_example1.xml"

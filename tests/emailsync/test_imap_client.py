@@ -31,7 +31,7 @@ from tests.support.dovecot import DovecotError, DovecotServer, free_port, remove
 
 pytestmark = pytest.mark.imap
 
-SAMPLES = Path("/work/shared/samples/emails")
+SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "emails"  # shared/ beside the checkout
 PDF_BYTES = b"%PDF-1.4\n1 0 obj\n<< /Type /Catalog >>\nendobj\ntrailer\n<< /Root 1 0 R >>\n%%EOF\n"
 XML_BYTES = b'<?xml version="1.0" encoding="UTF-8"?>\n<Invoice xmlns="urn:oasis:names:specification:ubl"/>\n'
 PNG_BYTES = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
