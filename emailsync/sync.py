@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from dateutil.relativedelta import relativedelta
@@ -84,8 +84,11 @@ def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, 
         batch_size = settings.EMAILSYNC_DOWNLOAD_BATCH
         for start in range(0, len(pending), batch_size):
             batch = pending[start:start + batch_size]
+            messages = {location.uid: location.message for location in MailLocation.objects.filter(
+                mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity, uid__in=batch,
+            ).select_related("message")}
             for uid, raw in connection.fetch_raw(batch, batch_size=batch_size):
-                _process_message(mailbox, connection, plan, uid, raw, counts)
+                _process_message(mailbox, connection, messages.get(uid), uid, raw, counts)
             done += len(batch)
             _save_counts(run, counts)
             progress(done, total, f"{plan.name}: attachments of {done} of {total} processed")
@@ -106,34 +109,89 @@ def _plan_folder(mailbox: Mailbox, connection: ImapConnection, name: str, since:
 
 
 def _record_new(mailbox: Mailbox, connection: ImapConnection, plan: FolderPlan, counts: SyncCounts) -> list[int]:
-    """Record each new message (once per mailbox); return the UIDs to download."""
+    """Record each new message (once per mailbox), a header batch per transaction;
+    return the UIDs to download."""
     to_download: list[int] = []
-    for summary in connection.fetch_summaries(plan.new_uids, batch_size=settings.EMAILSYNC_HEADER_BATCH):
-        message, created = _record(mailbox, plan, summary)
-        if created:
+    summaries = connection.fetch_summaries(plan.new_uids, batch_size=settings.EMAILSYNC_HEADER_BATCH)
+    for batch in _batched(summaries, settings.EMAILSYNC_HEADER_BATCH):
+        try:
+            with transaction.atomic():
+                recorded = _record_batch(mailbox, plan, batch)
+        except IntegrityError:  # a concurrent run recorded some of them: go one by one
+            recorded = [_record(mailbox, plan, summary) for summary in batch]
+        for message, created in recorded:
+            if not created:
+                continue
             counts.messages_new += 1
             if message.status == MailMessage.Status.PENDING:
-                to_download.append(summary.uid)
+                to_download.append(message.uid)
             else:
                 counts.skipped += 1
     return to_download
 
 
+def _batched(items: Iterable, size: int) -> Iterator[list]:
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _new_message(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary) -> MailMessage:
+    candidate = summary.has_candidate_attachment
+    return MailMessage(
+        mailbox=mailbox, message_id=(summary.message_id or "")[:500], folder=plan.name,
+        uidvalidity=plan.uidvalidity, uid=summary.uid, subject=summary.subject[:500], sender=summary.sender[:300],
+        sent_at=summary.date, size=summary.size,
+        status=MailMessage.Status.PENDING if candidate else MailMessage.Status.NO_CANDIDATES,
+        error="" if candidate else "No attachment that could be an invoice.",
+    )
+
+
+def _record_batch(mailbox: Mailbox, plan: FolderPlan,
+                  summaries: list[MessageSummary]) -> list[tuple[MailMessage, bool]]:
+    """Record a batch of messages and their locations with a few queries (inside a transaction)."""
+    ids = {(s.message_id or "")[:500] for s in summaries} - {""}
+    by_id = {m.message_id: m for m in MailMessage.objects.filter(mailbox=mailbox, message_id__in=ids)}
+    new: list[MailMessage] = []
+    for summary in summaries:
+        message_id = (summary.message_id or "")[:500]
+        if message_id and message_id in by_id:
+            continue  # seen in another folder, or twice in this batch
+        message = _new_message(mailbox, plan, summary)
+        new.append(message)
+        if message_id:
+            by_id[message_id] = message
+    MailMessage.objects.bulk_create(new)
+    created = {id(m) for m in new}
+    by_uid = {m.uid: m for m in new if not m.message_id}
+    recorded = []
+    for summary in summaries:
+        message_id = (summary.message_id or "")[:500]
+        message = by_id[message_id] if message_id else by_uid[summary.uid]
+        # New for the summary that created it; a copy later in the batch only adds a location.
+        recorded.append((message, id(message) in created and message.uid == summary.uid))
+    MailLocation.objects.bulk_create(
+        [MailLocation(mailbox=mailbox, message=message, folder=plan.name, uidvalidity=plan.uidvalidity,
+                      uid=summary.uid) for summary, (message, _) in zip(summaries, recorded, strict=True)],
+        ignore_conflicts=True)
+    return recorded
+
+
 def _record(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary) -> tuple[MailMessage, bool]:
-    """The message's row (created if new) and its location in this folder."""
+    """One message's row (created if new) and its location in this folder."""
     message_id = (summary.message_id or "")[:500]
     existing = MailMessage.objects.filter(mailbox=mailbox, message_id=message_id).first() if message_id else None
     created = False
     if existing is None:
-        status = MailMessage.Status.PENDING if summary.has_candidate_attachment else MailMessage.Status.NO_CANDIDATES
         try:
             with transaction.atomic():
-                existing = MailMessage.objects.create(
-                    mailbox=mailbox, message_id=message_id, folder=plan.name, uidvalidity=plan.uidvalidity,
-                    uid=summary.uid, subject=summary.subject[:500], sender=summary.sender[:300],
-                    sent_at=summary.date, size=summary.size, status=status,
-                    error="" if summary.has_candidate_attachment else "No attachment that could be an invoice.",
-                )
+                existing = _new_message(mailbox, plan, summary)
+                existing.save(force_insert=True)
                 created = True
         except IntegrityError:  # recorded meanwhile (another folder, a concurrent run)
             existing = MailMessage.objects.get(mailbox=mailbox, message_id=message_id) if message_id else \
@@ -144,10 +202,8 @@ def _record(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary) -> tupl
     return existing, created
 
 
-def _process_message(mailbox: Mailbox, connection: ImapConnection, plan: FolderPlan, uid: int, raw: bytes,
-                     counts: SyncCounts) -> None:
-    message = MailMessage.objects.filter(locations__mailbox=mailbox, locations__folder=plan.name,
-                                         locations__uidvalidity=plan.uidvalidity, locations__uid=uid).first()
+def _process_message(mailbox: Mailbox, connection: ImapConnection, message: MailMessage | None, uid: int,
+                     raw: bytes, counts: SyncCounts) -> None:
     if message is None or message.status not in (MailMessage.Status.PENDING, MailMessage.Status.FAILED):
         return
     message.attempts += 1
@@ -180,7 +236,8 @@ def _process_message(mailbox: Mailbox, connection: ImapConnection, plan: FolderP
                              for part in parsed.skipped]
     message.error = ""
     message.processed_at = timezone.now()
-    message.save()
+    message.save(update_fields=["status", "attachments", "invoices_created", "skipped_parts", "error",
+                                "processed_at", "attempts"])
     _after_processing(mailbox, connection, uid)
 
 
