@@ -439,7 +439,11 @@ class CsvExtractor(Extractor):
         invoice_values = self._invoice_level_values(table)
         self._fill_header(invoice, table, invoice_values)
         if any(column in positions for column in ("line_name", "quantity", "net_price", "line_amount")):
-            invoice.lines = [self._line(table, number, row, index) for index, (number, row) in enumerate(rows, 1)]
+            # A row with every line column empty carries only invoice data: our own export writes an
+            # invoice without lines that way, and it must import as an invoice without lines.
+            line_rows = [(number, row) for number, row in rows if any(table.cell(row, c) for c in LINE_COLUMNS)]
+            invoice.lines = [self._line(table, number, row, index)
+                             for index, (number, row) in enumerate(line_rows, 1)]
         invoice.line_total = sum((line.line_amount for line in invoice.lines), Decimal("0")) if invoice.lines else None
         invoice.vat_breakdown = self._vat_breakdown(invoice.lines)
         self._fill_totals(invoice, table, invoice_values)

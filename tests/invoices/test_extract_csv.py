@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from invoices.export import write_csv
 from invoices.extract import detect_format
 from invoices.extract.base import InvalidInvoice
 from invoices.extract.csv_table import CsvExtractor
+from invoices.models import Invoice
+from tests.invoices.invoice_builders import make_invoice
 
 SAMPLES = Path(__file__).resolve().parents[3] / "shared" / "samples" / "einvoices"
 
@@ -192,6 +195,53 @@ def test_a_line_without_any_amount_is_refused():
 
     with pytest.raises(InvalidInvoice, match=r"Row 2: the line has no amount"):
         extractor.extract(content)
+
+
+# An invoice without lines (a Factur-X MINIMUM, say) as a CSV export writes it: the invoice columns
+# filled, every line column empty.
+NO_LINES = """invoice_number,issue_date,due_date,type,currency,seller_name,seller_vat_id,buyer_name,payment_iban,purchase_order_reference,total_net,tax_total,total_gross,amount_due,line_id,line_name,quantity,unit_code,net_price,line_amount,vat_category,vat_rate
+FA-2026-17,2026-02-03,,invoice,EUR,Le Fournisseur SARL,FR11999999998,Acheteur SA,,,100.00,20.00,120.00,120.00,,,,,,,,
+"""  # noqa: E501
+
+
+def test_an_invoice_without_lines_imports_as_an_invoice_with_no_lines():
+    invoice = extractor.extract(NO_LINES.encode())
+
+    assert invoice.invoice_number == "FA-2026-17"
+    assert invoice.issue_date == dt.date(2026, 2, 3)
+    assert invoice.seller_name == "Le Fournisseur SARL"
+    assert invoice.buyer_name == "Acheteur SA"
+    assert invoice.lines == []
+    assert invoice.line_total is None
+    assert invoice.vat_breakdown == []
+    assert (invoice.total_net, invoice.tax_total, invoice.total_gross, invoice.amount_due) == (
+        Decimal("100.00"), Decimal("20.00"), Decimal("120.00"), Decimal("120.00"))
+    assert invoice.warnings == []
+
+
+def test_a_row_without_line_data_among_lines_is_not_taken_for_a_line():
+    content = (b"invoice_number;line_name;line_amount;vat_rate;total_gross\n"
+               b"A-1;Paper;10,00;19;23,80\n"
+               b"A-1;;;;23,80\n"
+               b"A-1;Pens;10,00;19;23,80\n")
+
+    invoice = extractor.extract(content)
+
+    assert [(line.line_id, line.name, line.line_amount) for line in invoice.lines] == [
+        ("1", "Paper", Decimal("10.00")), ("2", "Pens", Decimal("10.00"))]
+    assert invoice.total_gross == Decimal("23.80")
+
+
+def test_an_exported_invoice_without_lines_imports_again_without_lines(db):
+    stored = make_invoice(invoice_number="EMPTY-1", lines=[], total_net=Decimal("100.00"),
+                          tax_total=Decimal("19.00"), total_gross=Decimal("119.00"), amount_due=Decimal("119.00"))
+
+    again = extractor.extract(write_csv(Invoice.objects.filter(pk=stored.pk).prefetch_related("lines")))
+
+    assert again.invoice_number == "EMPTY-1"
+    assert again.lines == []
+    assert (again.total_net, again.tax_total, again.total_gross, again.amount_due) == (
+        Decimal("100.00"), Decimal("19.00"), Decimal("119.00"), Decimal("119.00"))
 
 
 @pytest.mark.parametrize("content", [

@@ -156,4 +156,4 @@ def test_the_docs_list_every_rule_with_its_default_severity(db):
 def test_every_rule_has_a_description_and_a_default_severity(rule):
     assert rule.description.strip()
     assert rule.default_severity in Severity.values
-    assert re.fullmatch(r"[a-z]+\.[a-z_0-9]+", rule.code)
+    assert re.fullmatch(r"[a-z][a-z0-9]*\.[a-z_0-9]+", rule.code)

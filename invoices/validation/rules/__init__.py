@@ -6,6 +6,7 @@ from invoices.validation.base import Rule
 from invoices.validation.rules.currency import Iso4217Rule
 from invoices.validation.rules.dates import DueBeforeIssueRule, IssueInFutureRule, IssueTooOldRule
 from invoices.validation.rules.duplicates import DuplicateNumberRule, DuplicateSuspectRule
+from invoices.validation.rules.en16931 import OfficialEn16931Rule
 from invoices.validation.rules.fields import LowConfidenceRule, MissingFieldsRule
 from invoices.validation.rules.identifiers import IbanRule, SellerVatIdRule
 from invoices.validation.rules.totals import AmountDueRule, LinesSumRule, NetFromLinesRule, NetTaxGrossRule
@@ -32,6 +33,7 @@ ALL_RULES: tuple[Rule, ...] = (
     Iso4217Rule(),
     SellerVatIdRule(),
     IbanRule(),
+    OfficialEn16931Rule(),
     DuplicateNumberRule(),
     DuplicateSuspectRule(),
     UnknownVendorRule(),
