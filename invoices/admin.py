@@ -31,7 +31,7 @@ from invoices.services import (
     invoice_reprocess,
     invoice_revalidate,
 )
-from jobs.admin import STATUS_COLOURS, EstimatedCountPaginator, admin_actor
+from jobs.admin import STATUS_COLOURS, EstimatedCountPaginator, admin_actor, apply_to_each
 from jobs.models import Job
 
 INVOICE_COLOURS = {
@@ -39,6 +39,10 @@ INVOICE_COLOURS = {
     InvoiceStatus.NEEDS_REVIEW: "#fd7e14", InvoiceStatus.FAILED: "#dc3545", InvoiceStatus.DUPLICATE: "#adb5bd",
     InvoiceStatus.APPROVED: "#20c997", InvoiceStatus.REJECTED: "#6f42c1", InvoiceStatus.EXPORTED: "#212529",
 }
+
+
+# What a bulk action may meet on some of the selected invoices, reported per invoice.
+REFUSALS = (InvoiceNotAllowed, PermissionDenied)
 
 
 class InvoiceLineInline(admin.TabularInline):
@@ -202,31 +206,24 @@ class InvoiceAdmin(admin.ModelAdmin):
         return super().change_view(request, object_id, form_url, extra_context)
 
     # -- bulk actions ------------------------------------------------------------
-    def _each(self, request, queryset, operation, verb):
-        done, refused = 0, []
-        for invoice in queryset:
-            try:
-                operation(invoice=invoice, actor=admin_actor(request), reason="admin action")
-                done += 1
-            except (InvoiceNotAllowed, PermissionDenied) as exc:
-                refused.append(f"#{invoice.pk}: {exc}")
-        self.message_user(request, f"{verb} {done} invoice(s).", messages.SUCCESS if done else messages.WARNING)
-        if refused:
-            self.message_user(request, "Skipped " + "; ".join(refused[:10]), messages.WARNING)
-
     @admin.action(description="Reprocess (extract and validate again)", permissions=["reprocess"])
     def reprocess_selected(self, request, queryset):
-        self._each(request, queryset, invoice_reprocess, "Queued reprocessing of")
+        apply_to_each(self, request, queryset,
+                      lambda invoice, actor: invoice_reprocess(invoice=invoice, actor=actor, reason="admin action"),
+                      verb="Queued reprocessing of", noun="invoice(s)", refusals=REFUSALS)
 
     @admin.action(description="Validate again", permissions=["reprocess"])
     def revalidate_selected(self, request, queryset):
-        self._each(request, queryset, invoice_revalidate, "Queued validation of")
+        apply_to_each(self, request, queryset,
+                      lambda invoice, actor: invoice_revalidate(invoice=invoice, actor=actor, reason="admin action"),
+                      verb="Queued validation of", noun="invoice(s)", refusals=REFUSALS)
 
     @admin.action(description="Approve selected", permissions=["approve"])
     def approve_selected(self, request, queryset):
-        self._each(request, queryset,
-                   lambda invoice, actor, reason: invoice_decide(invoice=invoice, approve=True, actor=actor,
-                                                                 reason=reason), "Approved")
+        apply_to_each(self, request, queryset,
+                      lambda invoice, actor: invoice_decide(invoice=invoice, approve=True, actor=actor,
+                                                            reason="admin action"),
+                      verb="Approved", noun="invoice(s)", refusals=REFUSALS)
 
     def _export(self, request, queryset, format):
         try:

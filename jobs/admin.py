@@ -39,6 +39,22 @@ def admin_actor(request: HttpRequest) -> Actor:
     return Actor(user=request.user, source=TriggerSource.ADMIN)
 
 
+def apply_to_each(model_admin, request, objects, operation, *, verb: str, noun: str, refusals) -> None:
+    """Run one service call per selected object (`operation(obj, actor)`); say how many
+    worked and why the others were refused."""
+    actor = admin_actor(request)
+    done, refused = 0, []
+    for obj in objects:
+        try:
+            operation(obj, actor)
+            done += 1
+        except refusals as exc:
+            refused.append(f"{obj}: {exc}")
+    model_admin.message_user(request, f"{verb} {done} {noun}.", messages.SUCCESS if done else messages.WARNING)
+    if refused:
+        model_admin.message_user(request, "Skipped " + "; ".join(refused[:10]), messages.WARNING)
+
+
 class EstimatedCountPaginator(Paginator):
     """Avoids an exact COUNT(*) over the whole jobs table on PostgreSQL: the
     unfiltered count comes from the planner's statistics."""
@@ -275,30 +291,24 @@ class JobAdmin(admin.ModelAdmin):
         return render(request, "admin/jobs/job/run.html", context)
 
     # -- bulk actions ------------------------------------------------------------
-    def _bulk(self, request, queryset, operation, verb):
-        done, refused = 0, []
-        for job in queryset:
-            try:
-                operation(job=job, actor=admin_actor(request), reason="bulk action")
-                done += 1
-            except (JobNotAllowed, PermissionDenied) as exc:
-                refused.append(f"{str(job.pk)[:8]}: {exc}")
-        self.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done else messages.WARNING)
-        if refused:
-            self.message_user(request, "Skipped " + "; ".join(refused[:10]), messages.WARNING)
-
     @admin.action(description="Cancel selected jobs", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
-        self._bulk(request, queryset, job_cancel, "Cancelled")
+        apply_to_each(self, request, queryset,
+                      lambda job, actor: job_cancel(job=job, actor=actor, reason="bulk action"),
+                      verb="Cancelled", noun="job(s)", refusals=(JobNotAllowed, PermissionDenied))
 
     @admin.action(description="Retry selected failed or cancelled jobs", permissions=["retry"])
     def retry_selected(self, request, queryset):
-        self._bulk(request, queryset, job_retry, "Retried")
+        apply_to_each(self, request, queryset,
+                      lambda job, actor: job_retry(job=job, actor=actor, reason="bulk action"),
+                      verb="Retried", noun="job(s)", refusals=(JobNotAllowed, PermissionDenied))
 
     @admin.action(description="Terminate selected running jobs (kills the worker process)",
                   permissions=["terminate"])
     def terminate_selected(self, request, queryset):
-        self._bulk(request, queryset, job_terminate, "Terminated")
+        apply_to_each(self, request, queryset,
+                      lambda job, actor: job_terminate(job=job, actor=actor, reason="bulk action"),
+                      verb="Terminated", noun="job(s)", refusals=(JobNotAllowed, PermissionDenied))
 
     def has_cancel_permission(self, request):
         return request.user.has_perm("jobs.cancel_job")
