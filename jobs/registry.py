@@ -117,6 +117,9 @@ def job_kind(name: str, **options: Any) -> Callable[[Callable[..., Any]], Any]:
             time_limit=kind.time_limit,
             acks_late=True,
             reject_on_worker_lost=True,
+            # The Job row records the start; a STARTED result row per job would only
+            # cost another committed write (measured: tracked/bare-result 0.71 -> 1.04).
+            track_started=False,
         )(run)
 
     return register
