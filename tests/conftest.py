@@ -79,32 +79,36 @@ def _clear_cache():
 
 
 @pytest.fixture(scope="session")
-def celery_worker(django_db_setup, django_db_blocker):
+def _session_worker(django_db_setup, django_db_blocker):
+    """The shared worker process (started on first use, stopped at the end)."""
+    worker = WorkerProcess(name="session", concurrency=2, env={"JOB_HEARTBEAT_SECONDS": "1"})
+    yield worker
+    worker.stop()
+
+
+@pytest.fixture
+def celery_worker(_session_worker):
     """One real `celery worker` process on every queue, shared by the session.
 
     Tests that use it must use `transactional_db`, so that the rows they
     write are committed and visible to the worker.
     """
-    worker = WorkerProcess(name="session", concurrency=2, env={"JOB_HEARTBEAT_SECONDS": "1"})
-    _session_workers.append(worker)
-    worker.start()
-    yield worker
-    worker.stop()
-
-
-_session_workers: list[WorkerProcess] = []
+    if _session_worker.process is None or _session_worker.process.poll() is not None:
+        _session_worker.start()
+    return _session_worker
 
 
 @pytest.fixture
-def no_session_worker():
-    """For tests that must control which worker gets a job: the shared worker
-    (if it was started) is stopped for the test and started again after it."""
-    running = [w for w in _session_workers if w.process and w.process.poll() is None]
-    for worker in running:
-        worker.stop()
+def no_session_worker(request):
+    """For tests that must control which worker gets a job: the shared worker (if
+    running) is stopped for the test. It is started again by the next test that
+    asks for it, not here: restarting it now would let it pick up this test's
+    leftover messages while the database is being flushed."""
+    shared = request.getfixturevalue("_session_worker")
+    shared.stop()
     yield
-    for worker in running:
-        worker.start()
+    # Nothing consumes the broker now: drop what this test left queued.
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
 
 
 @pytest.fixture
