@@ -26,8 +26,9 @@ are raised so they never refuse: API_THROTTLE_TRIGGER and API_THROTTLE_USER
 are set to 1000000/second (a one-second window keeps DRF's per-user history
 list short; with the default 2000/hour the benchmark would be throttled).
 
-Own database apintake_bench_api, Redis db 11 (broker) and 12 (cache); it refuses
-to start if another client uses them; all dropped or emptied at the end.
+Own database apintake_bench_api, Redis db 9 (broker) and 10 (cache), shared with the
+other jobs benchmarks: it refuses to start while another client uses them; all
+dropped or emptied at the end.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--web-threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker pool processes (default 2)")
     parser.add_argument("--database", default="apintake_bench_api")
-    parser.add_argument("--redis-db", type=int, default=11, help="broker db; the cache uses the next one (default 11)")
+    parser.add_argument("--redis-db", type=int, default=9, help="broker db; the cache uses the next one (default 9)")
     parser.add_argument("--budget", type=int, default=600, help="stop after this many seconds (default 600)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     return parser.parse_args(argv)

@@ -11,9 +11,10 @@ Usage (from the repository root; needs PostgreSQL and Redis):
    monitoring.compliance_scan, 4 % invoices.export_invoices, 2.5 % jobs.prune,
    0.5 % jobs.sleep; statuses 92 % succeeded, 5 % failed (80 % of those dead
    letters, with a ~1 KB traceback), 3 % cancelled, and queued / running /
-   retrying only among jobs created in the last 10 minutes; 70 % without owner
-   (scheduled or system jobs), 2 % owned by the non-staff user `clerk-01`, the
-   rest spread over 29 more clerks. Every finished job also gets its
+   retrying only among jobs created in the last 10 minutes; 2 % owned by the
+   non-staff user `clerk-01`, 28 % of the invoice jobs by 29 more clerks, the
+   rest (about 77 %) without owner (scheduled or system jobs). Every finished
+   job also gets its
    JobExecution row and its django-celery-results TaskResult row, as a real
    worker leaves them (--no-related skips both). Then VACUUM ANALYZE, as
    autovacuum would do on a live system.
