@@ -106,9 +106,10 @@ def no_session_worker(request):
     leftover messages while the database is being flushed."""
     shared = request.getfixturevalue("_session_worker")
     shared.stop()
+    broker_url = settings.CELERY_BROKER_URL  # before a test points it at a broker of its own
     yield
-    # Nothing consumes the broker now: drop what this test left queued.
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    # Nothing consumes the shared broker now: drop what this test left queued.
+    redis.Redis.from_url(broker_url).flushdb()
 
 
 @pytest.fixture
