@@ -21,7 +21,7 @@ from invoices.extract.common import (
     parse_cefact_date,
     require_mandatory,
 )
-from invoices.extract.xmlread import ChildPaths, XmlExtractor, attribute, raw_text, repeated, text
+from invoices.extract.xmlread import TEXT_FIELDS, ChildPaths, XmlExtractor, attribute, raw_text, repeated, text
 
 CII_NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
@@ -97,8 +97,6 @@ _AMOUNT_ELEMENTS = [
 ]
 
 
-_TEXT_FIELDS = ("profile", "invoice_number", "type_code", "currency", "buyer_reference",
-                "purchase_order_reference", "seller_country", "payment_iban")
 
 
 class CiiSyntax:
@@ -174,7 +172,7 @@ class CiiSyntax:
         reader = ValueReader()
         found = self.document.read(root)
         invoice = ExtractedInvoice(format=format_name)
-        for name in _TEXT_FIELDS:
+        for name in TEXT_FIELDS:
             setattr(invoice, name, text(found, name))
         invoice.seller_name = one_line(raw_text(found, "seller_name"))
         invoice.buyer_name = one_line(raw_text(found, "buyer_name"))

@@ -17,7 +17,7 @@ from invoices.extract.common import (
     parse_iso_date,
     require_mandatory,
 )
-from invoices.extract.xmlread import ChildPaths, Found, XmlExtractor, attribute, raw_text, repeated, text
+from invoices.extract.xmlread import TEXT_FIELDS, ChildPaths, Found, XmlExtractor, attribute, raw_text, repeated, text
 
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -46,8 +46,6 @@ _AMOUNTS = {
         ("amount_due", "PayableAmount", "Amount due for payment", "BT-115"),
     ]
 }
-_TEXT_FIELDS = ("profile", "invoice_number", "type_code", "currency", "buyer_reference",
-                "purchase_order_reference", "seller_country", "payment_iban")
 
 _DOCUMENT = ChildPaths(
     {
@@ -123,7 +121,7 @@ class UblExtractor(XmlExtractor):
         reader = ValueReader()
         found = _DOCUMENT.read(root)
         invoice = ExtractedInvoice(format=self.format)
-        for name in _TEXT_FIELDS:
+        for name in TEXT_FIELDS:
             setattr(invoice, name, text(found, name))
         invoice.seller_name = one_line(raw_text(found, "seller_name")) or one_line(
             raw_text(found, "seller_trading_name")
