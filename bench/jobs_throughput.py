@@ -23,11 +23,12 @@ finish recorded in the database (TaskResult.date_started / date_done,
 Job.started_at / finished_at) is printed as a cross-check.
 
 Also printed: the publish rate of each variant from one process (job_enqueue in
-autocommit, i.e. one transaction and one message per job, and job_enqueue for N
-jobs inside one transaction.atomic(); jobs.services has no bulk enqueue), the
-database work per task measured from pg_stat_database around each drain, and
-the SQL statements of one tracked job counted in-process with Django's
-CaptureQueriesContext.
+autocommit, i.e. one transaction and one message per job; job_enqueue for N
+jobs inside one transaction.atomic(); job_enqueue_many, one INSERT per 1,000
+jobs and one broker connection), the drain rate of the jobs enqueued those two
+other ways, the database work per task measured from pg_stat_database around
+each drain, and the SQL statements of one tracked job counted in-process with
+Django's CaptureQueriesContext.
 
 It creates its own database (apintake_bench_throughput) and uses Redis db 9
 (broker) and 10 (cache), refusing to start if another client uses them; both
@@ -74,6 +75,7 @@ VARIANT_NAMES = {
     "b": "b: bare Celery + django-db result",
     "c": "c: tracked job (job_enqueue)",
     "c1": "c': tracked, enqueued in one transaction",
+    "c2": "c'': tracked, enqueued with job_enqueue_many",
 }
 TARGETS = {"c/b": 0.8, "c/a": 0.5}
 
@@ -190,15 +192,18 @@ def publish_bare(task, n: int) -> tuple[float, list[str]]:
     return time.perf_counter() - started, ids
 
 
-def enqueue_tracked(n: int, *, one_transaction: bool = False) -> tuple[float, list[str]]:
-    """job_enqueue n times from this process: each call in its own transaction
-    (insert, publish on commit, mark published), or all n in one transaction."""
+def enqueue_tracked(n: int, *, how: str = "autocommit") -> tuple[float, list[str]]:
+    """n tracked jobs from this process: job_enqueue with each call in its own
+    transaction (insert, publish on commit, mark published), job_enqueue n times
+    in one transaction, or one job_enqueue_many call."""
     from django.db import transaction
 
-    from jobs.services import job_enqueue
+    from jobs.services import job_enqueue, job_enqueue_many
 
     started = time.perf_counter()
-    if one_transaction:
+    if how == "bulk":
+        ids = [str(job.pk) for job in job_enqueue_many("bench.noop", [{}] * n)]
+    elif how == "one_transaction":
         with transaction.atomic():
             ids = [str(job_enqueue("bench.noop").pk) for _ in range(n)]
     else:
@@ -213,7 +218,7 @@ def publish(variant: str, n: int) -> tuple[float, list[str]]:
         return publish_bare(noop_bare, n)
     if variant == "b":
         return publish_bare(noop_result, n)
-    return enqueue_tracked(n, one_transaction=variant == "c1")
+    return enqueue_tracked(n, how={"c1": "one_transaction", "c2": "bulk"}.get(variant, "autocommit"))
 
 
 # --- what the database saw -------------------------------------------------------------------
@@ -259,7 +264,7 @@ def check_all_ran(variant: str, ids: list[str]) -> None:
 
     if variant == "b":
         done = TaskResult.objects.filter(task_id__in=ids, status="SUCCESS").count()
-    elif variant in ("c", "c1"):
+    elif variant in ("c", "c1", "c2"):
         done = Job.objects.filter(pk__in=ids, status=JobStatus.SUCCEEDED).count()
     else:
         return
@@ -296,19 +301,17 @@ def run_variant(worker: WorkerProcess, variant: str, n: int, *, measure_db: bool
 def profile_tracked_job() -> dict[str, list[str]]:
     """The SQL of one job, phase by phase, as the enqueuing process and a worker run it.
 
-    The worker side runs the task body through Celery's tracer (task.apply), and
-    the django-db result backend's two writes (STARTED, because
-    task_track_started is on, then SUCCESS) separately, as a worker does them.
+    The worker side runs the task body through Celery's tracer (task.apply):
+    tracked tasks ignore results, so that is all a worker writes for a job
+    that succeeds (run_tracked_job writes the result row itself).
     """
     from celery import current_app
-    from celery.app.task import Context
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
     from jobs.services import job_enqueue
 
     task = current_app.tasks["bench.noop"]
-    backend = current_app.backend
     phases: dict[str, list[str]] = {}
 
     def capture(name: str, call) -> object:
@@ -319,12 +322,8 @@ def profile_tracked_job() -> dict[str, list[str]]:
 
     job = capture("enqueue: job_enqueue (autocommit, publish on commit)", lambda: job_enqueue("bench.noop"))
     job_id = str(job.pk)
-    request = Context(id=job_id, task=task.name, args=[job_id], kwargs={}, hostname="bench@localhost",
-                      delivery_info={"exchange": "", "routing_key": QUEUE}, ignore_result=False)
-    capture("worker: result backend STARTED", lambda: backend.store_result(job_id, {"pid": 1}, "STARTED",
-                                                                        request=request))
-    capture("worker: run_tracked_job (claim, body, finish)", lambda: task.apply(args=[job_id], task_id=job_id))
-    capture("worker: result backend SUCCESS", lambda: backend.store_result(job_id, None, "SUCCESS", request=request))
+    capture("worker: run_tracked_job (claim, body, finish + result row)",
+            lambda: task.apply(args=[job_id], task_id=job_id))
     return phases
 
 
@@ -351,7 +350,7 @@ def _short_sql(sql: str) -> str:
 # --- report ------------------------------------------------------------------------------------------
 
 
-def summarise(results: dict[str, list[Drain]], single_transaction: Drain | None) -> dict[str, float]:
+def summarise(results: dict[str, list[Drain]], other_enqueues: list[Drain]) -> dict[str, float]:
     rows = []
     rates: dict[str, float] = {}
     for variant, drains in results.items():
@@ -389,10 +388,9 @@ def summarise(results: dict[str, list[Drain]], single_transaction: Drain | None)
         enqueue_rows.append(["job_enqueue, one transaction per job (autocommit)",
                              round(median([d.publish_per_second for d in results["c"]])),
                              f"{median([d.publish_cpu_ms for d in results['c']]):.2f}"])
-    if single_transaction is not None:
-        enqueue_rows.append([f"job_enqueue x {single_transaction.n} inside one transaction.atomic()",
-                             round(single_transaction.publish_per_second), f"{single_transaction.publish_cpu_ms:.2f}"])
-    enqueue_rows.append(["bulk job_enqueue", "none exists in jobs.services", "—"])
+    for drain in other_enqueues:
+        enqueue_rows.append([VARIANT_NAMES[drain.variant], round(drain.publish_per_second),
+                             f"{drain.publish_cpu_ms:.2f}"])
     for variant in ("a", "b"):
         if variant not in results:
             continue
@@ -400,10 +398,9 @@ def summarise(results: dict[str, list[Drain]], single_transaction: Drain | None)
                              round(median([d.publish_per_second for d in results[variant]])),
                              f"{median([d.publish_cpu_ms for d in results[variant]]):.2f}"])
     print_table(["enqueue path (one process)", "jobs/s", "CPU ms/job"], enqueue_rows, title="Enqueue rate")
-    if single_transaction is not None:
-        print(f"\nDrain of the {single_transaction.n} jobs enqueued in one transaction: "
-              f"{single_transaction.per_second:,.0f} jobs/s, worker CPU {single_transaction.worker_cpu_ms:.2f} ms/task")
-
+    for drain in other_enqueues:
+        print(f"Drain of the {drain.n} jobs of {VARIANT_NAMES[drain.variant]}: "
+              f"{drain.per_second:,.0f} jobs/s, worker CPU {drain.worker_cpu_ms:.2f} ms/task")
     work_rows = []
     for variant, drains in results.items():
         measured = [d for d in drains if d.db_work]
@@ -445,11 +442,11 @@ def main(argv: list[str]) -> int:
                     print(f"round {round_number} {VARIANT_NAMES[variant]}: {drain.per_second:,.0f} jobs/s "
                           f"(drain {drain.drain_seconds:.2f} s, published at {drain.publish_per_second:,.0f}/s)",
                           flush=True)
-            single_transaction = run_variant(worker, "c1", args.n) if "c" in args.variants else None
+            other_enqueues = [run_variant(worker, v, args.n) for v in ("c1", "c2")] if "c" in args.variants else []
             worker.stop()
             worker = None
             print(f"load average at end: {load_average()}")
-            summarise(results, single_transaction)
+            summarise(results, other_enqueues)
             if not args.no_profile:
                 print_profile(profile_tracked_job())
     except (BenchError, BenchTimeout) as exc:

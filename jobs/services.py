@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -20,6 +21,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from jobs.audit import audit_record
+from jobs.durability import commit_without_waiting_for_disk
 from jobs.errors import JobNotAllowed
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource, model_label
 from jobs.registry import JobKind, get_kind
@@ -66,11 +68,69 @@ def job_enqueue(
     (then `job.deduplicated` is True). Raises JobParamsInvalid for bad
     parameters. Never raises because the broker is down.
     """
+    job = _new_job(
+        get_kind(kind), params, owner=owner, subject=subject, unique_key=unique_key, priority=priority,
+        countdown=countdown, eta=eta, expires=expires, source=source, schedule_name=schedule_name,
+        retry_of=retry_of, job_id=job_id,
+    )
+    if job.unique_key:
+        existing = _insert_unless_active(job)
+        if existing is not None:
+            existing.deduplicated = True
+            return existing
+    else:
+        job.save(force_insert=True)
+    job.deduplicated = False
+    if publish:
+        transaction.on_commit(partial(job_publish, job=job))
+    return job
+
+
+def job_enqueue_many(
+    kind: str,
+    params_list: Iterable[dict],
+    *,
+    owner=None,
+    priority: int | None = None,
+    source: str = TriggerSource.SYSTEM,
+) -> list[Job]:
+    """Record many jobs of one kind with one INSERT per 1,000 and publish them
+    together (one broker connection) when the caller's transaction commits.
+
+    Returns one Job per parameter set, in order; where the unique key is held
+    by an active job, that job (with `deduplicated` True), as job_enqueue does.
+    """
     job_kind = get_kind(kind)
+    jobs = [_new_job(job_kind, params, owner=owner, priority=priority, source=source) for params in params_list]
+    with transaction.atomic():
+        # Rows whose unique key is taken are skipped by the database, not raised.
+        Job.objects.bulk_create(jobs, batch_size=1000, ignore_conflicts=any(job.unique_key for job in jobs))
+        inserted = _existing_ids([job.pk for job in jobs])
+        holders = _active_holders({job.unique_key for job in jobs if job.pk not in inserted})
+        answer = []
+        for job in jobs:
+            if job.pk in inserted:
+                job.deduplicated = False
+                answer.append(job)
+            elif job.unique_key in holders:
+                holder = holders[job.unique_key]
+                holder.deduplicated = True
+                answer.append(holder)
+            else:  # the holder finished meanwhile
+                answer.append(job_enqueue(kind, job.params, owner=owner, priority=priority, source=source,
+                                          publish=False))
+        fresh = [job for job in answer if not job.deduplicated]
+        transaction.on_commit(partial(job_publish_many, jobs=fresh))
+    return answer
+
+
+def _new_job(job_kind: JobKind, params: dict | None, *, owner=None, subject=None, unique_key=None,
+             priority=None, countdown=None, eta=None, expires=None, source=TriggerSource.SYSTEM,
+             schedule_name="", retry_of=None, job_id=None) -> Job:
+    """An unsaved Job of a kind, with validated parameters."""
     params = job_kind.validate(params)
     subject = subject if subject is not None else _subject_of(job_kind, params)
     now = timezone.now()
-    not_before = eta or (now + timedelta(seconds=countdown) if countdown else None)
     if isinstance(expires, int | float):
         expires = now + timedelta(seconds=expires)
     job = Job(
@@ -83,7 +143,7 @@ def job_enqueue(
         owner=owner if owner is not None and getattr(owner, "pk", None) else None,
         unique_key=unique_key or job_kind.unique_key_for(params),
         max_attempts=job_kind.max_attempts,
-        not_before=not_before,
+        not_before=eta or (now + timedelta(seconds=countdown) if countdown else None),
         expires_at=expires,
         schedule_name=schedule_name,
         retry_of=retry_of,
@@ -92,17 +152,21 @@ def job_enqueue(
         job.subject_type = model_label(subject)
         job.subject_id = str(subject.pk)
         job.subject_label = str(subject)[:200]
-    if job.unique_key:
-        existing = _insert_unless_active(job)
-        if existing is not None:
-            existing.deduplicated = True
-            return existing
-    else:
-        job.save(force_insert=True)
-    job.deduplicated = False
-    if publish:
-        transaction.on_commit(partial(job_publish, job=job))
     return job
+
+
+def _existing_ids(ids: list) -> set:
+    found: set = set()
+    for start in range(0, len(ids), 1000):
+        found.update(Job.objects.filter(pk__in=ids[start:start + 1000]).values_list("pk", flat=True))
+    return found
+
+
+def _active_holders(keys: set) -> dict[str, Job]:
+    keys.discard(None)
+    if not keys:
+        return {}
+    return {job.unique_key: job for job in Job.objects.filter(unique_key__in=keys, status__in=ACTIVE_STATUSES)}
 
 
 def _insert_unless_active(job: Job) -> Job | None:
@@ -131,36 +195,57 @@ def _subject_of(kind: JobKind, params: dict):
 
 
 def job_publish(*, job: Job) -> bool:
-    """Send the job's message to the broker; False (job left queued) if that fails.
+    """Send the job's message to the broker; False (job left queued) if that fails."""
+    return job_publish_many(jobs=[job]) == 1
 
-    Delays longer than JOB_MAX_BROKER_COUNTDOWN wait in the row instead of the
-    broker (Redis redelivers long-delayed messages; shared/LESSONS.md); the
-    sweeper publishes them when due.
+
+def job_publish_many(*, jobs: Iterable[Job]) -> int:
+    """Send the jobs' messages over one broker connection; how many were sent.
+
+    Stops at the first broker failure: the rest stay queued with no
+    `published_at`, for the sweeper. Delays longer than JOB_MAX_BROKER_COUNTDOWN
+    wait in the row instead of the broker (Redis redelivers long-delayed
+    messages; shared/LESSONS.md); the sweeper publishes them when due.
     """
+    from celery import current_app
+
+    sent = []
+    job = None
+    try:
+        with current_app.producer_or_acquire() as producer:
+            for job in jobs:
+                if _send(job, producer):
+                    sent.append(job.pk)
+    except Exception as exc:  # the broker may fail in many ways; the rows are the truth
+        logger.warning("Could not publish job %s (%s): %s; the sweeper will retry",
+                       job.pk if job else "?", job.kind if job else "?", exc)
+    now = timezone.now()
+    with commit_without_waiting_for_disk():  # if forgotten, the sweeper publishes again
+        for start in range(0, len(sent), 1000):
+            Job.objects.filter(pk__in=sent[start:start + 1000]).update(published_at=now)
+    return len(sent)
+
+
+def _send(job: Job, producer) -> bool:
+    """Publish one job's message, unless its start is too far ahead for the broker."""
     from celery import current_app
     from celery.app.task import Task
 
-    now = timezone.now()
     start_at = job.next_attempt_at if job.status == JobStatus.RETRYING else job.not_before
-    countdown = max(0.0, (start_at - now).total_seconds()) if start_at else 0.0
+    countdown = max(0.0, (start_at - timezone.now()).total_seconds()) if start_at else 0.0
     if countdown > settings.JOB_MAX_BROKER_COUNTDOWN:
         return False
-    task = current_app.tasks[job.kind]
-    try:
-        Task.apply_async(
-            task,
-            args=[str(job.pk)],
-            task_id=str(job.pk),
-            queue=job.queue,
-            priority=job.priority,
-            countdown=countdown or None,
-            retry=True,
-            retry_policy=PUBLISH_RETRY_POLICY,
-        )
-    except Exception as exc:  # the broker may fail in many ways; the row is the truth
-        logger.warning("Could not publish job %s (%s): %s; the sweeper will retry", job.pk, job.kind, exc)
-        return False
-    Job.objects.filter(pk=job.pk).update(published_at=timezone.now())
+    Task.apply_async(
+        current_app.tasks[job.kind],
+        args=[str(job.pk)],
+        task_id=str(job.pk),
+        queue=job.queue,
+        priority=job.priority,
+        countdown=countdown or None,
+        producer=producer,
+        retry=True,
+        retry_policy=PUBLISH_RETRY_POLICY,
+    )
     return True
 
 

@@ -103,7 +103,7 @@ def _expire(now, report: SweepReport) -> None:
 
 
 def _publish_due(now, report: SweepReport) -> None:
-    from jobs.services import job_publish
+    from jobs.services import job_publish_many
 
     horizon = now + timedelta(seconds=settings.JOB_MAX_BROKER_COUNTDOWN)
     due = Job.objects.filter(published_at__isnull=True).filter(
@@ -111,11 +111,8 @@ def _publish_due(now, report: SweepReport) -> None:
         | Q(status=JobStatus.QUEUED, not_before__lte=horizon)
         | Q(status=JobStatus.RETRYING, next_attempt_at__lte=horizon)
     )
-    for job in due.order_by("priority", "created_at")[:5000].iterator():
-        if job_publish(job=job):
-            report.published += 1
-        else:
-            return  # the broker is still down: stop trying for this pass
+    # One broker connection for the batch; it stops at the first failure (broker still down).
+    report.published += job_publish_many(jobs=due.order_by("priority", "created_at")[:5000].iterator())
 
 
 def _republish_vanished(now, report: SweepReport, queue_lengths) -> None:

@@ -23,12 +23,15 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import close_old_connections, connection, transaction
+from django.db import connection, transaction
+from django.db.models import Case, F, When
 from django.utils import timezone
 
+from jobs.durability import commit_without_waiting_for_disk
 from jobs.errors import JobCancelled, JobLost
 from jobs.models import Job, JobExecution, JobStatus, TriggerSource
 from jobs.registry import JobKind, get_kind
+from jobs.results import store_success_row
 
 logger = logging.getLogger(__name__)
 
@@ -90,9 +93,10 @@ class JobContext:
             fields["progress_total"] = max(0, int(total))
         if message is not None:
             fields["progress_message"] = str(message)[:300]
-        updated = Job.objects.filter(
-            pk=self.job.pk, claim_token=self.token, cancel_requested_at__isnull=True
-        ).update(**fields)
+        with commit_without_waiting_for_disk():
+            updated = Job.objects.filter(
+                pk=self.job.pk, claim_token=self.token, cancel_requested_at__isnull=True
+            ).update(**fields)
         if not updated:
             self._raise_why_not()
 
@@ -138,13 +142,17 @@ class _Heartbeat:
             time.sleep(settings.JOB_HEARTBEAT_SECONDS)
             with self._lock:
                 running = list(self._running.items())
+            if not running:
+                continue
             try:
-                close_old_connections()
                 now = timezone.now()
-                for job_id, token in running:
-                    Job.objects.filter(pk=job_id, claim_token=token).update(heartbeat_at=now)
+                with commit_without_waiting_for_disk():
+                    for job_id, token in running:
+                        Job.objects.filter(pk=job_id, claim_token=token).update(heartbeat_at=now)
             except Exception:  # the heartbeat must never kill the worker
                 logger.exception("Job heartbeat failed")
+            finally:
+                # One beat every few seconds: no idle connection held between beats.
                 connection.close()
 
 
@@ -153,14 +161,14 @@ heartbeat = _Heartbeat()
 
 def run_tracked_job(*, task: Task, job_id: str | None, params: dict) -> Any:
     """Body of every tracked Celery task: claim the job, run it, record the outcome."""
-    job = _adopt(task, params) if job_id is None else Job.objects.filter(pk=job_id).first()
-    if job is None:
-        logger.warning("Job %s has no row; message dropped", job_id or task.request.id)
+    if job_id is None:
+        adopted = _adopt(task, params)
+        job_id = adopted.pk if adopted is not None else None
+    claimed = _claim(job_id, hostname=task.request.hostname or "") if job_id else None
+    if claimed is None:
         raise Ignore()
+    job, token = claimed
     kind = get_kind(job.kind)
-    token = _claim(job, hostname=task.request.hostname or "")
-    if token is None:
-        raise Ignore()
     context = JobContext(job, token, kind)
     heartbeat.add(job.pk, token)
     try:
@@ -187,8 +195,9 @@ def run_tracked_job(*, task: Task, job_id: str | None, params: dict) -> Any:
     except Exception as exc:
         _fail(job, token, _describe(exc), exc)
         raise
-    _finish(job, token, JobStatus.SUCCEEDED, outcome=JobExecution.Outcome.SUCCEEDED, result=_jsonable(result))
-    return _jsonable(result)
+    result = _jsonable(result)
+    _finish(job, token, JobStatus.SUCCEEDED, outcome=JobExecution.Outcome.SUCCEEDED, result=result, task=task)
+    return result
 
 
 def _adopt(task: Task, params: dict) -> Job | None:
@@ -210,56 +219,74 @@ def _adopt(task: Task, params: dict) -> Job | None:
     return job
 
 
-def _claim(job: Job, *, hostname: str) -> uuid.UUID | None:
-    """Take the job for this worker, or None when it must not run here now."""
+_CLAIM_SQL = """
+    UPDATE {table}
+       SET status = %s, claim_token = %s, attempts = attempts + 1, started_at = %s, heartbeat_at = %s,
+           next_attempt_at = NULL, worker = %s, worker_pid = %s
+     WHERE id = %s
+       AND status IN (%s, %s)
+       AND (expires_at IS NULL OR expires_at >= %s)
+       AND COALESCE(CASE WHEN status = %s THEN next_attempt_at ELSE not_before END, %s) <= %s
+    RETURNING *"""
+
+
+def _claim(job_id, *, hostname: str) -> tuple[Job, uuid.UUID] | None:
+    """Take the job for this worker, or None when it must not run here now.
+
+    One conditional UPDATE ... RETURNING claims the job and loads it; only when
+    it matches nothing is the row read again to say why (a duplicate delivery,
+    expired, or an early copy of a delayed job).
+    """
     now = timezone.now()
-    if job.status not in (JobStatus.QUEUED, JobStatus.RETRYING):
-        logger.info("Job %s is %s; duplicate delivery dropped", job.pk, job.status)
-        return None
-    if job.expires_at and now > job.expires_at:
-        Job.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RETRYING]).update(
+    token = uuid.uuid4()
+    values = [
+        ("status", JobStatus.RUNNING), ("claim_token", token), ("started_at", now), ("heartbeat_at", now),
+        ("worker", hostname[:200]), ("worker_pid", os.getpid()), ("id", job_id),
+        ("status", JobStatus.QUEUED), ("status", JobStatus.RETRYING), ("expires_at", now),
+        ("status", JobStatus.RETRYING), ("started_at", now), ("started_at", now + timedelta(seconds=1)),
+    ]
+    params = [Job._meta.get_field(name).get_db_prep_value(value, connection) for name, value in values]
+    with commit_without_waiting_for_disk():
+        claimed = list(Job.objects.raw(_CLAIM_SQL.format(table=Job._meta.db_table), params))
+        if claimed:
+            return claimed[0], token
+        _explain_unclaimed(job_id, now)
+    return None
+
+
+def _explain_unclaimed(job_id, now) -> None:
+    state = Job.objects.filter(pk=job_id).values("status", "expires_at").first()
+    if state is None:
+        logger.warning("Job %s has no row; message dropped", job_id)
+    elif state["status"] not in (JobStatus.QUEUED, JobStatus.RETRYING):
+        logger.info("Job %s is %s; duplicate delivery dropped", job_id, state["status"])
+    elif state["expires_at"] and now > state["expires_at"]:
+        Job.objects.filter(pk=job_id, status__in=[JobStatus.QUEUED, JobStatus.RETRYING]).update(
             status=JobStatus.CANCELLED, finished_at=now, error="Expired before it could start."
         )
-        return None
-    due = job.next_attempt_at if job.status == JobStatus.RETRYING else job.not_before
-    if due and due > now + timedelta(seconds=1):
+    else:
         # An early copy (e.g. a republish); the sweeper publishes it when due.
-        Job.objects.filter(pk=job.pk).update(published_at=None)
-        return None
-    token = uuid.uuid4()
-    claimed = Job.objects.filter(
-        pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RETRYING], attempts=job.attempts
-    ).update(
-        status=JobStatus.RUNNING,
-        claim_token=token,
-        attempts=job.attempts + 1,
-        started_at=now,
-        heartbeat_at=now,
-        next_attempt_at=None,
-        worker=hostname[:200],
-        worker_pid=os.getpid(),
-    )
-    if not claimed:
-        logger.info("Job %s was claimed or cancelled meanwhile; delivery dropped", job.pk)
-        return None
-    job.status, job.attempts, job.started_at = JobStatus.RUNNING, job.attempts + 1, now
-    job.worker, job.worker_pid = hostname[:200], os.getpid()
-    return token
+        Job.objects.filter(pk=job_id).update(published_at=None)
 
 
 def _finish(job: Job, token, status: str, *, outcome: str, result: Any = None, error: str = "",
-            trace: str = "", dead_letter: bool = False) -> None:
+            trace: str = "", dead_letter: bool = False, task: Task | None = None) -> None:
+    """Record the outcome, its execution record and (on success, given the task)
+    the django-celery-results row in one durable commit."""
     now = timezone.now()
     fields: dict[str, Any] = {"status": status, "finished_at": now, "heartbeat_at": now, "claim_token": None}
     if status == JobStatus.SUCCEEDED:
-        fields.update(result=result, error="", traceback="", is_dead_letter=False)
-        if job.progress_total:
-            fields["progress_done"] = job.progress_total
+        # A job that reported a total ends at 100 %.
+        fields.update(result=result, error="", traceback="", is_dead_letter=False,
+                      progress_done=Case(When(progress_total__gt=0, then=F("progress_total")),
+                                         default=F("progress_done")))
     else:
         fields.update(error=error[:10000], traceback=trace[:50000], is_dead_letter=dead_letter)
-    with transaction.atomic():  # the outcome and its execution record are seen together
+    with transaction.atomic():
         if Job.objects.filter(pk=job.pk, claim_token=token).update(**fields):
             _record_execution(job, now, outcome, error)
+            if task is not None:
+                store_success_row(task, str(job.pk), result, schedule_name=job.schedule_name)
 
 
 def _fail(job: Job, token, message: str, exc: BaseException) -> None:

@@ -5,6 +5,7 @@ import itertools
 import pytest
 import redis
 from django.conf import settings
+from django_celery_results.models import TaskResult
 
 from jobs.models import Job, JobStatus
 from jobs.services import job_enqueue
@@ -47,3 +48,7 @@ def test_bad_input_fails_at_once_without_retry(celery_worker):
     assert job.is_dead_letter
     assert "Traceback" in job.traceback
     assert int(redis.Redis.from_url(settings.REDIS_URL).get("tests:bad:x")) == 1
+    # The job page links to the django-celery-results row, which Celery writes for failures.
+    row = wait_for(lambda: TaskResult.objects.filter(task_id=str(job.pk)).first(), timeout=10)
+    assert row.status == "FAILURE"
+    assert "The invoice total is not a number" in row.result
