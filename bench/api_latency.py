@@ -1,30 +1,32 @@
 """Latency of the jobs API under load, against a real gunicorn server.
 
-Usage (from the repository root; needs PostgreSQL and Redis):
+Usage (from the repository root; needs PostgreSQL, Redis and wrk, which
+scripts/setup-system.sh installs):
 
-    .venv/bin/python bench/api_latency.py [--clients 20] [--seconds 20] [--web-workers 3]
+    .venv/bin/python bench/api_latency.py [--clients 20] [--seconds 20] [--web-workers 4]
 
 Starts, on a free 127.0.0.1 port, `gunicorn config.wsgi:application` (the
 Procfile's command: sync workers, access log on) with DEBUG=0, SECRET_KEY set,
-SECURE_SSL_REDIRECT=0 and ALLOWED_HOSTS=127.0.0.1, plus one Celery worker
-(prefork, --concurrency) so the triggered jobs drain while the clients run.
-Then, as a staff user in the "operator" role with a token:
+SECURE_SSL_REDIRECT=0 and ALLOWED_HOSTS=127.0.0.1. Then, as a staff user in the
+"operator" role with a token, wrk (a C load generator, so the client takes
+little of the 2 cores) runs --clients connections in a closed loop (each sends
+its next request when the last one is answered) for --seconds per endpoint:
 
   1. POST /api/v1/jobs/  {"kind": "jobs.sleep", "params": {"seconds": 0}}   (expects 202)
   2. GET  /api/v1/jobs/{id}/  over the ids created in step 1                 (expects 200)
 
-each from --clients threads for --seconds seconds, after an untimed warm-up of
-2 s. Every client is a thread with its own keep-alive `http.client`
-connection (gunicorn's sync workers close it after each response, so in
-practice each request opens a new TCP connection, as a real client of this
-server would). Latency is measured per request in the client, from sending the
-request to reading the whole body; a closed loop: each client sends its next
-request when the last one is answered.
+twice: first with no Celery worker running (the API alone: the triggered jobs
+wait in the queue), then with one Celery worker (prefork, --concurrency)
+draining the jobs on the same 2 cores while the clients run. Latency is wrk's,
+per request, from writing the request to reading the whole response (gunicorn's
+sync workers close the connection after each response; wrk reconnects). Any
+answer other than 2xx counts as an error and is printed; the number of Job rows
+is checked against the number of 202 answers.
 
 The throttles stay on (their cache reads and writes are part of the cost) but
 are raised so they never refuse: API_THROTTLE_TRIGGER and API_THROTTLE_USER
-are set to 1000000/second (a one-second window keeps DRF's per-user history
-list short; with the default 2000/hour the benchmark would be throttled).
+are set to 1000000/second (with the default 2000/hour the benchmark would be
+throttled).
 
 Own database apintake_bench_api, Redis db 9 (broker) and 10 (cache), shared with the
 other jobs benchmarks: it refuses to start while another client uses them; all
@@ -36,12 +38,14 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import shlex
+import shutil
 import socket
+import subprocess
 import sys
-import threading
-import time
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -58,7 +62,6 @@ from bench.common import (
     flush_redis,
     load_average,
     migrate,
-    percentile,
     print_header,
     print_table,
     require_services,
@@ -75,25 +78,32 @@ UNTHROTTLED = "1000000/second"
 
 @dataclass
 class Phase:
-    """What the clients measured for one endpoint."""
+    """What wrk measured for one endpoint (latencies in ms)."""
 
     name: str
-    seconds: float = 0.0
-    latencies_ms: list[float] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-    job_ids: list[str] = field(default_factory=list)
+    setup: str
+    requests: int
+    seconds: float
+    errors: dict[str, int]
+    p50: float
+    p90: float
+    p99: float
+    max: float
 
     @property
-    def requests(self) -> int:
-        return len(self.latencies_ms)
+    def per_second(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=20, help="concurrent client threads (default 20)")
     parser.add_argument("--seconds", type=float, default=20.0, help="measured seconds per endpoint (default 20)")
-    parser.add_argument("--web-workers", type=int, default=3, help="gunicorn worker processes (default 3)")
+    parser.add_argument("--web-workers", type=int, default=4, help="gunicorn worker processes (default 4)")
     parser.add_argument("--web-worker-class", default="sync", help="gunicorn worker class (default sync)")
     parser.add_argument("--web-threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
     parser.add_argument("--concurrency", type=int, default=2, help="Celery worker pool processes (default 2)")
@@ -121,107 +131,97 @@ def create_operator_token() -> str:
     return Token.objects.create(user=user).key
 
 
-# --- clients -------------------------------------------------------------------------------------
+# --- load ---------------------------------------------------------------------------------------
+
+WRK_COMMON = """
+wrk.headers["Authorization"] = "Token " .. os.getenv("BENCH_TOKEN")
+wrk.headers["Accept"] = "application/json"
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "status": %d, "connect": %d, '
+    .. '"read": %d, "write": %d, "timeout": %d, "p50": %d, "p90": %d, "p99": %d, "max": %d}\n',
+    summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
+end
+"""
+
+WRK_POST = WRK_COMMON + """
+wrk.method = "POST"
+wrk.body = '{"kind": "jobs.sleep", "params": {"seconds": 0}}'
+"""
+
+WRK_GET = WRK_COMMON + """
+local paths = {}
+for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+local turn = math.random(#paths)
+request = function()
+  turn = turn % #paths + 1
+  return wrk.format("GET", paths[turn])
+end
+"""
 
 
-class Client:
-    """One keep-alive HTTP connection with the operator's token."""
+def run_wrk(name: str, setup: str, *, port: int, token: str, clients: int, seconds: float, script: str,
+            path: str = "/api/v1/jobs/", extra_env: dict[str, str] | None = None) -> Phase:
+    """`clients` connections send requests back to back for `seconds`; wrk's figures."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        completed = subprocess.run(
+            ["wrk", "-t", "2", "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "10s", "-s", handle.name,
+             f"http://{HOST}:{port}{path}"],
+            env={**os.environ, "BENCH_TOKEN": token, **(extra_env or {})},
+            capture_output=True, text=True, timeout=seconds + 60,
+        )
+    finally:
+        os.unlink(handle.name)
+    lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
+    if completed.returncode != 0 or not lines:
+        raise BenchError(f"wrk failed ({completed.returncode}): {completed.stderr[-500:]} {completed.stdout[-500:]}")
+    data = json.loads(lines[-1][len("RESULT "):])
+    return Phase(
+        name=name, setup=setup, requests=data["requests"], seconds=data["duration_us"] / 1e6,
+        errors={key: data[key] for key in ("status", "connect", "read", "write", "timeout") if data[key]},
+        p50=data["p50"] / 1000, p90=data["p90"] / 1000, p99=data["p99"] / 1000, max=data["max"] / 1000,
+    )
 
-    def __init__(self, port: int, token: str):
-        self.connection = http.client.HTTPConnection(HOST, port, timeout=30)
-        self.headers = {"Authorization": f"Token {token}", "Accept": "application/json",
-                        "Content-Type": "application/json"}
 
-    def request(self, method: str, path: str, body: bytes | None = None) -> tuple[int, bytes, float]:
-        started = time.perf_counter()
-        try:
-            self.connection.request(method, path, body=body, headers=self.headers)
-            response = self.connection.getresponse()
-            payload = response.read()
-        except (http.client.HTTPException, OSError):
-            self.connection.close()  # the next request reconnects
-            raise
-        return response.status, payload, (time.perf_counter() - started) * 1000
+def run_both(setup: str, *, port: int, token: str, clients: int, seconds: float) -> list[Phase]:
+    """POST for `seconds`, then GET over the jobs the POSTs created."""
+    from jobs.models import Job
 
-    def close(self) -> None:
-        self.connection.close()
-
-
-TRIGGER_BODY = json.dumps({"kind": "jobs.sleep", "params": {"seconds": 0}}).encode()
-
-
-def run_phase(name: str, *, port: int, token: str, clients: int, seconds: float, method: str,
-              paths: list[str] | None = None, expect: int) -> Phase:
-    """`clients` threads send requests back to back for `seconds`; all numbers from the client side."""
-    phase = Phase(name=name)
-    lock = threading.Lock()
-    start = threading.Barrier(clients + 1)
-    deadline = [0.0]
-
-    def client_loop(index: int) -> None:
-        client = Client(port, token)
-        latencies, statuses, errors, ids = [], {}, [], []
-        start.wait()
-        turn = index
-        try:
-            while time.perf_counter() < deadline[0]:
-                path = paths[turn % len(paths)] if paths else "/api/v1/jobs/"
-                turn += clients
-                try:
-                    status, payload, elapsed = client.request(method, path, TRIGGER_BODY if method == "POST" else None)
-                except (http.client.HTTPException, OSError) as exc:
-                    errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                latencies.append(elapsed)
-                statuses[status] = statuses.get(status, 0) + 1
-                if status != expect:
-                    errors.append(f"HTTP {status}: {payload[:200]!r}")
-                elif method == "POST":
-                    ids.append(json.loads(payload)["id"])
-        finally:
-            client.close()
-        with lock:
-            phase.latencies_ms.extend(latencies)
-            phase.errors.extend(errors)
-            phase.job_ids.extend(ids)
-            for status, count in statuses.items():
-                phase.statuses[status] = phase.statuses.get(status, 0) + count
-
-    threads = [threading.Thread(target=client_loop, args=(i,), daemon=True) for i in range(clients)]
-    for thread in threads:
-        thread.start()
-    began = time.perf_counter()
-    deadline[0] = began + seconds
-    start.wait()
-    for thread in threads:
-        thread.join(seconds + 60)
-    phase.seconds = time.perf_counter() - began
-    return phase
+    before = Job.objects.count()
+    trigger = run_wrk("POST /api/v1/jobs/", setup, port=port, token=token, clients=clients, seconds=seconds,
+                      script=WRK_POST)
+    created = Job.objects.count() - before
+    # wrk stops at the deadline with up to `clients` requests in flight: those may still create a job.
+    if not trigger.requests <= created <= trigger.requests + clients:
+        raise BenchError(f"{trigger.requests} POSTs answered but {created} jobs created")
+    ids = Job.objects.order_by("-created_at").values_list("pk", flat=True)[:created]
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as paths:
+        paths.write("".join(f"/api/v1/jobs/{job_id}/\n" for job_id in ids))
+    try:
+        detail = run_wrk("GET /api/v1/jobs/{id}/", setup, port=port, token=token, clients=clients,
+                         seconds=seconds, script=WRK_GET, extra_env={"BENCH_PATHS": paths.name})
+    finally:
+        os.unlink(paths.name)
+    return [trigger, detail]
 
 
 # --- report ----------------------------------------------------------------------------------------
 
 
-def report(phases: list[Phase], drained: dict[str, int]) -> None:
-    rows = []
-    for phase in phases:
-        if not phase.latencies_ms:
-            rows.append([phase.name, 0, len(phase.errors), "—", "—", "—", "—", "—", "—"])
-            continue
-        ms = phase.latencies_ms
-        p99 = percentile(ms, 0.99)
-        rows.append([
-            phase.name, phase.requests, len(phase.errors), f"{phase.requests / phase.seconds:.0f}",
-            f"{percentile(ms, 0.50):.1f}", f"{percentile(ms, 0.90):.1f}", f"{p99:.1f}", f"{max(ms):.1f}",
-            "met" if p99 < TARGET_P99_MS else "NOT met",
-        ])
-    print_table(["endpoint", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms",
-                 f"p99 < {TARGET_P99_MS:.0f} ms"], rows, title="API latency (client side)")
+def report(phases: list[Phase]) -> None:
+    rows = [[
+        phase.name, phase.setup, phase.requests, phase.error_count, f"{phase.per_second:.0f}", f"{phase.p50:.1f}",
+        f"{phase.p90:.1f}", f"{phase.p99:.1f}", f"{phase.max:.1f}", "met" if phase.p99 < TARGET_P99_MS else "NOT met",
+    ] for phase in phases]
+    print_table(["endpoint", "setup", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms",
+                 f"p99 < {TARGET_P99_MS:.0f} ms"], rows, title="API latency (wrk, client side)")
     for phase in phases:
         if phase.errors:
-            print(f"{phase.name}: {len(phase.errors)} errors, e.g. {phase.errors[:3]}")
-        print(f"{phase.name}: status codes {dict(sorted(phase.statuses.items()))}")
-    print(f"jobs triggered: {sum(drained.values())}; status when the run ended: {drained}")
+            print(f"{phase.name} ({phase.setup}): errors {phase.errors}")
 
 
 def job_status_counts() -> dict[str, int]:
@@ -242,6 +242,8 @@ def main(argv: list[str]) -> int:
         "API_THROTTLE_USER": UNTHROTTLED,
     })
     require_services()
+    if shutil.which("wrk") is None:
+        raise BenchError("wrk is not installed: run scripts/setup-system.sh (apt-get install wrk).")
     claim_redis(args.redis_db)  # before anything is created: a refusal leaves nothing behind
     create_database(args.database)
     setup_django(env)
@@ -253,7 +255,6 @@ def main(argv: list[str]) -> int:
             token = create_operator_token()
             print_header("Jobs API latency (gunicorn, real worker)", command)
             print(f"services: {service_versions()}")
-            worker = WorkerProcess(env=env, concurrency=args.concurrency).start()
             server = ServerProcess([
                 sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"{HOST}:{port}",
                 "--workers", str(args.web_workers), "--worker-class", args.web_worker_class,
@@ -261,18 +262,15 @@ def main(argv: list[str]) -> int:
             ], env=env).start()
             wait_until(lambda: _answers(port, token), timeout=60, interval=0.2, what="gunicorn answering")
             print(f"server: gunicorn {args.web_workers} x {args.web_worker_class} (threads {args.web_threads}) "
-                  f"on {HOST}:{port}; Celery worker prefork -c {args.concurrency}; {args.clients} clients, "
-                  f"{args.seconds:.0f} s per endpoint", flush=True)
+                  f"on {HOST}:{port}; wrk -t 2 -c {args.clients}, {args.seconds:.0f} s per endpoint", flush=True)
             common = {"port": port, "token": token, "clients": args.clients}
-            run_phase("warm-up", seconds=2, method="POST", expect=202, **common)
-            trigger = run_phase("POST /api/v1/jobs/", seconds=args.seconds, method="POST", expect=202, **common)
-            if not trigger.job_ids:
-                raise BenchError(f"No job was created: {trigger.errors[:3]}")
-            paths = [f"/api/v1/jobs/{job_id}/" for job_id in trigger.job_ids]
-            detail = run_phase("GET /api/v1/jobs/{id}/", seconds=args.seconds, method="GET", paths=paths,
-                               expect=200, **common)
+            run_wrk("warm-up", "", seconds=3, script=WRK_POST, **common)
+            phases = run_both("API alone", seconds=args.seconds, **common)
+            worker = WorkerProcess(env=env, concurrency=args.concurrency).start()
+            phases += run_both(f"+ Celery worker -c {args.concurrency}", seconds=args.seconds, **common)
             print(f"load average at end: {load_average()}")
-            report([trigger, detail], job_status_counts())
+            report(phases)
+            print(f"jobs by status at the end: {job_status_counts()}")
     except (BenchError, BenchTimeout) as exc:
         print(f"\nbenchmark stopped: {exc}", file=sys.stderr)
         if server is not None:
@@ -290,13 +288,14 @@ def main(argv: list[str]) -> int:
 
 
 def _answers(port: int, token: str) -> bool:
-    client = Client(port, token)
+    connection = http.client.HTTPConnection(HOST, port, timeout=10)
     try:
-        status, _, _ = client.request("GET", "/api/v1/jobs/kinds/")
+        connection.request("GET", "/api/v1/jobs/kinds/", headers={"Authorization": f"Token {token}"})
+        status = connection.getresponse().status
     except OSError:
         return False
     finally:
-        client.close()
+        connection.close()
     if status != 200:
         raise BenchError(f"gunicorn answered GET /api/v1/jobs/kinds/ with HTTP {status}")
     return True

@@ -8,6 +8,7 @@ sweeper republish) finds it claimed or finished and is dropped.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Case, F, When
 from django.utils import timezone
 
-from jobs.durability import commit_without_waiting_for_disk
+from jobs.durability import commit_without_waiting_for_disk, relaxed_from
 from jobs.errors import JobCancelled, JobLost
 from jobs.models import Job, JobExecution, JobStatus, TriggerSource
 from jobs.registry import JobKind, get_kind
@@ -223,11 +224,12 @@ _CLAIM_SQL = """
     UPDATE {table}
        SET status = %s, claim_token = %s, attempts = attempts + 1, started_at = %s, heartbeat_at = %s,
            next_attempt_at = NULL, worker = %s, worker_pid = %s
+      {relaxed}
      WHERE id = %s
        AND status IN (%s, %s)
        AND (expires_at IS NULL OR expires_at >= %s)
        AND COALESCE(CASE WHEN status = %s THEN next_attempt_at ELSE not_before END, %s) <= %s
-    RETURNING *"""
+    RETURNING {columns}"""
 
 
 def _claim(job_id, *, hostname: str) -> tuple[Job, uuid.UUID] | None:
@@ -246,12 +248,17 @@ def _claim(job_id, *, hostname: str) -> tuple[Job, uuid.UUID] | None:
         ("status", JobStatus.RETRYING), ("started_at", now), ("started_at", now + timedelta(seconds=1)),
     ]
     params = [Job._meta.get_field(name).get_db_prep_value(value, connection) for name, value in values]
-    with commit_without_waiting_for_disk():
-        claimed = list(Job.objects.raw(_CLAIM_SQL.format(table=Job._meta.db_table), params))
-        if claimed:
-            return claimed[0], token
-        _explain_unclaimed(job_id, now)
+    claimed = list(Job.objects.raw(_claim_sql(connection.vendor), params))  # one round trip, no disk wait
+    if claimed:
+        return claimed[0], token
+    _explain_unclaimed(job_id, now)
     return None
+
+
+@functools.cache
+def _claim_sql(vendor: str) -> str:
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in Job._meta.concrete_fields)
+    return _CLAIM_SQL.format(table=Job._meta.db_table, relaxed=relaxed_from(), columns=columns)
 
 
 def _explain_unclaimed(job_id, now) -> None:

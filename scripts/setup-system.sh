@@ -13,3 +13,9 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y chromium chromium-driver
 fi
+
+# wrk: the HTTP load generator of bench/api_latency.py (a C client leaves the 2 cores to the server).
+if ! command -v wrk >/dev/null 2>&1; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y wrk
+fi
