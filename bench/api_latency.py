@@ -45,6 +45,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,7 +141,7 @@ wrk.headers["Content-Type"] = "application/json"
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format('RESULT {"requests": %d, "duration_us": %d, "status": %d, "connect": %d, '
-    .. '"read": %d, "write": %d, "timeout": %d, "p50": %d, "p90": %d, "p99": %d, "max": %d}\n',
+    .. '"read": %d, "write": %d, "timeout": %d, "p50": %d, "p90": %d, "p99": %d, "max": %d}\\n',
     summary.requests, summary.duration, e.status, e.connect, e.read, e.write, e.timeout,
     latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end
@@ -176,6 +177,7 @@ def run_wrk(name: str, setup: str, *, port: int, token: str, clients: int, secon
         )
     finally:
         os.unlink(handle.name)
+    time.sleep(1)  # wrk leaves up to `clients` requests in flight: let the server finish them
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     if completed.returncode != 0 or not lines:
         raise BenchError(f"wrk failed ({completed.returncode}): {completed.stderr[-500:]} {completed.stdout[-500:]}")
