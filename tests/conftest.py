@@ -59,12 +59,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.fixture(scope="session")
 def django_db_modify_db_settings():
-    """SQLite only: remove a previous run's test database and its WAL files, which
-    a killed worker may have left behind (a fresh file beside an old WAL is an I/O error)."""
+    """SQLite only: make its folder, and remove a previous run's test database and its
+    WAL files, which a killed worker may have left behind (a fresh file beside an old
+    WAL is an I/O error)."""
     from pathlib import Path
 
     test_name = settings.DATABASES["default"].get("TEST", {}).get("NAME")
     if settings.DATABASES["default"]["ENGINE"].endswith("sqlite3") and test_name:
+        Path(test_name).parent.mkdir(parents=True, exist_ok=True)  # var/ is not in a fresh clone
         for suffix in ("", "-wal", "-shm", "-journal"):
             Path(f"{test_name}{suffix}").unlink(missing_ok=True)
 
