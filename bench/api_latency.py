@@ -170,8 +170,8 @@ def run_wrk(name: str, setup: str, *, port: int, token: str, clients: int, secon
         handle.write(script)
     try:
         completed = subprocess.run(
-            ["wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "10s", "-s", handle.name,
-             f"http://{HOST}:{port}{path}"],
+            ["wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "10s",
+             "-s", handle.name, f"http://{HOST}:{port}{path}"],
             env={**os.environ, "BENCH_TOKEN": token, **(extra_env or {})},
             capture_output=True, text=True, timeout=seconds + 60,
         )

@@ -241,6 +241,7 @@ def _claim(job_id, *, hostname: str) -> tuple[Job, uuid.UUID] | None:
     """
     now = timezone.now()
     token = uuid.uuid4()
+    # The SQL's parameters in order; each name says which field's type prepares the value.
     values = [
         ("status", JobStatus.RUNNING), ("claim_token", token), ("started_at", now), ("heartbeat_at", now),
         ("worker", hostname[:200]), ("worker_pid", os.getpid()), ("id", job_id),
