@@ -106,7 +106,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         ("Invoice (EN 16931)", {"fields": [
             "format", "profile", "invoice_number", "type", "type_code", "issue_date", "due_date", "currency",
             "seller_name", "seller_vat_id", "seller_country", "vendor", "buyer_name", "buyer_vat_id",
-            "buyer_reference", "purchase_order_reference", "payment_iban"]}),
+            "buyer_country", "buyer_reference", "purchase_order_reference", "payment_iban"]}),
         ("Totals", {"fields": ["line_total", "allowance_total", "charge_total", "total_net", "tax_total",
                                "total_gross", "prepaid_amount", "rounding_amount", "amount_due", "vat_breakdown"]}),
         ("Extraction", {"fields": ["confidence", "extraction_warnings", "sha256", "size", "created_at",

@@ -99,6 +99,7 @@ class Invoice(models.Model):
     seller_country = models.CharField(max_length=2, blank=True, default="")  # BT-40
     buyer_name = models.CharField(max_length=200, blank=True, default="")  # BT-44
     buyer_vat_id = models.CharField(max_length=40, blank=True, default="")  # BT-48
+    buyer_country = models.CharField(max_length=2, blank=True, default="")  # BT-55
     payment_iban = models.CharField(max_length=40, blank=True, default="")  # BT-84
     line_total = models.DecimalField(**MONEY)  # BT-106
     allowance_total = models.DecimalField(**MONEY)  # BT-107

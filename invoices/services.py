@@ -35,8 +35,8 @@ logger = logging.getLogger(__name__)
 EXTRACTED_FIELDS = (
     "invoice_number", "type_code", "issue_date", "due_date", "currency", "buyer_reference",
     "purchase_order_reference", "seller_name", "seller_vat_id", "seller_country", "buyer_name", "buyer_vat_id",
-    "payment_iban", "line_total", "allowance_total", "charge_total", "total_net", "tax_total", "total_gross",
-    "prepaid_amount", "rounding_amount", "amount_due", "profile",
+    "buyer_country", "payment_iban", "line_total", "allowance_total", "charge_total", "total_net", "tax_total",
+    "total_gross", "prepaid_amount", "rounding_amount", "amount_due", "profile",
 )
 
 

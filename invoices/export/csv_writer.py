@@ -20,7 +20,7 @@ from invoices.models import Invoice, InvoiceLine
 # Columns the import does not read (it ignores them), for the ERP and for tracing back to us.
 EXTRA_COLUMNS = (
     "record_id", "status", "format", "type_code", "seller_country", "buyer_vat_id", "buyer_reference",
-    "sum_of_lines", "allowance_total", "charge_total", "prepaid_amount", "rounding_amount",
+    "sum_of_lines", "allowance_total", "charge_total", "prepaid_amount", "rounding_amount", "buyer_country",
 )
 COLUMNS = (*INVOICE_LEVEL_COLUMNS, *TOTAL_COLUMNS, *LINE_COLUMNS, *EXTRA_COLUMNS)
 

@@ -22,7 +22,7 @@ from invoices.representation import invoice_as_dict
 
 # EN 16931 fields beyond the contract's, under their model names.
 _MORE_TEXT = ("type_code", "profile", "buyer_reference", "purchase_order_reference", "seller_country",
-              "buyer_vat_id", "payment_iban")
+              "buyer_vat_id", "buyer_country", "payment_iban")
 _MORE_MONEY = ("line_total", "allowance_total", "charge_total", "prepaid_amount", "rounding_amount")
 
 

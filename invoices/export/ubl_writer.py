@@ -78,7 +78,7 @@ def ubl_invoice_xml(invoice: Invoice) -> bytes:
     _party(writer, root, "AccountingSupplierParty", name=invoice.seller_name, vat_id=invoice.seller_vat_id,
            country=invoice.seller_country)  # BG-4
     _party(writer, root, "AccountingCustomerParty", name=invoice.buyer_name, vat_id=invoice.buyer_vat_id,
-           country="")  # BG-7
+           country=invoice.buyer_country)  # BG-7
     _payment_means(writer, root, invoice, credit_note=credit_note)  # BG-16
     lines = sorted_lines(invoice)
     rows = vat_rows(invoice, lines)
@@ -175,7 +175,7 @@ def _party(writer: _Writer, root: etree._Element, role: str, *, name: str, vat_i
     party = writer.group(writer.group(root, role), "Party")
     if country:
         address = writer.group(party, "PostalAddress")
-        writer.text(writer.group(address, "Country"), "IdentificationCode", country)  # BT-40
+        writer.text(writer.group(address, "Country"), "IdentificationCode", country)  # BT-40 / BT-55
     if vat_id:
         tax_scheme = writer.group(party, "PartyTaxScheme")
         writer.text(tax_scheme, "CompanyID", vat_id)  # BT-31 / BT-48

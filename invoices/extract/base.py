@@ -60,6 +60,7 @@ class ExtractedInvoice:
     seller_vat_id: str = ""  # BT-31
     seller_tax_registration_id: str = ""  # BT-32
     seller_country: str = ""  # BT-40
+    buyer_country: str = ""  # BT-55
     buyer_name: str = ""  # BT-44
     buyer_vat_id: str = ""  # BT-48
     payment_iban: str = ""  # BT-84

@@ -127,6 +127,7 @@ class CiiSyntax:
                 "seller_country": f"{seller}/ram:PostalTradeAddress/ram:CountryID",  # BT-40
                 "buyer_name": f"{buyer}/ram:Name",  # BT-44
                 "buyer_tax_ids": f"{buyer}/ram:SpecifiedTaxRegistration/ram:ID",  # BT-48 (VA)
+                "buyer_country": f"{buyer}/ram:PostalTradeAddress/ram:CountryID",  # BT-55
                 # BT-84: the IBAN, or the proprietary account id where no IBAN is given.
                 "payment_iban": f"{account}/ram:IBANID|{account}/ram:ProprietaryID",
                 "due_date": f"{settlement}/ram:SpecifiedTradePaymentTerms/ram:DueDateDateTime/udt:DateTimeString",

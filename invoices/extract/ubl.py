@@ -66,6 +66,7 @@ _DOCUMENT = ChildPaths(
         "buyer_name": f"{_BUYER}/cac:PartyLegalEntity/cbc:RegistrationName",
         "buyer_trading_name": f"{_BUYER}/cac:PartyName/cbc:Name",
         "buyer_tax_schemes": f"{_BUYER}/cac:PartyTaxScheme",  # BT-48
+        "buyer_country": f"{_BUYER}/cac:PostalAddress/cac:Country/cbc:IdentificationCode",  # BT-55
         "payment_iban": "cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID",  # BT-84
         "tax_totals": "cac:TaxTotal",  # BT-110 / BT-111, BG-23
         "lines": "cac:InvoiceLine|cac:CreditNoteLine",  # BG-25

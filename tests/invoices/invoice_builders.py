@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from invoices.extract.base import ExtractedInvoice
 from invoices.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, Vendor
+from invoices.services import EXTRACTED_FIELDS
 
 _serial = itertools.count(1)
 
@@ -82,14 +83,6 @@ def _breakdown(lines: list[tuple[str, str]]) -> list[dict]:
     return [{"category": "S" if Decimal(rate) > 0 else "Z", "rate": rate, "taxable_amount": str(base),
              "tax_amount": str((base * Decimal(rate) / 100).quantize(Decimal("0.01"))), "exemption_reason": ""}
             for rate, base in bases.items()]
-
-
-EXTRACTED_FIELDS = (
-    "invoice_number", "type_code", "issue_date", "due_date", "currency", "buyer_reference",
-    "purchase_order_reference", "seller_name", "seller_vat_id", "seller_country", "buyer_name", "buyer_vat_id",
-    "payment_iban", "line_total", "allowance_total", "charge_total", "total_net", "tax_total", "total_gross",
-    "prepaid_amount", "rounding_amount", "amount_due", "profile",
-)
 
 
 def invoice_from_extracted(data: ExtractedInvoice, *, filename: str = "sample") -> Invoice:

@@ -76,6 +76,8 @@ def test_all_header_fields_of_cii_example_2_are_read():
     assert invoice.seller_country == text(f"{seller}/ram:PostalTradeAddress/ram:CountryID")
     assert invoice.buyer_name == text(f"{buyer}/ram:Name")
     assert invoice.buyer_vat_id == text(f"{buyer}/ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']")
+    assert invoice.buyer_country == text(f"{buyer}/ram:PostalTradeAddress/ram:CountryID")
+    assert invoice.buyer_country != ""
     assert invoice.payment_iban == text("//ram:PayeePartyCreditorFinancialAccount/ram:IBANID")
     assert invoice.profile == text("//ram:GuidelineSpecifiedDocumentContextParameter/ram:ID")
     sums = "//ram:SpecifiedTradeSettlementHeaderMonetarySummation"

@@ -69,6 +69,8 @@ def test_all_header_fields_of_the_tc434_example_are_read():
     assert invoice.seller_country == text(f"{party}/cac:PostalAddress/cac:Country/cbc:IdentificationCode")
     assert invoice.buyer_name == text(f"{buyer}/cac:PartyLegalEntity/cbc:RegistrationName")
     assert invoice.buyer_vat_id == text(f"{buyer}/cac:PartyTaxScheme/cbc:CompanyID")
+    assert invoice.buyer_country == text(f"{buyer}/cac:PostalAddress/cac:Country/cbc:IdentificationCode")
+    assert invoice.buyer_country != ""
     assert invoice.payment_iban == text("cac:PaymentMeans/cac:PayeeFinancialAccount/cbc:ID")
     assert invoice.profile == text("cbc:CustomizationID")
     totals = "cac:LegalMonetaryTotal"

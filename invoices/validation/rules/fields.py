@@ -18,6 +18,7 @@ FIELD_LABELS = {
     "seller_country": "seller country (BT-40)",
     "buyer_name": "buyer name (BT-44)",
     "buyer_vat_id": "buyer VAT id (BT-48)",
+    "buyer_country": "buyer country (BT-55)",
     "payment_iban": "IBAN (BT-84)",
     "total_net": "total without VAT (BT-109)",
     "tax_total": "VAT total (BT-110)",
