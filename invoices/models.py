@@ -6,6 +6,11 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from invoices.identity import normalise_invoice_number, seller_key_for
+
+# The fields seller_key and number_key are made from.
+KEY_SOURCES = frozenset({"seller_vat_id", "seller_name", "invoice_number"})
+
 MONEY = {"max_digits": 18, "decimal_places": 2, "null": True, "blank": True}
 
 
@@ -116,6 +121,9 @@ class Invoice(models.Model):
     vendor = models.ForeignKey(Vendor, null=True, blank=True, on_delete=models.SET_NULL, related_name="invoices")
     # Kept with the findings so lists can show it without counting per row.
     issue_count = models.PositiveIntegerField(default=0)
+    # Seller and number as the duplicate rules compare them (invoices/identity.py), set by save().
+    seller_key = models.CharField(max_length=250, blank=True, default="", editable=False)
+    number_key = models.CharField(max_length=100, blank=True, default="", editable=False)
 
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
@@ -140,7 +148,8 @@ class Invoice(models.Model):
             models.Index(fields=["status", "-created_at"], name="invoice_status"),
             models.Index(fields=["owner", "-created_at"], name="invoice_owner"),
             models.Index(fields=["sha256"], name="invoice_sha256"),
-            models.Index(fields=["seller_vat_id", "invoice_number"], name="invoice_seller_number"),
+            models.Index(fields=["seller_key", "number_key"], name="invoice_seller_number_key"),
+            models.Index(fields=["seller_key", "total_gross"], name="invoice_seller_total"),
             models.Index(fields=["vendor", "issue_date"], name="invoice_vendor_date"),
             models.Index(fields=["updated_at"], name="invoice_updated"),
         ]
@@ -153,6 +162,14 @@ class Invoice(models.Model):
     def __str__(self) -> str:
         number = self.invoice_number or self.original_filename
         return f"{self.seller_name or 'Invoice'} {number}".strip()
+
+    def save(self, *args, **kwargs) -> None:
+        self.seller_key = seller_key_for(self.seller_vat_id, self.seller_name)[:250]
+        self.number_key = normalise_invoice_number(self.invoice_number)[:100]
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and not KEY_SOURCES.isdisjoint(update_fields):
+            kwargs["update_fields"] = {*update_fields, "seller_key", "number_key"}
+        super().save(*args, **kwargs)
 
 
 class InvoiceLine(models.Model):

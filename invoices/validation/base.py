@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
+from invoices.identity import seller_key_for
 from invoices.models import Invoice, InvoiceLine, InvoiceType, Severity
 
 
@@ -148,20 +149,6 @@ def invoice_lines(invoice: Invoice) -> list[InvoiceLine]:
 # --- identities ------------------------------------------------------------------------------------
 
 
-def normalise_vat_id(value: str) -> str:
-    """A VAT id as compared: upper case, without spaces, dots and dashes ('de 136.695.976' -> 'DE136695976')."""
-    return "".join(value.split()).replace(".", "").replace("-", "").upper()
-
-
-def normalise_invoice_number(value: str) -> str:
-    """An invoice number as compared: no whitespace, case-folded (' r 2024-01 ' == 'R2024-01')."""
-    return "".join(value.split()).casefold()
-
-
 def seller_key(invoice: Invoice) -> str:
     """Who sent it: the normalised VAT id, else the case-folded name; '' when neither is known."""
-    vat_id = normalise_vat_id(invoice.seller_vat_id)
-    if vat_id:
-        return f"vat:{vat_id}"
-    name = " ".join(invoice.seller_name.split()).casefold()
-    return f"name:{name}" if name else ""
+    return seller_key_for(invoice.seller_vat_id, invoice.seller_name)

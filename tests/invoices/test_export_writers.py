@@ -102,8 +102,8 @@ def test_the_ubl_reader_reads_an_export_as_the_invoice_it_came_from(db, path):
     again = UblExtractor().extract(ubl_invoice_xml(stored(path)))
 
     for name in ("invoice_number", "issue_date", "due_date", "type", "currency", "seller_name", "seller_vat_id",
-                 "seller_country", "buyer_name", "buyer_country", "purchase_order_reference", "allowance_total", "charge_total",
-                 "total_net", "total_gross", "prepaid_amount", "amount_due"):
+                 "seller_country", "buyer_name", "buyer_country", "purchase_order_reference", "allowance_total",
+                 "charge_total", "total_net", "total_gross", "prepaid_amount", "amount_due"):
         assert getattr(again, name) == getattr(original, name), name
     assert again.payment_iban == "".join(original.payment_iban.split())
     assert again.tax_total == (original.tax_total if original.tax_total is not None else 0)

@@ -38,6 +38,17 @@ def test_numbers_and_vat_ids_are_compared_without_spaces_dots_and_case(db):
     assert len(run(second, "duplicate.number")) == 1
 
 
+def test_a_corrected_number_or_seller_is_compared_by_its_new_value(db):
+    first = make_invoice(invoice_number="R-1", issue_date=dt.date(2026, 2, 3))
+    second = make_invoice(invoice_number="R-2", issue_date=dt.date(2026, 2, 4))
+    assert run(second, "duplicate.number") == []
+
+    first.invoice_number = " r-2 "
+    first.save(update_fields=["invoice_number"])  # the lookup keys follow a partial save too
+
+    assert len(run(second, "duplicate.number")) == 1
+
+
 def test_without_vat_ids_the_seller_name_is_compared_ignoring_case(db):
     make_invoice(invoice_number="42", seller_vat_id="", seller_name="Acme Trading Ltd",
                  issue_date=dt.date(2026, 2, 3))

@@ -1,7 +1,7 @@
 """The same invoice received twice: by number (blocking) or by amount and date (a suspicion).
 
 Both rules compare the seller by its normalised VAT id, else its case-folded
-name, and only documents of the same type (an invoice and the credit note that
+name (`Invoice.seller_key`, indexed), and only documents of the same type (an invoice and the credit note that
 cancels it share amounts, and some sellers number credit notes separately).
 Rows that are duplicate files, failed or rejected do not count.
 """
@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import F, QuerySet, Value
-from django.db.models.functions import Replace, Trim, Upper
+from django.db.models import QuerySet
 
+from invoices.identity import normalise_invoice_number
 from invoices.models import Invoice, InvoiceStatus, Severity
 from invoices.validation.base import (
     Finding,
     Rule,
     integer_parameter,
     money,
-    normalise_invoice_number,
-    normalise_vat_id,
     seller_key,
 )
 
@@ -31,20 +29,10 @@ READ_AT_MOST = 50
 _FIELDS = ("pk", "invoice_number", "issue_date", "status", "seller_vat_id", "seller_name")
 
 
-def _same_seller_candidates(invoice: Invoice) -> QuerySet[Invoice]:
-    """Other invoices of the same type that may be from the same seller; callers confirm with `seller_key`.
-
-    The database narrows the search (VAT id without spaces, dots, dashes; or the name
-    without regard to case); Python then compares exactly as `seller_key` defines.
-    """
-    others = (Invoice.objects.exclude(pk=invoice.pk).exclude(status__in=IGNORED_STATUSES)
-              .filter(type=invoice.type))
-    vat_id = normalise_vat_id(invoice.seller_vat_id)
-    if vat_id:
-        compact = Upper(Replace(Replace(Replace(F("seller_vat_id"), Value(" "), Value("")), Value("."), Value("")),
-                                Value("-"), Value("")))
-        return others.annotate(seller_vat_compact=compact).filter(seller_vat_compact=vat_id)
-    return others.filter(seller_name__iexact=" ".join(invoice.seller_name.split()))
+def _same_seller_candidates(invoice: Invoice, key: str) -> QuerySet[Invoice]:
+    """Other counted invoices of the same type from the same seller (an index lookup on seller_key)."""
+    return (Invoice.objects.filter(seller_key=key, type=invoice.type)
+            .exclude(pk=invoice.pk).exclude(status__in=IGNORED_STATUSES))
 
 
 def _describe(others: list[Invoice]) -> str:
@@ -66,14 +54,11 @@ class DuplicateNumberRule(Rule):
         key = seller_key(invoice)
         if not number or not key or invoice.issue_date is None:
             return []
-        compact_number = Replace(Trim(F("invoice_number")), Value(" "), Value(""))
-        candidates = (_same_seller_candidates(invoice)
-                      .filter(issue_date__year=invoice.issue_date.year)
-                      .annotate(number_compact=compact_number)
-                      .filter(number_compact__iexact="".join(invoice.invoice_number.split()))
+        candidates = (_same_seller_candidates(invoice, key)
+                      .filter(number_key=number[:100], issue_date__year=invoice.issue_date.year)
                       .only(*_FIELDS).order_by("pk")[:READ_AT_MOST])
-        others = [other for other in candidates
-                  if seller_key(other) == key and normalise_invoice_number(other.invoice_number) == number]
+        # number_key is cut at 100 characters: compare the whole numbers.
+        others = [other for other in candidates if normalise_invoice_number(other.invoice_number) == number]
         if not others:
             return []
         return [self.finding(
@@ -96,16 +81,15 @@ class DuplicateSuspectRule(Rule):
         if not key or invoice.issue_date is None or invoice.total_gross is None:
             return []
         window = dt.timedelta(days=integer_parameter(params, "window_days"))
-        candidates = (_same_seller_candidates(invoice)
+        candidates = (_same_seller_candidates(invoice, key)
                       .filter(total_gross=invoice.total_gross, currency=invoice.currency,
                               issue_date__range=(invoice.issue_date - window, invoice.issue_date + window))
                       .only(*_FIELDS).order_by("pk")[:READ_AT_MOST])
         number = normalise_invoice_number(invoice.invoice_number)
         others = [
             other for other in candidates
-            if seller_key(other) == key
             # Same number in the same year is duplicate.number's finding, not a suspicion.
-            and not (number and normalise_invoice_number(other.invoice_number) == number
+            if not (number and normalise_invoice_number(other.invoice_number) == number
                      and other.issue_date.year == invoice.issue_date.year)
         ]
         if not others:

@@ -8,8 +8,9 @@ from stdnum import iban, numdb, vatin
 from stdnum.exceptions import InvalidChecksum, ValidationError
 from stdnum.util import get_cc_module
 
+from invoices.identity import normalise_vat_id
 from invoices.models import Invoice
-from invoices.validation.base import Finding, Rule, normalise_vat_id
+from invoices.validation.base import Finding, Rule
 
 IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
 

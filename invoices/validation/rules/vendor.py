@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db.models import F, Value
 from django.db.models.functions import Replace, Upper
 
+from invoices.identity import normalise_vat_id
 from invoices.models import Invoice, Severity, Vendor
 from invoices.validation.base import (
     Finding,
@@ -15,7 +16,6 @@ from invoices.validation.base import (
     decimal_parameter,
     is_credit_note,
     money,
-    normalise_vat_id,
 )
 
 
