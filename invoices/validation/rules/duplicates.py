@@ -26,7 +26,8 @@ IGNORED_STATUSES = (InvoiceStatus.DUPLICATE, InvoiceStatus.FAILED, InvoiceStatus
 # How many earlier invoices a message names, and how many are read at most to find them.
 SHOWN = 5
 READ_AT_MOST = 50
-_FIELDS = ("pk", "invoice_number", "issue_date", "status", "seller_vat_id", "seller_name")
+# What a finding names of each earlier invoice (the seller is matched by the index already).
+_FIELDS = ("pk", "invoice_number", "issue_date", "status")
 
 
 def _same_seller_candidates(invoice: Invoice, key: str) -> QuerySet[Invoice]:
