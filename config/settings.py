@@ -203,12 +203,18 @@ REST_FRAMEWORK = {
         "user": env_str("API_THROTTLE_USER", "2000/hour"),
         "anon": env_str("API_THROTTLE_ANON", "60/hour"),
         "trigger": env_str("API_THROTTLE_TRIGGER", "120/minute"),
+        # POST /api/v1/auth/token/: every attempt counts, per user name and per client address
+        "login-user": env_str("API_THROTTLE_LOGIN_USER", "10/hour"),
+        "login-ip": env_str("API_THROTTLE_LOGIN_IP", "60/hour"),
     },
     "DEFAULT_THROTTLE_CLASSES": [
         "rest_framework.throttling.UserRateThrottle",
         "rest_framework.throttling.AnonRateThrottle",
     ],
     "EXCEPTION_HANDLER": "rest_framework.views.exception_handler",
+    # How many proxies put their address in X-Forwarded-For; the client is the address the
+    # outermost one saw. 0 reads REMOTE_ADDR only, so a forged header cannot dodge a throttle.
+    "NUM_PROXIES": env_int("API_NUM_PROXIES", 1 if env_bool("BEHIND_TLS_PROXY", False) else 0),
 }
 # The API authenticates with a token header, which browsers never send on their
 # own, and a 401 (not 403) tells a script it must log in.
