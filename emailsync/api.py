@@ -12,6 +12,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from emailsync.models import Mailbox, SyncRun
+from emailsync.selectors import mailboxes_visible_to
 from emailsync.services import (
     MAILBOX_FIELDS,
     MailboxInvalid,
@@ -22,7 +23,7 @@ from emailsync.services import (
     mailbox_sync_enqueue,
     mailbox_test_connection,
 )
-from jobs.api import JobSerializer, actor_for
+from jobs.api import JobSerializer, actor_for, job_as_seen_by
 from jobs.errors import JobNotAllowed
 from jobs.services import require_permission
 
@@ -91,8 +92,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):  # schema generation
             return Mailbox.objects.none()
-        mailboxes = Mailbox.objects.select_related("owner").order_by("name")
-        return mailboxes if self.request.user.is_staff else mailboxes.filter(owner=self.request.user)
+        return mailboxes_visible_to(self.request.user).order_by("name")
 
     def get_throttles(self):
         if self.action in ("sync", "cancel_sync", "test"):
@@ -127,8 +127,11 @@ class MailboxViewSet(viewsets.ModelViewSet):
         body.is_valid(raise_exception=True)
         job = mailbox_sync_enqueue(mailbox=mailbox, actor=actor_for(request), months=body.validated_data.get("months"),
                                    folders=body.validated_data.get("folders"), reason=body.validated_data["reason"])
-        code = status.HTTP_409_CONFLICT if job.deduplicated else status.HTTP_202_ACCEPTED
-        return Response(JobSerializer(job, context=self.get_serializer_context()).data, status=code)
+        if job.deduplicated:
+            return Response(job_as_seen_by(job, request, self.get_serializer_context()),
+                            status=status.HTTP_409_CONFLICT)
+        return Response(JobSerializer(job, context=self.get_serializer_context()).data,
+                        status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses={200: OpenApiResponse(description="The active or last sync job, with progress and "
                                                                "ETA, and the last run's counts.")})
@@ -140,7 +143,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
         return Response({
             "mailbox": mailbox.name,
             "active": job is not None and job.is_active,
-            "job": JobSerializer(job, context=self.get_serializer_context()).data if job else None,
+            "job": job_as_seen_by(job, request, self.get_serializer_context()) if job else None,
             "last_run": SyncRunSerializer(last_run).data if last_run else None,
             "needs_attention": mailbox.needs_attention,
             "last_error": mailbox.last_error or None,

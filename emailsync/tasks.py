@@ -11,8 +11,9 @@ from emailsync.errors import (
     MailboxTimeout,
 )
 from emailsync.models import Mailbox
+from emailsync.selectors import mailboxes_visible_to
 from emailsync.services import mailbox_sync, mailboxes_sync_all
-from jobs.registry import TRANSIENT_ERRORS, job_kind
+from jobs.registry import TRANSIENT_ERRORS, JobSubject, job_kind
 
 # A dropped connection or a server that is restarting: try again with backoff.
 # Bad credentials, certificates or folders are not here: they need a person.
@@ -28,12 +29,12 @@ class SyncParams(serializers.Serializer):
                                     help_text="Folders to scan (default: the mailbox's folders).")
 
 
-def _mailbox(params: dict) -> Mailbox | None:
-    return Mailbox.objects.filter(pk=params.get("mailbox_id")).first()
+MAILBOX = JobSubject(param="mailbox_id", noun="mailbox", everything=Mailbox.objects.all,
+                     visible_to=mailboxes_visible_to)
 
 
 @job_kind("emailsync.sync_mailbox", label="Scan a mailbox for invoices", queue="email", priority=5,
-          params=SyncParams, permission="emailsync.sync_mailbox", subject=_mailbox, unique_key="mailbox:{mailbox_id}",
+          params=SyncParams, permission="emailsync.sync_mailbox", subject=MAILBOX, unique_key="mailbox:{mailbox_id}",
           max_attempts=5, backoff_base=10, backoff_max=300, retry_on=SYNC_RETRY_ON,
           soft_time_limit=3300, time_limit=3600)
 def sync_mailbox(job, *, mailbox_id: int, months: int | None = None, folders: list[str] | None = None) -> dict:

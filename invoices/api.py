@@ -18,12 +18,13 @@ from invoices.models import EXPORTABLE_STATUSES, ExportBatch, ExportFormat, Invo
 from invoices.representation import invoice_as_dict, money
 from invoices.services import (
     InvoiceNotAllowed,
+    exports_visible_to,
     invoice_decide,
     invoice_ingest,
     invoice_reprocess,
     invoices_visible_to,
 )
-from jobs.api import JobSerializer, actor_for
+from jobs.api import JobSerializer, actor_for, job_as_seen_by
 
 
 class IssueSerializer(serializers.Serializer):
@@ -111,6 +112,12 @@ class UploadSerializer(serializers.Serializer):
 
 class DecisionSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReprocessSerializer(DecisionSerializer):
+    force = serializers.BooleanField(required=False, default=False, help_text=(
+        "Extract an approved, rejected or exported invoice again, dropping its decision "
+        "(needs the permission to approve invoices)."))
 
 
 class ExportCreateSerializer(serializers.Serializer):
@@ -204,15 +211,21 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                                   owner=request.user, source_ref="api") for upload in files]
         return Response([invoice_as_dict(invoice) for invoice in created], status=status.HTTP_202_ACCEPTED)
 
-    @extend_schema(request=DecisionSerializer, responses={202: JobSerializer})
+    @extend_schema(request=ReprocessSerializer, responses={
+        202: JobSerializer, 409: OpenApiResponse(description="Duplicate file, or a decided invoice without force.")})
     @action(detail=True, methods=["post"])
     def reprocess(self, request, pk=None):
-        """Extract and validate again (a job)."""
+        """Extract and validate again (a job). A decided invoice needs `force`."""
+        body = ReprocessSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         try:
             job = invoice_reprocess(invoice=self.get_object(), actor=actor_for(request),
-                                    reason=request.data.get("reason", ""))
+                                    reason=body.validated_data["reason"], force=body.validated_data["force"])
         except InvoiceNotAllowed as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        if job.deduplicated:  # already being processed: maybe by someone else
+            return Response(job_as_seen_by(job, request, self.get_serializer_context()),
+                            status=status.HTTP_409_CONFLICT)
         return Response(JobSerializer(job, context=self.get_serializer_context()).data,
                         status=status.HTTP_202_ACCEPTED)
 
@@ -257,10 +270,7 @@ class ExportViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
             return ExportBatch.objects.none()
-        batches = ExportBatch.objects.prefetch_related("items")
-        if not self.request.user.is_staff:
-            batches = batches.filter(owner=self.request.user)
-        return batches.order_by("-created_at")
+        return exports_visible_to(self.request.user).prefetch_related("items").order_by("-created_at")
 
     def get_throttles(self):
         if self.action == "create":

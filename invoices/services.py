@@ -19,6 +19,7 @@ from django.utils import timezone
 from invoices.extract import extract
 from invoices.extract.base import ExtractedInvoice, InvalidInvoice
 from invoices.models import (
+    ExportBatch,
     Invoice,
     InvoiceLine,
     InvoiceSource,
@@ -28,6 +29,7 @@ from invoices.models import (
     ValidationIssue,
 )
 from jobs.audit import audit_record
+from jobs.errors import JobNotAllowed
 from jobs.services import Actor, job_enqueue, require_permission
 
 logger = logging.getLogger(__name__)
@@ -40,8 +42,16 @@ EXTRACTED_FIELDS = (
 )
 
 
-class InvoiceNotAllowed(Exception):
-    """The invoice cannot take this action in its current state."""
+class InvoiceNotAllowed(JobNotAllowed):
+    """The invoice cannot take this action in its current state (a conflict, 409).
+
+    A JobNotAllowed, so a refusal raised while a job is being triggered for the
+    invoice is answered like any other job conflict.
+    """
+
+
+# A person decided these: extracting again would silently drop that decision.
+DECIDED_STATUSES = (InvoiceStatus.APPROVED, InvoiceStatus.REJECTED, InvoiceStatus.EXPORTED)
 
 
 def original_path(sha256: str) -> str:
@@ -98,8 +108,18 @@ def invoice_ingest(*, content: bytes, filename: str, source: str, owner=None, so
     return invoice
 
 
-def invoice_process(*, invoice: Invoice) -> Invoice:
-    """Extract and validate. Idempotent: running it again replaces what it wrote."""
+def invoice_process(*, invoice: Invoice, force: bool = False, actor: Actor | None = None) -> Invoice:
+    """Extract and validate. Idempotent: running it again replaces what it wrote.
+
+    An approved, rejected or exported invoice is extracted again only with
+    `force` (checked when the job was triggered): its decision is dropped, and
+    that is audited.
+    """
+    if invoice.status in DECIDED_STATUSES:
+        if not force:
+            raise InvoiceNotAllowed(_decided_message(invoice))
+        audit_record(actor=actor or Actor.system(), action="invoice.decision_dropped", target=invoice,
+                     details={"previous_status": invoice.status})
     with default_storage.open(invoice.original.name, "rb") as handle:
         content = handle.read()
     try:
@@ -183,15 +203,34 @@ def invoice_validate(*, invoice: Invoice) -> Invoice:
     return invoice
 
 
-def invoice_reprocess(*, invoice: Invoice, actor: Actor, reason: str = ""):
-    """Extract and validate again, as a job (audited)."""
-    require_permission(actor.user, "invoices.reprocess_invoice")
+def invoice_reprocess_check(*, user, invoice: Invoice, force: bool = False) -> None:
+    """Refuse a re-extraction that is not allowed now (used before any job is written).
+
+    A decided invoice (approved, rejected, exported) needs `force`, and forcing
+    needs the permission to decide invoices, because it drops the decision.
+    """
     if invoice.status == InvoiceStatus.DUPLICATE:
         raise InvoiceNotAllowed("A duplicate file is not processed; open the first copy instead.")
+    if invoice.status in DECIDED_STATUSES:
+        if not force:
+            raise InvoiceNotAllowed(_decided_message(invoice))
+        require_permission(user, "invoices.approve_invoice")
+
+
+def _decided_message(invoice: Invoice) -> str:
+    return (f"Invoice {invoice.pk} is {invoice.get_status_display().lower()}: extracting it again would drop "
+            f"that decision. Reprocess with force=true (needs the permission to approve invoices) to do it anyway.")
+
+
+def invoice_reprocess(*, invoice: Invoice, actor: Actor, reason: str = "", force: bool = False):
+    """Extract and validate again, as a job (audited)."""
+    require_permission(actor.user, "invoices.reprocess_invoice")
+    invoice_reprocess_check(user=actor.user, invoice=invoice, force=force)
     with transaction.atomic():
-        job = job_enqueue("invoices.process_invoice", {"invoice_id": invoice.pk}, owner=actor.user,
-                          subject=invoice, priority=2, source=actor.source)
-        audit_record(actor=actor, action="invoice.reprocess", job=job, target=invoice, reason=reason)
+        job = job_enqueue("invoices.process_invoice", {"invoice_id": invoice.pk, "force": force},
+                          owner=actor.user, subject=invoice, priority=2, source=actor.source)
+        audit_record(actor=actor, action="invoice.reprocess", job=job, target=invoice, reason=reason,
+                     details={"force": force, "previous_status": invoice.status})
     return job
 
 
@@ -228,11 +267,19 @@ def invoice_decide(*, invoice: Invoice, approve: bool, actor: Actor, reason: str
 
 
 def invoices_visible_to(user):
-    """Staff and holders of invoices.view_all see every invoice; others their own."""
+    """Staff see every invoice; others their own. Every door (admin, API, CLI, job triggers) asks this."""
     invoices = Invoice.objects.select_related("vendor", "owner")
     if user.is_staff:
         return invoices
     return invoices.filter(owner=user)
+
+
+def exports_visible_to(user):
+    """Staff see every export batch; others their own."""
+    batches = ExportBatch.objects.all()
+    if user.is_staff:
+        return batches
+    return batches.filter(owner=user)
 
 
 def invoice_import_sync(*, content: bytes, filename: str, source: str = InvoiceSource.COMMAND,

@@ -9,12 +9,24 @@ from rest_framework import serializers
 from invoices.exports import export_run, exports_cleanup
 from invoices.inbox import inbox_scan
 from invoices.models import ExportBatch, Invoice
-from invoices.services import invoice_process, invoice_validate
-from jobs.registry import job_kind
+from invoices.services import (
+    exports_visible_to,
+    invoice_process,
+    invoice_reprocess_check,
+    invoice_validate,
+    invoices_visible_to,
+)
+from jobs.registry import JobSubject, job_kind
+from jobs.services import Actor
 
 
 class InvoiceParams(serializers.Serializer):
     invoice_id = serializers.IntegerField(min_value=1)
+
+
+class ProcessParams(InvoiceParams):
+    force = serializers.BooleanField(default=False, help_text="Extract an approved, rejected or exported invoice "
+                                     "again, dropping its decision (needs the permission to approve invoices).")
 
 
 class ExportParams(serializers.Serializer):
@@ -25,24 +37,27 @@ class CleanupParams(serializers.Serializer):
     older_than_hours = serializers.IntegerField(min_value=1, default=168, help_text="Keep files this long.")
 
 
-def _invoice(params: dict) -> Invoice | None:
-    return Invoice.objects.filter(pk=params.get("invoice_id")).first()
+INVOICE = JobSubject(param="invoice_id", noun="invoice", everything=Invoice.objects.all,
+                     visible_to=invoices_visible_to)
+EXPORT = JobSubject(param="export_id", noun="export", everything=ExportBatch.objects.all,
+                    visible_to=exports_visible_to)
 
 
-def _export(params: dict) -> ExportBatch | None:
-    return ExportBatch.objects.filter(pk=params.get("export_id")).first()
+def _may_process(*, user, subject: Invoice, params: dict) -> None:
+    invoice_reprocess_check(user=user, invoice=subject, force=params.get("force", False))
 
 
 @job_kind("invoices.process_invoice", label="Extract and validate an invoice", queue="invoices", priority=4,
-          params=InvoiceParams, permission="invoices.reprocess_invoice", subject=_invoice,
+          params=ProcessParams, permission="invoices.reprocess_invoice", subject=INVOICE, authorize=_may_process,
           unique_key="invoice:{invoice_id}:process", soft_time_limit=120, time_limit=180)
-def process_invoice(job, *, invoice_id: int) -> dict:
-    invoice = invoice_process(invoice=Invoice.objects.get(pk=invoice_id))
+def process_invoice(job, *, invoice_id: int, force: bool = False) -> dict:
+    invoice = invoice_process(invoice=Invoice.objects.get(pk=invoice_id), force=force,
+                                 actor=Actor(user=job.job.owner, source=job.job.source))
     return {"invoice_id": invoice.pk, "status": invoice.status, "format": invoice.format, "error": invoice.error}
 
 
 @job_kind("invoices.validate_invoice", label="Validate an invoice again", queue="invoices", priority=4,
-          params=InvoiceParams, permission="invoices.reprocess_invoice", subject=_invoice,
+          params=InvoiceParams, permission="invoices.reprocess_invoice", subject=INVOICE,
           unique_key="invoice:{invoice_id}:validate", soft_time_limit=60, time_limit=90)
 def validate_invoice(job, *, invoice_id: int) -> dict:
     invoice = invoice_validate(invoice=Invoice.objects.get(pk=invoice_id))
@@ -50,7 +65,7 @@ def validate_invoice(job, *, invoice_id: int) -> dict:
 
 
 @job_kind("invoices.export_invoices", label="Write an export batch", queue="exports", priority=4,
-          params=ExportParams, permission="invoices.export_invoice", subject=_export, user_triggerable=False,
+          params=ExportParams, permission="invoices.export_invoice", subject=EXPORT, user_triggerable=False,
           unique_key="export:{export_id}", soft_time_limit=600, time_limit=660)
 def export_invoices(job, *, export_id: int) -> dict:
     return export_run(batch=ExportBatch.objects.get(pk=export_id), progress=job.progress)

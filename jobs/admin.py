@@ -20,7 +20,7 @@ from django_celery_beat.models import PeriodicTask
 
 from jobs.admin_forms import form_params, params_form_class
 from jobs.audit import audit_record
-from jobs.errors import JobNotAllowed, JobParamsInvalid
+from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound
 from jobs.models import AuditEntry, Job, JobExecution, JobStatus, TriggerSource
 from jobs.registry import all_kinds, get_kind, kinds_for_user
 from jobs.selectors import job_actual_duration, job_time_left
@@ -298,6 +298,8 @@ class JobAdmin(admin.ModelAdmin):
             except JobParamsInvalid as exc:
                 for field, errors in exc.errors.items():
                     form.add_error(field if field in form.fields else None, errors)
+            except (JobSubjectNotFound, JobNotAllowed, PermissionDenied) as exc:
+                form.add_error(None, str(exc))
             else:
                 verb = "is already active" if job.deduplicated else "was started"
                 self.message_user(request, f"Job {job.pk} {verb}.", messages.SUCCESS)

@@ -14,7 +14,7 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from jobs.errors import JobNotAllowed, JobParamsInvalid, UnknownJobKind
+from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound, UnknownJobKind
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
 from jobs.registry import kinds_for_user, params_json_schema
 from jobs.selectors import job_actual_duration, job_estimated_duration, job_time_left, jobs_visible_to
@@ -155,6 +155,15 @@ def actor_for(request) -> Actor:
     return Actor(user=request.user, source=TriggerSource.API)
 
 
+def job_as_seen_by(job: Job, request, context: dict | None = None) -> dict:
+    """The job as this caller may see it: in full if it is one of theirs (staff: any),
+    else only that it is active (a 409 must not show someone else's job)."""
+    if jobs_visible_to(request.user).filter(pk=job.pk).exists():
+        return JobSerializer(job, context=context or {"request": request}).data
+    return {"detail": "A job for this is already queued or running.", "kind": job.kind, "status": job.status,
+            "progress": {"done": job.progress_done, "total": job.progress_total, "percent": job.progress_percent}}
+
+
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Jobs: your own (staff: everyone's). Trigger, cancel and retry."""
 
@@ -189,6 +198,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     @extend_schema(request=TriggerSerializer, responses={
         202: JobSerializer, 409: OpenApiResponse(JobSerializer, description="An active job with the same unique key."),
         400: OpenApiResponse(description="Unknown kind or invalid parameters (field errors under `params`)."),
+        404: OpenApiResponse(description="The object the job would be about does not exist or is not yours."),
     })
     def create(self, request):
         """Trigger a job of a registered kind."""
@@ -202,8 +212,13 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return Response({"kind": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         except JobParamsInvalid as exc:
             return Response({"params": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
+        except JobSubjectNotFound as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
+        except JobNotAllowed as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         if job.deduplicated:
-            return self._job_response(job, status.HTTP_409_CONFLICT)
+            return Response(job_as_seen_by(job, request, self.get_serializer_context()),
+                            status=status.HTTP_409_CONFLICT)
         return self._job_response(job, status.HTTP_202_ACCEPTED)
 
     @extend_schema(responses=JobKindSerializer(many=True))
@@ -245,8 +260,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             new_job = job_retry(job=job, actor=actor_for(request), reason=body.validated_data["reason"])
         except JobNotAllowed as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        code = status.HTTP_409_CONFLICT if new_job.deduplicated else status.HTTP_202_ACCEPTED
-        return self._job_response(new_job, code)
+        if new_job.deduplicated:
+            return Response(job_as_seen_by(new_job, request, self.get_serializer_context()),
+                            status=status.HTTP_409_CONFLICT)
+        return self._job_response(new_job, status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=CancelAllSerializer, responses={200: OpenApiResponse(
         description='{"cancelled": N}')})

@@ -21,6 +21,14 @@ class JobNotAllowed(JobError):
     """The job cannot take this action in its current state."""
 
 
+class JobSubjectNotFound(JobError):
+    """The object a job would be about does not exist or is not visible to the caller.
+
+    Both cases give the same message, so an answer never tells whether someone
+    else's object exists.
+    """
+
+
 class JobCancelled(Exception):
     """Raised inside a running job at a progress call once cancel was requested.
 

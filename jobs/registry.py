@@ -22,6 +22,7 @@ from typing import Any
 from celery import shared_task
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError
+from django.db.models import QuerySet
 from kombu.exceptions import OperationalError as BrokerOperationalError
 from rest_framework import serializers
 
@@ -44,6 +45,25 @@ class NoParams(serializers.Serializer):
 
 
 @dataclass(frozen=True)
+class JobSubject:
+    """The object a kind's job is about: the parameter naming it, and who may see it.
+
+    A person triggering a job resolves the subject through `visible_to`, the same
+    selector the object's own endpoints use, so a job can never reach an object
+    its caller could not open. System callers (user None) see every object.
+    """
+
+    param: str
+    noun: str
+    everything: Callable[[], QuerySet]
+    visible_to: Callable[[Any], QuerySet]
+
+    def resolve(self, params: dict, user=None):
+        objects = self.everything() if user is None else self.visible_to(user)
+        return objects.filter(pk=params.get(self.param)).first()
+
+
+@dataclass(frozen=True)
 class JobKind:
     name: str
     func: Callable[..., Any]
@@ -63,8 +83,11 @@ class JobKind:
     retry_on: tuple[type[BaseException], ...] = TRANSIENT_ERRORS
     # A str.format template over the parameters, e.g. "mailbox:{mailbox_id}".
     unique_key: str | None = None
-    # Returns the model instance the job is about, from its parameters.
-    subject: Callable[[dict], Any] | None = None
+    # The model instance the job is about, resolved from its parameters.
+    subject: JobSubject | None = None
+    # Called as authorize(user=, subject=, params=) before a person's trigger is
+    # written; raises to refuse (e.g. a state the object must not be re-run in).
+    authorize: Callable[..., None] | None = None
     extra: dict = field(default_factory=dict)
 
     def validate(self, params: dict | None) -> dict:

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from jobs.audit import audit_record
 from jobs.durability import relaxed_from
-from jobs.errors import JobNotAllowed
+from jobs.errors import JobNotAllowed, JobSubjectNotFound
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource, model_label
 from jobs.registry import JobKind, get_kind
 
@@ -191,7 +191,7 @@ def _insert_unless_active(job: Job) -> Job | None:
 def _subject_of(kind: JobKind, params: dict):
     if kind.subject is None:
         return None
-    return kind.subject(params)
+    return kind.subject.resolve(params)
 
 
 def job_publish(*, job: Job) -> bool:
@@ -268,12 +268,26 @@ def require_permission(user, perm: str, *, staff: bool = False) -> None:
 
 
 def job_trigger(*, kind: str, params: dict | None, actor: Actor, priority: int | None = None, reason: str = "") -> Job:
-    """Start a job by hand (API, admin, command), checked and audited."""
+    """Start a job by hand (API, admin, command), checked and audited.
+
+    The job's subject is looked up through the same visibility selector as the
+    object's own pages, before anything is written: an object the caller may
+    not see is answered exactly like one that does not exist.
+    """
     job_kind = get_kind(kind)
     if actor.user is not None and not job_kind.may_trigger(actor.user):
         raise PermissionDenied(f"You may not start {kind} jobs.")
+    params = job_kind.validate(params)
+    subject = None
+    if job_kind.subject is not None:
+        subject = job_kind.subject.resolve(params, actor.user)
+        if subject is None:
+            raise JobSubjectNotFound(
+                f"There is no {job_kind.subject.noun} with id {params.get(job_kind.subject.param)!r}.")
+    if job_kind.authorize is not None and actor.user is not None:
+        job_kind.authorize(user=actor.user, subject=subject, params=params)
     with transaction.atomic():
-        job = job_enqueue(kind, params, owner=actor.user, priority=priority, source=actor.source)
+        job = job_enqueue(kind, params, owner=actor.user, subject=subject, priority=priority, source=actor.source)
         if not job.deduplicated:
             audit_record(actor=actor, action="job.trigger", job=job, target=job, reason=reason,
                          details={"kind": kind, "params": job.params})

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.errors import JobNotAllowed, JobParamsInvalid, UnknownJobKind
+from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound, UnknownJobKind
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
 from jobs.selectors import job_time_left
 from jobs.services import Actor, job_cancel, job_retry, job_terminate, job_trigger
@@ -65,7 +65,7 @@ class Command(BaseCommand):
             return getattr(self, f"do_{action}")(**options)
         except PermissionDenied as exc:
             raise CommandError(f"Permission denied: {exc}") from exc
-        except (JobNotAllowed, UnknownJobKind) as exc:
+        except (JobNotAllowed, JobSubjectNotFound, UnknownJobKind) as exc:
             raise CommandError(str(exc)) from exc
 
     def _user(self, username: str | None):
