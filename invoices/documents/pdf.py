@@ -17,6 +17,8 @@ from pathlib import Path
 import pypdfium2 as pdfium
 from django.conf import settings
 
+from invoices.documents.errors import DocumentUnreadable, PageOutOfRange
+
 # Below 36 dpi text is unreadable; above 300 a page image of a large-format
 # page becomes tens of megabytes for no gain on screen.
 MIN_DPI = 36
@@ -25,14 +27,6 @@ MAX_DPI = 300
 MAX_PIXELS = 20_000_000
 
 _pdfium_lock = threading.Lock()
-
-
-class DocumentUnreadable(Exception):
-    """The renderer cannot open the PDF. The message is shown to users as is."""
-
-
-class PageOutOfRange(Exception):
-    """The PDF has no page with that number."""
 
 
 def cache_dir() -> Path:
