@@ -254,6 +254,10 @@ CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = "django-db"
 CELERY_CACHE_BACKEND = "django-cache"
 CELERY_RESULT_EXTENDED = True
+# Task results are kept as long as their jobs (JOB_RETENTION_*_DAYS) and deleted by jobs.prune;
+# Celery's own expiry (1 day by default) would make beat's celery.backend_cleanup delete result
+# rows that job pages still link to. None also keeps beat from installing that cleanup.
+CELERY_RESULT_EXPIRES = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

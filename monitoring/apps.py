@@ -6,4 +6,4 @@ class MonitoringConfig(AppConfig):
     verbose_name = "Monitoring"
 
     def ready(self) -> None:
-        from monitoring import tasks  # noqa: F401  (registers the job kinds)
+        from monitoring import signals, tasks  # noqa: F401  (registers the job kinds and signal handlers)
