@@ -39,8 +39,8 @@ class JobSerializer(serializers.ModelSerializer):
         fields = [
             "id", "kind", "status", "queue", "priority", "params", "source", "owner", "subject", "unique_key",
             "progress", "message", "estimated_duration", "estimated_time_left", "actual_duration", "wait_time",
-            "attempts", "max_attempts", "result", "error", "traceback", "is_dead_letter", "cancel_requested",
-            "retry_of", "created_at", "started_at", "finished_at", "next_attempt_at", "worker",
+            "attempts", "max_attempts", "lost_runs", "result", "error", "traceback", "is_dead_letter",
+            "cancel_requested", "retry_of", "created_at", "started_at", "finished_at", "next_attempt_at", "worker",
         ]
         read_only_fields = fields
 

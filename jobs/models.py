@@ -74,6 +74,9 @@ class Job(models.Model):
 
     attempts = models.PositiveSmallIntegerField(default=0)
     max_attempts = models.PositiveSmallIntegerField(default=1)
+    # Runs whose worker died under them (SIGKILL, OOM, host lost). They do not use
+    # up max_attempts; JOB_MAX_LOST_RUNS stops a job that keeps killing its worker.
+    lost_runs = models.PositiveSmallIntegerField(default=0)
     result = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
     traceback = models.TextField(blank=True, default="")

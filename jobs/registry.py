@@ -78,6 +78,9 @@ class JobKind:
     soft_time_limit: int = 300
     time_limit: int = 360
     max_attempts: int = 3
+    # Poison-pill limit: runs lost with their worker before the job is a dead letter
+    # (None: JOB_MAX_LOST_RUNS).
+    max_lost_runs: int | None = None
     backoff_base: float = 2.0
     backoff_max: float = 300.0
     retry_on: tuple[type[BaseException], ...] = TRANSIENT_ERRORS
@@ -97,6 +100,12 @@ class JobKind:
             raise JobParamsInvalid(serializer.errors)
         # Round-trip through JSON so what is stored is exactly what the task gets.
         return json.loads(json.dumps(serializer.validated_data, cls=DjangoJSONEncoder))
+
+    def lost_runs_limit(self) -> int:
+        """How many lost runs (worker killed under the job) end it as a dead letter."""
+        from django.conf import settings
+
+        return self.max_lost_runs if self.max_lost_runs is not None else settings.JOB_MAX_LOST_RUNS
 
     def unique_key_for(self, params: dict) -> str | None:
         if not self.unique_key:

@@ -2,7 +2,8 @@
 
 Runs every 30 s (beat) and:
 1. re-runs jobs whose worker stopped sending heartbeats (killed, out of
-   memory, machine gone), up to their attempt limit;
+   memory, machine gone), whatever their attempt limit, until a job has lost
+   JOB_MAX_LOST_RUNS runs (a poison pill: then it is a dead letter);
 2. publishes jobs whose message never reached the broker (it was down), and
    delayed jobs that are now due;
 3. republishes queued jobs whose message vanished (a Redis restarted without
@@ -60,23 +61,33 @@ def _recover_lost(now, report: SweepReport) -> None:
 
 
 def _recover_one(job: Job, now, report: SweepReport) -> None:
-    """Run the job again, or (out of attempts or time) fail it; record the lost run."""
+    """Run the job again, or fail it (over its hard time limit, or a poison pill
+    that killed its worker JOB_MAX_LOST_RUNS times); record the lost run.
+
+    Losing the worker is not the job's fault, so max_attempts does not apply.
+    """
     owned = Job.objects.filter(pk=job.pk, status=JobStatus.RUNNING, claim_token=job.claim_token)
     kind_limit = _hard_time_limit(job)
     ran_for = (now - job.started_at).total_seconds() if job.started_at else 0
+    lost_runs = job.lost_runs + 1
     lost = f"The worker {job.worker or '?'} running attempt {job.attempts} stopped responding."
     if kind_limit and ran_for > kind_limit:
         changed = owned.update(status=JobStatus.FAILED, claim_token=None, finished_at=now, is_dead_letter=True,
+                               lost_runs=lost_runs,
                                error=f"Killed: the job ran longer than its hard time limit of {kind_limit} s.")
         report.failed_lost += changed
-    elif job.attempts < job.max_attempts:
-        changed = owned.update(status=JobStatus.RETRYING, claim_token=None, next_attempt_at=now,
+    elif lost_runs < _lost_runs_limit(job):
+        changed = owned.update(status=JobStatus.RETRYING, claim_token=None, next_attempt_at=now, lost_runs=lost_runs,
                                published_at=None, error=f"{lost} Running it again.")
         report.recovered += changed
     else:
+        times = f"{lost_runs} time" + ("" if lost_runs == 1 else "s")
         changed = owned.update(status=JobStatus.FAILED, claim_token=None, finished_at=now, is_dead_letter=True,
-                               error=f"{lost} Gave up after {job.attempts} attempts.")
+                               lost_runs=lost_runs,
+                               error=f"{lost} Gave up: the job killed its worker {times}.")
         report.failed_lost += changed
+        if changed:
+            logger.error("Job %s (%s) is a dead letter: it killed its worker %s", job.pk, job.kind, times)
     if changed:
         _record_lost_execution(job, now)
 
@@ -87,6 +98,13 @@ def _record_lost_execution(job: Job, now) -> None:
         started_at=job.started_at or now, finished_at=job.heartbeat_at or now,
         outcome=JobExecution.Outcome.WORKER_LOST, error="No heartbeat from the worker.",
     )
+
+
+def _lost_runs_limit(job: Job) -> int:
+    try:
+        return get_kind(job.kind).lost_runs_limit()
+    except Exception:  # a kind no longer registered
+        return settings.JOB_MAX_LOST_RUNS
 
 
 def _hard_time_limit(job: Job) -> int | None:

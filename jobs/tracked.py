@@ -189,7 +189,8 @@ def run_tracked_job(*, task: Task, job_id: str | None, params: dict) -> Any:
         _fail(job, token, f"Timed out: the job ran longer than its limit of {kind.soft_time_limit} s.", exc)
         raise
     except kind.retry_on as exc:
-        if job.attempts < job.max_attempts and _schedule_retry(job, token, kind, exc):
+        # Runs lost with a dead worker do not count against the job's attempts.
+        if job.attempts - job.lost_runs < job.max_attempts and _schedule_retry(job, token, kind, exc):
             raise Ignore() from None
         _fail(job, token, f"{_describe(exc)} (gave up after {job.attempts} attempts)", exc)
         raise

@@ -62,3 +62,14 @@ def record(job, *, key: str, seconds: float, steps: int) -> dict:
         job.progress(step, steps)
     r.rpush(f"tests:record:{key}", f"end {os.getpid()} {time.time()}")
     return {"pid": os.getpid()}
+
+
+class FragileParams(serializers.Serializer):
+    key = serializers.CharField()
+
+
+@job_kind("tests.fragile", queue="default", params=FragileParams, max_attempts=5, max_lost_runs=1,
+          user_triggerable=False)
+def fragile(job, *, key: str) -> dict:
+    """A kind whose poison-pill limit is one lost run (JobKind.max_lost_runs)."""
+    return {"key": key}

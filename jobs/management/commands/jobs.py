@@ -165,7 +165,7 @@ def _job_dict(job: Job) -> dict:
         "priority": job.priority, "source": job.source, "owner": getattr(job.owner, "username", None),
         "subject": job.subject_label or None, "progress_done": job.progress_done,
         "progress_total": job.progress_total, "message": job.progress_message, "attempts": job.attempts,
-        "max_attempts": job.max_attempts, "result": job.result, "error": job.error or None,
+        "max_attempts": job.max_attempts, "lost_runs": job.lost_runs, "result": job.result, "error": job.error or None,
         "dead_letter": job.is_dead_letter, "created_at": job.created_at, "started_at": job.started_at,
         "finished_at": job.finished_at, "worker": job.worker or None,
         "retry_of": str(job.retry_of_id) if job.retry_of_id else None,
