@@ -163,7 +163,8 @@ class JobAdmin(admin.ModelAdmin):
     readonly_fields = [
         "id", "kind", "status_badge", "progress_bar", "progress_message", "time_left", "queue", "priority", "params",
         "source", "schedule_name", "owner", "subject_link", "unique_key", "attempts", "max_attempts",
-        "lost_runs", "result", "error", "traceback", "created_at", "not_before", "expires_at", "published_at", "started_at", "finished_at",
+        "lost_runs", "result", "error", "traceback", "created_at", "not_before", "expires_at", "published_at",
+        "started_at", "finished_at",
         "heartbeat_at", "next_attempt_at", "worker", "worker_pid", "cancel_requested_at", "is_dead_letter",
         "retry_of", "task_result_link",
     ]
@@ -171,7 +172,8 @@ class JobAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "kind", "status_badge", "progress_bar", "progress_message", "time_left", "error"]}),
         ("What", {"fields": ["params", "subject_link", "owner", "source", "schedule_name", "unique_key", "retry_of"]}),
         ("Where and when", {"fields": ["queue", "priority", "worker", "worker_pid", "attempts", "max_attempts",
-                                       "lost_runs", "created_at", "not_before", "expires_at", "published_at", "started_at",
+                                       "lost_runs", "created_at", "not_before", "expires_at", "published_at",
+                                       "started_at",
                                        "heartbeat_at", "next_attempt_at", "finished_at", "cancel_requested_at"]}),
         ("Outcome", {"fields": ["result", "traceback", "is_dead_letter", "task_result_link"]}),
     ]
