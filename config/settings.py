@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "invoices",
     "emailsync",
     "monitoring",
+    "events",
 ]
 
 MIDDLEWARE = [
@@ -325,6 +326,8 @@ JOB_EXTRA_MODULES = env_list("JOB_EXTRA_MODULES", [])
 # --- Invoices and email -------------------------------------------------------
 INVOICE_INBOX_DIR = Path(env_str("INVOICE_INBOX_DIR", str(VAR_DIR / "inbox")))
 INVOICE_MAX_FILE_BYTES = env_int("INVOICE_MAX_FILE_BYTES", 20 * 1024 * 1024)
+# The review queue marks invoices whose payment is due within this many days (or overdue).
+REVIEW_DUE_SOON_DAYS = env_int("REVIEW_DUE_SOON_DAYS", 5)
 EMAILSYNC_ALLOW_PRIVATE_HOSTS = env_bool("EMAILSYNC_ALLOW_PRIVATE_HOSTS", False)
 EMAILSYNC_ALLOW_INSECURE = env_bool("EMAILSYNC_ALLOW_INSECURE", False)
 EMAILSYNC_CA_FILE = env_str("EMAILSYNC_CA_FILE")
@@ -389,6 +392,15 @@ MONITORING_WEBHOOK_SECRET = env_str("MONITORING_WEBHOOK_SECRET")
 MONITORING_WEBHOOK_TIMEOUT = env_float("MONITORING_WEBHOOK_TIMEOUT", 5.0)
 MONITORING_WEBHOOK_RETRIES = env_int("MONITORING_WEBHOOK_RETRIES", 3)
 MONITORING_WEBHOOK_BACKOFF = env_float("MONITORING_WEBHOOK_BACKOFF", 1.0)
+
+# --- Business events (events app): webhooks and the review digest --------------------------
+EVENTS_WEBHOOK_TIMEOUT = env_float("EVENTS_WEBHOOK_TIMEOUT", 10.0)
+EVENTS_WEBHOOK_MAX_ATTEMPTS = env_int("EVENTS_WEBHOOK_MAX_ATTEMPTS", 6)
+EVENTS_WEBHOOK_BACKOFF = env_float("EVENTS_WEBHOOK_BACKOFF", 30.0)
+# 1 allows webhook URLs on private or loopback addresses (tests, an ERP on the LAN).
+EVENTS_ALLOW_PRIVATE_HOSTS = env_bool("EVENTS_ALLOW_PRIVATE_HOSTS", False)
+# Absolute URL of the site, for links in the review digest (e.g. https://ap.example.com).
+EVENTS_SITE_URL = env_str("EVENTS_SITE_URL")
 MONITORING_METRICS_SETTLE_SECONDS = env_int("MONITORING_METRICS_SETTLE_SECONDS", 5)
 MONITORING_SCHEDULE_LATE_SECONDS = env_int("MONITORING_SCHEDULE_LATE_SECONDS", 60)
 MONITORING_HISTORY_DAYS = env_int("MONITORING_HISTORY_DAYS", 30)

@@ -16,13 +16,13 @@ from rest_framework.throttling import ScopedRateThrottle
 from invoices.exports import NothingToExport, export_create
 from invoices.models import EXPORTABLE_STATUSES, ExportBatch, ExportFormat, Invoice, InvoiceSource, InvoiceStatus
 from invoices.representation import invoice_as_dict, money
+from invoices.selectors import invoices_visible_to
 from invoices.services import (
     InvoiceNotAllowed,
     exports_visible_to,
     invoice_decide,
     invoice_ingest,
     invoice_reprocess,
-    invoices_visible_to,
 )
 from jobs.api import JobSerializer, actor_for, job_as_seen_by
 

@@ -63,13 +63,27 @@ def export_run(*, batch: ExportBatch, progress=None) -> dict:
     saved = default_storage.save(name, ContentFile(content))
     now = timezone.now()
     with transaction.atomic():
+        newly = [invoice for invoice in invoices if invoice.status in EXPORTABLE_STATUSES]
         Invoice.objects.filter(pk__in=[i.pk for i in invoices], status__in=EXPORTABLE_STATUSES).update(
             status=InvoiceStatus.EXPORTED, exported_at=now, updated_at=now)
+        _announce_exported(newly, now)
         ExportBatch.objects.filter(pk=batch.pk).update(status=ExportBatch.Status.DONE, file=saved, finished_at=now,
                                                        error="")
     if progress:
         progress(len(invoices), len(invoices), "done")
     return {"export_id": batch.pk, "invoices": len(invoices), "file": saved, "bytes": len(content)}
+
+
+def _announce_exported(invoices: list[Invoice], now) -> None:
+    """The `invoice.exported` event for each invoice this batch exported for the first time."""
+    from events.services import event_publish, event_wanted
+    from invoices.representation import invoice_as_dict
+
+    if not invoices or not event_wanted("invoice.exported"):
+        return
+    for invoice in invoices:
+        invoice.status, invoice.exported_at = InvoiceStatus.EXPORTED, now
+        event_publish(event="invoice.exported", subject=invoice, payload={"invoice": invoice_as_dict(invoice)})
 
 
 def exports_cleanup(*, older_than: timedelta) -> dict:

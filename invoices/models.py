@@ -119,6 +119,14 @@ class Invoice(models.Model):
     confidence = models.JSONField(default=dict, blank=True)
     extraction_warnings = models.JSONField(default=list, blank=True)
     vendor = models.ForeignKey(Vendor, null=True, blank=True, on_delete=models.SET_NULL, related_name="invoices")
+    # A person linked the vendor (review desk): re-validation keeps it instead of matching again.
+    vendor_confirmed = models.BooleanField(default=False)
+    # What extraction read, flat by field path ({"total_gross": "12.00", "lines[2].quantity": "3"}),
+    # so the extracted value stays readable after corrections (invoices/corrections.py).
+    extracted_values = models.JSONField(default=dict, blank=True, editable=False)
+    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="assigned_invoices",
+                                    help_text="Who works on it in the review queue.")
     # Kept with the findings so lists can show it without counting per row.
     issue_count = models.PositiveIntegerField(default=0)
     # Seller and number as the duplicate rules compare them (invoices/identity.py), set by save().
@@ -152,11 +160,14 @@ class Invoice(models.Model):
             models.Index(fields=["seller_key", "total_gross"], name="invoice_seller_total"),
             models.Index(fields=["vendor", "issue_date"], name="invoice_vendor_date"),
             models.Index(fields=["updated_at"], name="invoice_updated"),
+            models.Index(fields=["assigned_to", "status"], name="invoice_assigned"),
         ]
         permissions = [
             ("approve_invoice", "Can approve or reject invoices"),
             ("export_invoice", "Can export invoices"),
             ("reprocess_invoice", "Can reprocess invoices"),
+            ("view_all", "Can see every invoice (the AP team's, not only own uploads)"),
+            ("approve_above_threshold", "Can approve invoices above the approval threshold"),
         ]
 
     def __str__(self) -> str:
@@ -170,6 +181,35 @@ class Invoice(models.Model):
         if update_fields is not None and not KEY_SOURCES.isdisjoint(update_fields):
             kwargs["update_fields"] = {*update_fields, "seller_key", "number_key"}
         super().save(*args, **kwargs)
+
+
+class InvoiceCorrection(models.Model):
+    """One field a person changed: what extraction read, what it was before, what it is now.
+
+    Values are stored as the API writes them (decimal strings, ISO dates, text, or a
+    line as an object for `lines[N]` added or removed). Reprocessing replays the
+    active corrections over the new extraction; discarding them sets `discarded_at`
+    (the history stays).
+    """
+
+    invoice = models.ForeignKey(Invoice, on_delete=models.CASCADE, related_name="corrections")
+    field_path = models.CharField(max_length=60, help_text="e.g. total_gross, lines[2].quantity, lines[3]")
+    extracted_value = models.JSONField(null=True, blank=True, help_text="What extraction read.")
+    previous_value = models.JSONField(null=True, blank=True, help_text="The value just before this change.")
+    new_value = models.JSONField(null=True, blank=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")
+    user_label = models.CharField(max_length=150, blank=True, default="")
+    reason = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    discarded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["invoice", "created_at", "pk"]
+        indexes = [models.Index(fields=["invoice", "created_at"], name="correction_invoice")]
+
+    def __str__(self) -> str:
+        return f"{self.field_path}: {self.previous_value!r} -> {self.new_value!r}"
 
 
 class InvoiceLine(models.Model):

@@ -15,7 +15,7 @@ from rest_framework.views import APIView
 from invoices.documents.errors import DocumentUnreadable, PageOutOfRange
 from invoices.documents.original import NotAPdf, OriginalMissing, invoice_page_image
 from invoices.documents.pdf import MAX_DPI, MIN_DPI
-from invoices.services import invoices_visible_to
+from invoices.selectors import invoices_visible_to
 
 DEFAULT_DPI = 150
 

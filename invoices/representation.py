@@ -20,9 +20,13 @@ def iso(value) -> str | None:
     return value.isoformat() if value else None
 
 
-def invoice_as_dict(invoice: Invoice, *, file: str | None = None) -> dict:
+def invoice_as_dict(invoice: Invoice, *, file: str | None = None, viewer=None) -> dict:
     """The contract's invoice object. Issues are read from the prefetched
-    `issues` relation when present."""
+    `issues` relation when present.
+
+    `viewer`: the user the answer is for (None: the system, e.g. a command). A
+    duplicate names the invoice it duplicates only when the viewer may see that one.
+    """
     return {
         "file": file if file is not None else invoice.original_filename,
         "invoice_id": invoice.pk,
@@ -40,8 +44,26 @@ def invoice_as_dict(invoice: Invoice, *, file: str | None = None) -> dict:
         "line_count": invoice.lines.count() if not _prefetched(invoice, "lines") else len(invoice.lines.all()),
         "issues": [{"code": issue.code, "severity": issue.severity, "message": issue.message}
                    for issue in invoice.issues.all()],
-        "error": invoice.error or None,
+        "error": _error(invoice, viewer),
     }
+
+
+def visible_duplicate_of(invoice: Invoice, viewer) -> int | None:
+    """The id of the invoice this one duplicates, if the viewer may see it (else None)."""
+    from invoices.selectors import invoice_is_visible
+
+    if invoice.duplicate_of_id is None:
+        return None
+    if viewer is None or invoice_is_visible(user=viewer, invoice_id=invoice.duplicate_of_id):
+        return invoice.duplicate_of_id
+    return None
+
+
+def _error(invoice: Invoice, viewer) -> str | None:
+    if invoice.status == "duplicate" and invoice.duplicate_of_id is not None:
+        first = visible_duplicate_of(invoice, viewer)
+        return "The same file was received before" + (f" as invoice {first}." if first else ".")
+    return invoice.error or None
 
 
 def _prefetched(invoice: Invoice, relation: str) -> bool:

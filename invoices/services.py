@@ -11,23 +11,29 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 
+from invoices import corrections as fields
+from invoices.corrections import InvalidCorrection
 from invoices.extract import extract
 from invoices.extract.base import ExtractedInvoice, InvalidInvoice
 from invoices.models import (
     ExportBatch,
     Invoice,
+    InvoiceCorrection,
     InvoiceLine,
     InvoiceSource,
     InvoiceStatus,
     InvoiceType,
     Severity,
     ValidationIssue,
+    Vendor,
 )
+from invoices.selectors import invoice_approval_need, invoices_visible_to
 from jobs.audit import audit_record
 from jobs.errors import JobNotAllowed
 from jobs.services import Actor, job_enqueue, require_permission
@@ -94,13 +100,16 @@ def invoice_ingest(*, content: bytes, filename: str, source: str, owner=None, so
         except IntegrityError:  # the same bytes arrived concurrently
             first = Invoice.objects.get(sha256=sha256, duplicate_of__isnull=True)
     if first is not None:
+        # The first copy may be someone else's: the stored message names no invoice; the API adds the
+        # id only for callers who may see it (invoices/representation.py).
         return Invoice.objects.create(**fields, status=InvoiceStatus.DUPLICATE, duplicate_of=first,
-                                      error=f"The same file was received before as invoice {first.pk}.")
+                                      error="The same file was received before.")
     if len(content) > settings.INVOICE_MAX_FILE_BYTES:
         invoice.status = InvoiceStatus.FAILED
         invoice.error = (f"The file is {len(content) / 1_048_576:.1f} MiB; the limit is "
                          f"{settings.INVOICE_MAX_FILE_BYTES / 1_048_576:.1f} MiB. It was kept but not read.")
         invoice.save(update_fields=["status", "error", "updated_at"])
+        _emit("invoice.failed", invoice)
         return invoice
     if process:
         job_enqueue("invoices.process_invoice", {"invoice_id": invoice.pk}, owner=owner, subject=invoice,
@@ -132,7 +141,35 @@ def invoice_process(*, invoice: Invoice, force: bool = False, actor: Actor | Non
     except (DataError, ArithmeticError, ValueError) as exc:  # e.g. an amount with 30 digits
         invoice.refresh_from_db()
         return _mark_failed(invoice, f"The file was read, but its data cannot be stored: {exc}")
+    with transaction.atomic():
+        _replay_corrections(invoice)
     return invoice_validate(invoice=invoice)
+
+
+def _replay_corrections(invoice: Invoice) -> None:
+    """Apply the invoice's active corrections, oldest first, over a fresh extraction.
+
+    A correction whose line the new extraction no longer has is skipped and said in
+    the extraction warnings (the row stays, so the history is complete).
+    """
+    rows = list(invoice.corrections.filter(discarded_at__isnull=True).order_by("created_at", "pk"))
+    if not rows:
+        return
+    lines = {line.position: line for line in invoice.lines.all()}
+    skipped = []
+    for row in rows:
+        try:
+            change = fields.change_from_row(row.field_path, row.new_value)
+            if change.position is not None and change.action != "add_line" and change.position not in lines:
+                raise KeyError(change.position)
+            fields.apply_change(invoice, change, lines)
+        except (KeyError, ValueError, ArithmeticError) as exc:
+            logger.info("Correction %s of invoice %s not replayed: %s", row.pk, invoice.pk, exc)
+            skipped.append(row.field_path)
+    if skipped:
+        invoice.extraction_warnings = [*invoice.extraction_warnings, "Corrections not re-applied (the new extraction "
+                                       f"has no such line): {', '.join(skipped)}"]
+    invoice.save()
 
 
 def _mark_failed(invoice: Invoice, message: str) -> Invoice:
@@ -143,7 +180,16 @@ def _mark_failed(invoice: Invoice, message: str) -> Invoice:
         invoice.error = message
         invoice.issue_count = 0
         invoice.save(update_fields=["status", "error", "issue_count", "updated_at"])
+        _emit("invoice.failed", invoice)
     return invoice
+
+
+def _emit(event: str, invoice: Invoice) -> None:
+    """Tell the event subscriptions (webhooks) about an invoice, once the transaction commits."""
+    from events.services import event_publish
+    from invoices.representation import invoice_as_dict
+
+    event_publish(event=event, subject=invoice, payload={"invoice": invoice_as_dict(invoice)})
 
 
 def _apply_extraction(invoice: Invoice, data: ExtractedInvoice) -> None:
@@ -174,6 +220,10 @@ def _apply_extraction(invoice: Invoice, data: ExtractedInvoice) -> None:
                     line_amount=line.line_amount, vat_category=line.vat_category[:5], vat_rate=line.vat_rate)
         for position, line in enumerate(data.lines, start=1)
     ])
+    # Read back from the database so amounts carry the stored precision ("12.00", not "12").
+    invoice.refresh_from_db()
+    invoice.extracted_values = fields.field_values(invoice, list(invoice.lines.all()))
+    invoice.save(update_fields=["extracted_values"])
 
 
 def _text(value: Decimal | None) -> str | None:
@@ -187,7 +237,8 @@ def invoice_validate(*, invoice: Invoice) -> Invoice:
     if invoice.status in (InvoiceStatus.FAILED, InvoiceStatus.DUPLICATE, InvoiceStatus.RECEIVED):
         raise InvoiceNotAllowed(f"Invoice {invoice.pk} is {invoice.status}; extract it first.")
     with transaction.atomic():
-        invoice.vendor = match_vendor(invoice)
+        if not invoice.vendor_confirmed:  # a vendor a person linked stays linked
+            invoice.vendor = match_vendor(invoice)
         findings = validate(invoice)
         invoice.issues.all().delete()
         ValidationIssue.objects.bulk_create([
@@ -195,11 +246,14 @@ def invoice_validate(*, invoice: Invoice) -> Invoice:
             for f in findings
         ])
         has_errors = any(f.severity == Severity.ERROR for f in findings)
+        before = invoice.status
         if invoice.status not in (InvoiceStatus.APPROVED, InvoiceStatus.REJECTED, InvoiceStatus.EXPORTED):
             invoice.status = InvoiceStatus.NEEDS_REVIEW if has_errors else InvoiceStatus.VALIDATED
         invoice.validated_at = timezone.now()
         invoice.issue_count = len(findings)
         invoice.save(update_fields=["vendor", "status", "validated_at", "issue_count", "updated_at"])
+        if invoice.status == InvoiceStatus.NEEDS_REVIEW and before != InvoiceStatus.NEEDS_REVIEW:
+            _emit("invoice.needs_review", invoice)
     return invoice
 
 
@@ -222,15 +276,24 @@ def _decided_message(invoice: Invoice) -> str:
             f"that decision. Reprocess with force=true (needs the permission to approve invoices) to do it anyway.")
 
 
-def invoice_reprocess(*, invoice: Invoice, actor: Actor, reason: str = "", force: bool = False):
-    """Extract and validate again, as a job (audited)."""
+def invoice_reprocess(*, invoice: Invoice, actor: Actor, reason: str = "", force: bool = False,
+                      discard_corrections: bool = False):
+    """Extract and validate again, as a job (audited).
+
+    The invoice's corrections are re-applied over the new extraction, unless
+    `discard_corrections`: then they are marked discarded now (kept in the history).
+    """
     require_permission(actor.user, "invoices.reprocess_invoice")
     invoice_reprocess_check(user=actor.user, invoice=invoice, force=force)
     with transaction.atomic():
+        discarded = 0
+        if discard_corrections:
+            discarded = invoice.corrections.filter(discarded_at__isnull=True).update(discarded_at=timezone.now())
         job = job_enqueue("invoices.process_invoice", {"invoice_id": invoice.pk, "force": force},
                           owner=actor.user, subject=invoice, priority=2, source=actor.source)
         audit_record(actor=actor, action="invoice.reprocess", job=job, target=invoice, reason=reason,
-                     details={"force": force, "previous_status": invoice.status})
+                     details={"force": force, "previous_status": invoice.status,
+                              "discard_corrections": discard_corrections, "corrections_discarded": discarded})
     return job
 
 
@@ -255,6 +318,9 @@ def invoice_decide(*, invoice: Invoice, approve: bool, actor: Actor, reason: str
                                 f"{'approved' if approve else 'rejected'}.")
     if not approve and not reason.strip():
         raise InvoiceNotAllowed("Say why the invoice is rejected.")
+    details = {}
+    if approve:
+        details = _check_approval_policy(invoice, actor)
     with transaction.atomic():
         invoice.status = InvoiceStatus.APPROVED if approve else InvoiceStatus.REJECTED
         invoice.decided_by = actor.user if getattr(actor.user, "pk", None) else None
@@ -262,16 +328,196 @@ def invoice_decide(*, invoice: Invoice, approve: bool, actor: Actor, reason: str
         invoice.decision_reason = reason
         invoice.save(update_fields=["status", "decided_by", "decided_at", "decision_reason", "updated_at"])
         audit_record(actor=actor, action="invoice.approve" if approve else "invoice.reject", target=invoice,
-                     reason=reason)
+                     reason=reason, details=details)
+        _emit("invoice.approved" if approve else "invoice.rejected", invoice)
     return invoice
 
 
-def invoices_visible_to(user):
-    """Staff see every invoice; others their own. Every door (admin, API, CLI, job triggers) asks this."""
-    invoices = Invoice.objects.select_related("vendor", "owner")
-    if user.is_staff:
-        return invoices
-    return invoices.filter(owner=user)
+def _check_approval_policy(invoice: Invoice, actor: Actor) -> dict:
+    """Over the approval threshold: the approver needs invoices.approve_above_threshold and must not be
+    the person who made the invoice's last correction (four eyes). Returns what the audit row records."""
+    need = invoice_approval_need(invoice=invoice)
+    if need is None:
+        return {}
+    user = actor.user
+    if user is not None and not user.has_perm("invoices.approve_above_threshold"):
+        raise PermissionDenied(f"{need.message} Approving it needs the permission "
+                               "'Can approve invoices above the approval threshold'.")
+    last = invoice.corrections.filter(discarded_at__isnull=True).order_by("-created_at", "-pk").first()
+    if user is not None and last is not None and last.user_id == user.pk:
+        raise PermissionDenied(f"{need.message} You made the last correction of this invoice "
+                               f"({last.field_path}), so another person must approve it (four-eyes rule).")
+    return {"over_threshold": True, "limit": str(need.limit), "currency": need.currency}
+
+
+CORRECTABLE = (InvoiceStatus.NEEDS_REVIEW, InvoiceStatus.VALIDATED)
+
+
+def invoice_correct(*, invoice: Invoice, changes: dict, actor: Actor, reason: str = "",
+                    revalidate: bool = False) -> list[InvoiceCorrection]:
+    """Correct fields of an invoice: one InvoiceCorrection row per changed field (audited).
+
+    `changes` maps field paths (invoices/corrections.py) to new values. Every value
+    is checked first; one wrong value raises InvalidCorrection and nothing is saved.
+    Values equal to the current ones are skipped. With `revalidate`, every rule runs
+    on the corrected values at once (the status follows the findings).
+    """
+    require_permission(actor.user, "invoices.add_invoicecorrection")
+    if invoice.status not in CORRECTABLE:
+        raise InvoiceNotAllowed(f"An invoice that is {invoice.get_status_display().lower()} cannot be corrected; "
+                                "only invoices that need review or are validated.")
+    reason = (reason or "").strip()
+    if len(reason) > 500:
+        raise InvalidCorrection({"reason": ["At most 500 characters."]})
+    user = actor.user if getattr(actor.user, "pk", None) else None
+    given = invoice
+    with transaction.atomic():
+        invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        parsed = fields.parse_changes(invoice, changes)
+        lines = {line.position: line for line in invoice.lines.all()}
+        extracted = invoice.extracted_values or {}
+        first_seen = _first_extracted(invoice)
+        parsed = _number_new_lines(invoice, parsed, lines)
+        rows = []
+        for change in parsed:
+            previous = fields.current_value(invoice, change, lines)
+            if change.action == "set" and previous == change.value:
+                continue
+            added_at = fields.apply_change(invoice, change, lines)
+            path = f"lines[{added_at}]" if added_at is not None else change.path
+            if change.action == "set":
+                original = extracted.get(path) if extracted else first_seen.get(path, previous)
+            elif change.action == "remove_line":
+                original = _extracted_line(extracted, change.position) or previous
+            else:
+                original = None
+            rows.append(InvoiceCorrection(invoice=invoice, field_path=path, extracted_value=original,
+                                          previous_value=previous, new_value=change.value, user=user,
+                                          user_label=getattr(user, "username", "") or "system", reason=reason))
+        if not rows:
+            return []
+        invoice.save()
+        InvoiceCorrection.objects.bulk_create(rows)
+        audit_record(actor=actor, action="invoice.correct", target=invoice, reason=reason,
+                     details={"changes": {row.field_path: {"from": row.previous_value, "to": row.new_value}
+                                          for row in rows}, "revalidate": revalidate})
+    if revalidate:
+        invoice_validate(invoice=invoice)
+    given.refresh_from_db()  # the caller's object shows the corrected invoice
+    return rows
+
+
+def _number_new_lines(invoice: Invoice, parsed: list, lines: dict) -> list:
+    """Give added lines positions never used on this invoice, so a path names one line for ever."""
+    import dataclasses
+    import re
+
+    used = set(lines)
+    paths = [*(invoice.extracted_values or {}), *invoice.corrections.values_list("field_path", flat=True)]
+    used.update(int(found) for path in paths for found in re.findall(r"^lines\[(\d+)\]", path))
+    next_position = max([0, *used]) + 1
+    numbered = []
+    for change in parsed:
+        if change.action == "add_line":
+            change = dataclasses.replace(change, position=next_position)
+            next_position += 1
+        numbered.append(change)
+    return numbered
+
+
+def _first_extracted(invoice: Invoice) -> dict:
+    """For invoices extracted before extracted_values existed: the value before the first correction."""
+    if invoice.extracted_values:
+        return {}
+    seen: dict = {}
+    for path, value in invoice.corrections.order_by("created_at", "pk").values_list("field_path", "extracted_value"):
+        seen.setdefault(path, value)
+    return seen
+
+
+def _extracted_line(extracted: dict, position: int) -> dict | None:
+    prefix = f"lines[{position}]."
+    line = {key[len(prefix):]: value for key, value in extracted.items() if key.startswith(prefix)}
+    return line or None
+
+
+def invoice_assign(*, invoice: Invoice, assignee, actor: Actor, reason: str = "") -> Invoice:
+    """Give an invoice of the review queue to a person (None: unassign), audited.
+
+    The assignee must be able to see the invoice; assigning to someone else needs
+    invoices.approve_invoice, taking it yourself needs only to see it.
+    """
+    user = actor.user
+    if user is not None and (assignee is None or assignee.pk != user.pk):
+        require_permission(user, "invoices.approve_invoice")
+    if assignee is not None and (not assignee.is_active or not invoices_visible_to(assignee).filter(
+            pk=invoice.pk).exists()):
+        raise InvoiceNotAllowed(f"{assignee.get_username()} cannot see this invoice, so it cannot be assigned to them.")
+    with transaction.atomic():
+        before = invoice.assigned_to
+        invoice.assigned_to = assignee
+        invoice.save(update_fields=["assigned_to", "updated_at"])
+        audit_record(actor=actor, action="invoice.assign", target=invoice, reason=reason,
+                     details={"from": getattr(before, "username", None), "to": getattr(assignee, "username", None)})
+    return invoice
+
+
+def invoice_link_vendor(*, invoice: Invoice, vendor: Vendor, actor: Actor, revalidate: bool = True) -> Invoice:
+    """Link the invoice to a vendor of the master by hand (kept by later re-validation), audited.
+
+    With `revalidate` the rules run again, so the vendor's rules (known, blocked,
+    purchase order required, approval limit) apply at once.
+    """
+    require_permission(actor.user, "invoices.add_invoicecorrection")
+    if invoice.status not in CORRECTABLE:
+        raise InvoiceNotAllowed(f"An invoice that is {invoice.get_status_display().lower()} cannot be changed.")
+    with transaction.atomic():
+        before = invoice.vendor
+        invoice.vendor = vendor
+        invoice.vendor_confirmed = True
+        invoice.save(update_fields=["vendor", "vendor_confirmed", "updated_at"])
+        audit_record(actor=actor, action="invoice.link_vendor", target=invoice,
+                     details={"from": getattr(before, "pk", None), "to": vendor.pk, "vendor": vendor.name})
+    if revalidate:
+        invoice_validate(invoice=invoice)
+    return invoice
+
+
+def vendor_create_from_invoice(*, invoice: Invoice, actor: Actor, revalidate: bool = True) -> Vendor:
+    """Create a vendor from the invoice's seller data (name, VAT id, IBAN, country) and link it, audited.
+
+    Refused when a vendor with that VAT id exists already (link that one instead).
+    """
+    require_permission(actor.user, "invoices.add_vendor")
+    invoice.refresh_from_db()  # the seller data as saved, not as the caller last read it
+    if invoice.status not in CORRECTABLE:
+        raise InvoiceNotAllowed(f"An invoice that is {invoice.get_status_display().lower()} cannot be changed.")
+    name = " ".join(invoice.seller_name.split())
+    if not name:
+        raise InvoiceNotAllowed("The invoice names no seller; correct the seller name first.")
+    from invoices.identity import normalise_vat_id
+
+    vat_id = normalise_vat_id(invoice.seller_vat_id)
+    if vat_id:
+        existing = Vendor.objects.filter(vat_id=vat_id).first()
+        if existing is not None:
+            raise InvoiceNotAllowed(f"The vendor {existing.name} (id {existing.pk}) has the VAT id {vat_id} already; "
+                                    "link the invoice to it instead.")
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                vendor = Vendor.objects.create(name=name[:200], vat_id=vat_id[:40],
+                                               iban="".join(invoice.payment_iban.split()).upper()[:40],
+                                               country=invoice.seller_country.upper()[:2],
+                                               notes=f"Created from invoice {invoice.pk} on the review desk.")
+        except IntegrityError:
+            raise InvoiceNotAllowed(f"A vendor with the VAT id {vat_id} was just created; link it instead.") from None
+        audit_record(actor=actor, action="vendor.create_from_invoice", target=vendor,
+                     details={"invoice_id": invoice.pk, "vat_id": vendor.vat_id, "iban": bool(vendor.iban)})
+        invoice_link_vendor(invoice=invoice, vendor=vendor, actor=actor, revalidate=False)
+    if revalidate:
+        invoice_validate(invoice=invoice)
+    return vendor
 
 
 def exports_visible_to(user):

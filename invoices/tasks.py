@@ -9,12 +9,12 @@ from rest_framework import serializers
 from invoices.exports import export_run, exports_cleanup
 from invoices.inbox import inbox_scan
 from invoices.models import ExportBatch, Invoice
+from invoices.selectors import invoices_visible_to
 from invoices.services import (
     exports_visible_to,
     invoice_process,
     invoice_reprocess_check,
     invoice_validate,
-    invoices_visible_to,
 )
 from jobs.registry import JobSubject, job_kind
 from jobs.services import Actor

@@ -7,9 +7,12 @@ and later apps add their own permissions to the same roles.
 from __future__ import annotations
 
 JOB_OPERATIONS = ["jobs.view_job", "jobs.trigger_job", "jobs.cancel_job", "jobs.retry_job"]
-INVOICE_READ = ["invoices.view_invoice", "invoices.view_vendor", "invoices.view_exportbatch"]
-INVOICE_WORK = [*INVOICE_READ, "invoices.add_invoice", "invoices.reprocess_invoice", "invoices.approve_invoice",
-                "invoices.export_invoice", "invoices.add_exportbatch"]
+# view_all: invoices belong to the AP team, not to whoever uploaded them (docs/invoices.md).
+INVOICE_READ = ["invoices.view_invoice", "invoices.view_all", "invoices.view_vendor", "invoices.view_exportbatch",
+                "invoices.view_invoicecorrection"]
+INVOICE_WORK = [*INVOICE_READ, "invoices.add_invoice", "invoices.add_invoicecorrection", "invoices.add_vendor",
+                "invoices.reprocess_invoice", "invoices.approve_invoice", "invoices.export_invoice",
+                "invoices.add_exportbatch"]
 MAILBOX_WORK = ["emailsync.view_mailbox", "emailsync.add_mailbox", "emailsync.change_mailbox",
                 "emailsync.delete_mailbox", "emailsync.sync_mailbox", "emailsync.view_mailmessage"]
 
@@ -19,6 +22,9 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
     "operator": [*JOB_OPERATIONS, "jobs.terminate_job", *INVOICE_READ, "invoices.reprocess_invoice",
                  "monitoring.run_scan"],
     "ap_clerk": [*JOB_OPERATIONS, *INVOICE_WORK, *MAILBOX_WORK, "monitoring.run_scan"],
+    # A clerk who may also approve invoices above the approval threshold (four-eyes still applies).
+    "ap_approver": [*JOB_OPERATIONS, *INVOICE_WORK, *MAILBOX_WORK, "monitoring.run_scan",
+                    "invoices.approve_above_threshold"],
 }
 
 

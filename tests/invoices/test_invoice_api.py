@@ -57,11 +57,19 @@ def test_upload_is_processed_by_a_worker_to_its_final_state(celery_worker, clerk
 
 
 @pytest.mark.django_db
-def test_invoices_are_private_to_their_owner(clerk, make_user, client_for):
+def test_invoices_are_the_teams_and_private_to_outsiders(clerk, make_user, client_for):
+    from django.contrib.auth.models import Permission
+
     invoice_id = upload(client_for(clerk), UBL).json()[0]["invoice_id"]
-    other = client_for(make_user("other", role="ap_clerk"))
-    assert other.get(f"/api/v1/invoices/{invoice_id}/").status_code == 404
-    assert other.get(f"/api/v1/invoices/{invoice_id}/original/").status_code == 404
+    teammate = client_for(make_user("other", role="ap_clerk"))  # ap_clerk holds invoices.view_all
+    assert teammate.get(f"/api/v1/invoices/{invoice_id}/").status_code == 200
+    outsider_user = make_user("outsider")
+    outsider_user.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="invoices", codename__in=["view_invoice", "add_invoice"]))
+    outsider = client_for(outsider_user)
+    assert outsider.get(f"/api/v1/invoices/{invoice_id}/").status_code == 404
+    assert outsider.get(f"/api/v1/invoices/{invoice_id}/original/").status_code == 404
+    assert outsider.get("/api/v1/invoices/").json()["count"] == 0
     assert client_for(make_user("viewer", role="viewer")).post("/api/v1/invoices/", {}).status_code == 403
     assert client_for(clerk).get("/api/v1/invoices/").json()["count"] == 1
 
