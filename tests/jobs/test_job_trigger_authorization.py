@@ -30,7 +30,13 @@ def alice(make_user):
 
 @pytest.fixture
 def mallory(make_user):
-    return make_user("mallory", role="ap_clerk")
+    """A clerk outside alice's team: every ap_clerk permission but invoices.view_all."""
+    from django.contrib.auth.models import Group
+
+    user = make_user("mallory")
+    user.user_permissions.set(Group.objects.get(name="ap_clerk").permissions.exclude(
+        content_type__app_label="invoices", codename="view_all"))
+    return user
 
 
 def trigger(client, kind, **params):
