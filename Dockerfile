@@ -19,6 +19,11 @@ COPY requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt
 
 FROM base AS runtime
+# Pango, HarfBuzz and a font for WeasyPrint, which renders body-only invoice emails to PDF.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b \
+        libharfbuzz-subset0 fontconfig fonts-dejavu-core \
+ && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 apintake \
  && useradd --system --uid 10001 --gid apintake --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin apintake

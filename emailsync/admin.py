@@ -5,14 +5,22 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils.html import format_html
 
-from emailsync.models import Mailbox, MailMessage, SyncRun
+from emailsync.models import Mailbox, MailMessage, MailRule, SyncRun
+from emailsync.rules import RuleInvalid, rule_validate
 from emailsync.services import (
     MAILBOX_FIELDS,
+    RULE_FIELDS,
     MailboxInvalid,
+    mail_rule_delete,
+    mail_rule_save,
     mailbox_cancel_sync,
     mailbox_delete,
+    mailbox_rules_test,
     mailbox_save,
     mailbox_sync_enqueue,
     mailbox_test_connection,
@@ -46,9 +54,57 @@ class MailboxForm(forms.ModelForm):
         return cleaned
 
 
+class MailRuleForm(forms.ModelForm):
+    class Meta:
+        model = MailRule
+        fields = list(RULE_FIELDS)
+
+    def clean(self):
+        cleaned = super().clean()
+        probe = MailRule(**{name: cleaned.get(name) if cleaned.get(name) is not None else getattr(MailRule(), name)
+                            for name in RULE_FIELDS if name not in ("vendor", "invoice_owner")})
+        try:
+            rule_validate(probe)  # an invalid glob or regular expression is refused here, not at sync time
+        except RuleInvalid as exc:
+            for name, message in exc.errors.items():
+                self.add_error(name if name in self.fields else None, message)
+        return cleaned
+
+
+class MailRuleInline(admin.StackedInline):
+    model = MailRule
+    form = MailRuleForm
+    extra = 0
+    ordering = ["position", "pk"]
+    autocomplete_fields = []
+    raw_id_fields = ["vendor", "invoice_owner"]
+    fieldsets = [
+        (None, {"fields": [("position", "name", "enabled")]}),
+        ("When (every condition filled in must hold)", {"fields": [
+            ("sender", "recipient"), ("subject", "body"), ("attachment_filename", "attachment_content_type"),
+            "folder"]}),
+        ("Then", {"fields": ["action", ("vendor", "invoice_owner"), ("after_processing", "move_to_folder")]}),
+    ]
+
+    # Rules are part of the mailbox's settings: the mailbox permissions govern them.
+    def has_view_permission(self, request, obj=None):
+        return request.user.has_perm("emailsync.view_mailbox")
+
+    def has_add_permission(self, request, obj=None):
+        return request.user.has_perm("emailsync.change_mailbox")
+
+    def has_change_permission(self, request, obj=None):
+        return request.user.has_perm("emailsync.change_mailbox")
+
+    def has_delete_permission(self, request, obj=None):
+        return request.user.has_perm("emailsync.change_mailbox")
+
+
 @admin.register(Mailbox)
 class MailboxAdmin(admin.ModelAdmin):
     form = MailboxForm
+    inlines = [MailRuleInline]
+    change_form_template = "admin/emailsync/mailbox/change_form.html"
     list_display = ["name", "username", "host", "port", "security", "enabled", "attention", "last_sync_at", "owner"]
     list_filter = ["enabled", "needs_attention", "security", "auth"]
     search_fields = ["name", "username", "host"]
@@ -76,6 +132,45 @@ class MailboxAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         mailbox_delete(mailbox=obj, actor=admin_actor(request))
+
+    def save_formset(self, request, form, formset, change):
+        if formset.model is not MailRule:
+            return super().save_formset(request, form, formset, change)
+        # Through the service, so every rule change is checked and audited like the mailbox itself.
+        actor = admin_actor(request)
+        formset.save(commit=False)  # sorts the forms into new, changed and deleted; saves nothing
+        for rule in formset.deleted_objects:
+            mail_rule_delete(rule=rule, actor=actor)
+        for rule_form in formset.forms:
+            if rule_form in formset.deleted_forms or not rule_form.has_changed():
+                continue
+            fields = {name: rule_form.cleaned_data.get(name) for name in RULE_FIELDS}
+            fields = {name: ("" if value is None and name not in ("vendor", "invoice_owner", "position") else value)
+                      for name, value in fields.items() if not (name == "position" and value is None)}
+            existing = rule_form.instance if rule_form.instance.pk else None
+            mail_rule_save(actor=actor, mailbox=form.instance, rule=existing, **fields)
+        return None
+
+    def get_urls(self):
+        return [
+            path("<int:mailbox_id>/test-rules/", self.admin_site.admin_view(self.test_rules_view),
+                 name="emailsync_mailbox_test_rules"),
+            *super().get_urls(),
+        ]
+
+    def test_rules_view(self, request, mailbox_id: int):
+        """Dry run of the rules on the last N recorded messages; nothing is ingested or changed."""
+        mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+        if not self.has_view_permission(request, mailbox):
+            raise PermissionDenied
+        try:
+            limit = int(request.GET.get("limit", 20))
+        except ValueError:
+            limit = 20
+        result = mailbox_rules_test(mailbox=mailbox, actor=admin_actor(request), limit=limit)
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": mailbox,
+                   "title": f"Test the rules of {mailbox}", "result": result, "limit": limit}
+        return TemplateResponse(request, "admin/emailsync/mailbox/test_rules.html", context)
 
     @admin.action(description="Test the connection")
     def test_connection(self, request, queryset):
@@ -110,9 +205,10 @@ class MailboxAdmin(admin.ModelAdmin):
 
 @admin.register(MailMessage)
 class MailMessageAdmin(admin.ModelAdmin):
-    list_display = ["first_seen_at", "mailbox", "folder", "subject", "sender", "status", "attachments",
+    list_display = ["first_seen_at", "mailbox", "folder", "subject", "sender", "status", "decided_by", "attachments",
                     "invoices_created", "attempts"]
     list_filter = ["status", "mailbox"]
+    readonly_fields = ["decided_by"]
     search_fields = ["subject", "sender", "=message_id"]
     list_select_related = ["mailbox"]
     show_full_result_count = False
@@ -122,6 +218,15 @@ class MailMessageAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="decided by")
+    def decided_by(self, message: MailMessage) -> str:
+        if message.rule_name:
+            return f"rule {message.rule_name}"
+        if message.status in (MailMessage.Status.PENDING, MailMessage.Status.NO_CANDIDATES) and not \
+                message.processed_at:
+            return "—"
+        return "default (no rule matched)"
 
 
 @admin.register(SyncRun)

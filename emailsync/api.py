@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -11,14 +12,20 @@ from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from emailsync.models import Mailbox, SyncRun
+from emailsync.models import Mailbox, MailRule, SyncRun
+from emailsync.rules import RuleInvalid
 from emailsync.selectors import mailboxes_visible_to
 from emailsync.services import (
     MAILBOX_FIELDS,
+    RULE_FIELDS,
+    RULES_TEST_MAX,
     MailboxInvalid,
+    mail_rule_delete,
+    mail_rule_save,
     mailbox_active_sync,
     mailbox_cancel_sync,
     mailbox_delete,
+    mailbox_rules_test,
     mailbox_save,
     mailbox_sync_enqueue,
     mailbox_test_connection,
@@ -59,6 +66,28 @@ class SyncRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class RulesTestRequestSerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=RULES_TEST_MAX, default=20)
+
+
+class MailRuleSerializer(serializers.ModelSerializer):
+    mailbox = serializers.PrimaryKeyRelatedField(queryset=Mailbox.objects.all())
+    invoice_owner = serializers.SlugRelatedField(slug_field="username", allow_null=True, required=False,
+                                                 queryset=get_user_model().objects.all())
+
+    class Meta:
+        model = MailRule
+        fields = ["id", "mailbox", *RULE_FIELDS, "created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
+
+    def validate_mailbox(self, mailbox):
+        if not mailboxes_visible_to(self.context["request"].user).filter(pk=mailbox.pk).exists():
+            raise serializers.ValidationError("No such mailbox.")  # others' mailboxes are invisible
+        if self.instance is not None and mailbox.pk != self.instance.mailbox_id:
+            raise serializers.ValidationError("A rule cannot move to another mailbox.")
+        return mailbox
+
+
 class SyncRunSerializer(serializers.ModelSerializer):
     job_id = serializers.UUIDField(read_only=True)
 
@@ -72,7 +101,7 @@ class MailboxPermissions(DjangoModelPermissions):
     sync actions need view_mailbox here and their own permission in the service."""
 
     perms_map = {**DjangoModelPermissions.perms_map, "GET": ["%(app_label)s.view_%(model_name)s"]}
-    ACTIONS = {"sync", "cancel_sync", "test", "sync_status", "history", "statistics"}
+    ACTIONS = {"sync", "cancel_sync", "test", "sync_status", "history", "statistics", "test_rules"}
 
     def has_permission(self, request, view):
         if getattr(view, "action", None) in self.ACTIONS:
@@ -95,7 +124,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
         return mailboxes_visible_to(self.request.user).order_by("name")
 
     def get_throttles(self):
-        if self.action in ("sync", "cancel_sync", "test"):
+        if self.action in ("sync", "cancel_sync", "test", "test_rules"):
             return [*super().get_throttles(), ScopedRateThrottle()]
         return super().get_throttles()
 
@@ -175,6 +204,18 @@ class MailboxViewSet(viewsets.ModelViewSet):
         require_permission(request.user, "emailsync.sync_mailbox")
         return Response(mailbox_test_connection(mailbox=mailbox))
 
+    @extend_schema(request=RulesTestRequestSerializer, responses={200: OpenApiResponse(description=(
+        '{"ok", "error", "rules", "messages": [{"message", "subject", "sender", "folder", "rule", "action", '
+        '"attachments", "body_as_invoice", "vendor", "invoice_owner", "after_processing", "outcome", ...}]}'))})
+    @action(detail=True, methods=["post"], url_path="test-rules")
+    def test_rules(self, request, pk=None):
+        """Dry run: what the rules would do with the last `limit` recorded messages (nothing is ingested)."""
+        mailbox = self.get_object()
+        body = RulesTestRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return Response(mailbox_rules_test(mailbox=mailbox, actor=actor_for(request),
+                                           limit=body.validated_data["limit"]))
+
     @extend_schema(responses={200: OpenApiResponse(description="Per mailbox and day: messages scanned, "
                                                                "invoices found (staff only).")})
     @action(detail=False, methods=["get"])
@@ -195,3 +236,51 @@ def _last_sync_job(mailbox: Mailbox):
 
     return Job.objects.filter(kind="emailsync.sync_mailbox", subject_id=str(mailbox.pk)).order_by(
         "-created_at").first()
+
+
+class MailRulePermissions(DjangoModelPermissions):
+    """Reading rules needs view_mailbox; writing them change_mailbox (checked again in the service)."""
+
+    perms_map = {
+        **DjangoModelPermissions.perms_map,
+        "GET": ["emailsync.view_mailbox"], "POST": ["emailsync.change_mailbox"],
+        "PUT": ["emailsync.change_mailbox"], "PATCH": ["emailsync.change_mailbox"],
+        "DELETE": ["emailsync.change_mailbox"],
+    }
+
+
+class MailRuleViewSet(viewsets.ModelViewSet):
+    """Mail rules of the mailboxes you own (staff: all), in the order they are tried. `?mailbox=<id>` filters."""
+
+    serializer_class = MailRuleSerializer
+    permission_classes = [IsAuthenticated, MailRulePermissions]
+    queryset = MailRule.objects.none()
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return MailRule.objects.none()
+        rules = MailRule.objects.filter(mailbox__in=mailboxes_visible_to(self.request.user)).select_related(
+            "mailbox", "vendor", "invoice_owner").order_by("mailbox__name", "position", "pk")
+        mailbox = self.request.query_params.get("mailbox")
+        if mailbox:
+            if not mailbox.isdigit():
+                raise serializers.ValidationError({"mailbox": ["A mailbox id."]})
+            rules = rules.filter(mailbox_id=int(mailbox))
+        return rules
+
+    def _save(self, serializer, rule=None):
+        data = dict(serializer.validated_data)
+        mailbox = data.pop("mailbox", None)
+        try:
+            return mail_rule_save(actor=actor_for(self.request), mailbox=mailbox, rule=rule, **data)
+        except RuleInvalid as exc:
+            raise serializers.ValidationError({name: [message] for name, message in exc.errors.items()}) from exc
+
+    def perform_create(self, serializer):
+        serializer.instance = self._save(serializer)
+
+    def perform_update(self, serializer):
+        serializer.instance = self._save(serializer, rule=serializer.instance)
+
+    def perform_destroy(self, instance):
+        mail_rule_delete(rule=instance, actor=actor_for(self.request))

@@ -95,6 +95,7 @@ class MailMessage(models.Model):
         NO_CANDIDATES = "skipped", "Skipped (no invoice attachment)"
         FAILED = "failed", "Failed (will be retried)"
         GAVE_UP = "gave_up", "Failed (retries exhausted)"
+        IGNORED = "ignored", "Ignored by a mail rule"
 
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="messages")
     message_id = models.CharField(max_length=500, blank=True, default="")
@@ -111,6 +112,10 @@ class MailMessage(models.Model):
     skipped_parts = models.JSONField(default=list, blank=True)
     error = models.TextField(blank=True, default="")
     attempts = models.PositiveSmallIntegerField(default=0)
+    # The mail rule that decided what was taken (none: no rule matched, the default applied). The name is
+    # kept too, so the decision still reads right after the rule is renamed or deleted.
+    rule = models.ForeignKey("MailRule", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages")
+    rule_name = models.CharField(max_length=200, blank=True, default="")
     first_seen_at = models.DateTimeField(auto_now_add=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
@@ -184,3 +189,64 @@ class SyncRun(models.Model):
 
     def counts(self) -> dict[str, int]:
         return {name: getattr(self, name) for name in self.COUNT_FIELDS}
+
+
+class MailRule(models.Model):
+    """What to take from a mailbox's messages. Rules are tried by `position`; the first
+    whose conditions all hold decides. A rule without conditions matches every message.
+    Without any matching rule the attachments are taken as invoices (the default)."""
+
+    class Action(models.TextChoices):
+        TAKE_ATTACHMENTS = "attachments", "Take the invoice attachments"
+        MATCHING_ATTACHMENTS = "matching", "Take only the attachments that match the rule"
+        BODY = "body", "Take the attachments; without any, the message body as the invoice"
+        IGNORE = "ignore", "Ignore the message"
+
+    class AfterProcessing(models.TextChoices):
+        MAILBOX_DEFAULT = "", "As the mailbox says"
+        NOTHING = "nothing", "Leave as is"
+        MARK_SEEN = "seen", "Mark as read"
+        FLAG = "flag", "Flag"
+        MOVE = "move", "Move to a folder"
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="rules")
+    position = models.PositiveIntegerField(default=0, help_text="Rules are tried from the lowest position up.")
+    name = models.CharField(max_length=200)
+    enabled = models.BooleanField(default=True)
+    # Conditions: every one that is filled in must hold.
+    sender = models.CharField(max_length=500, blank=True, default="",
+                              help_text="Addresses or domains, separated by commas: billing@acme.example, "
+                                        "acme.example (a domain includes its subdomains).")
+    recipient = models.CharField(max_length=500, blank=True, default="",
+                                 help_text="Addresses or domains in To, Cc or Delivered-To, separated by commas.")
+    subject = models.CharField(max_length=500, blank=True, default="",
+                               help_text="A regular expression searched in the subject (case-insensitive).")
+    body = models.CharField(max_length=500, blank=True, default="",
+                            help_text="A regular expression searched in the body text (case-insensitive).")
+    attachment_filename = models.CharField(max_length=200, blank=True, default="",
+                                           help_text="A glob such as *.pdf or invoice-*.xml (case-insensitive).")
+    attachment_content_type = models.CharField(max_length=200, blank=True, default="",
+                                               help_text="A glob such as application/pdf or application/*.")
+    folder = models.CharField(max_length=200, blank=True, default="",
+                              help_text="A glob on the folder name, such as INBOX or Suppliers/*.")
+    # What to do.
+    action = models.CharField(max_length=11, choices=Action.choices, default=Action.TAKE_ATTACHMENTS)
+    vendor = models.ForeignKey("invoices.Vendor", null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+", help_text="Assign this vendor to the invoices taken.")
+    invoice_owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                      related_name="+", help_text="Owner of the invoices taken (default: the "
+                                                                  "mailbox's owner).")
+    after_processing = models.CharField(max_length=8, choices=AfterProcessing.choices, blank=True, default="")
+    move_to_folder = models.CharField(max_length=200, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    CONDITION_FIELDS = ("sender", "recipient", "subject", "body", "attachment_filename", "attachment_content_type",
+                        "folder")
+
+    class Meta:
+        ordering = ["mailbox", "position", "pk"]
+        indexes = [models.Index(fields=["mailbox", "position"], name="mailrule_order")]
+
+    def __str__(self) -> str:
+        return self.name

@@ -11,12 +11,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from emailsync.errors import MailboxAuthError, MailboxError, MailboxFolderMissing, MailboxTLSError
+from emailsync.attachments import candidate_attachments
+from emailsync.errors import MailboxAuthError, MailboxError, MailboxFolderMissing, MailboxTLSError, UnparseableMessage
 from emailsync.hostcheck import check_host_allowed
 from emailsync.imap import ImapConnection, ImapSettings
-from emailsync.models import Mailbox, SyncRun
+from emailsync.models import Mailbox, MailMessage, MailRule, SyncRun
 from emailsync.oauth import access_token_for
-from emailsync.sync import Progress, mailbox_scan
+from emailsync.rules import RuleInvalid, enabled_rules, rule_validate
+from emailsync.sync import Progress, mailbox_scan, message_decision
 from jobs.audit import audit_record
 from jobs.errors import JobCancelled, JobNotAllowed
 from jobs.models import ACTIVE_STATUSES, Job
@@ -181,3 +183,115 @@ def mailbox_sync(*, mailbox: Mailbox, progress: Progress, job_id: str | None = N
 
 def _finish_run(run: SyncRun, status: str, error: str) -> None:
     SyncRun.objects.filter(pk=run.pk).update(status=status, error=error[:2000], finished_at=timezone.now())
+
+
+# -- mail rules ---------------------------------------------------------------------------------------------
+
+RULE_FIELDS = ("position", "name", "enabled", *MailRule.CONDITION_FIELDS, "action", "vendor", "invoice_owner",
+               "after_processing", "move_to_folder")
+RULES_TEST_MAX = 200
+
+
+def mail_rule_save(*, actor: Actor, mailbox: Mailbox | None = None, rule: MailRule | None = None,
+                   reason: str = "", **fields) -> MailRule:
+    """Create a rule on `mailbox`, or change `rule`. Patterns are checked (RuleInvalid says which is wrong);
+    only staff may hand the invoices to another user than themselves."""
+    require_permission(actor.user, "emailsync.change_mailbox")
+    creating = rule is None
+    unknown = set(fields) - set(RULE_FIELDS)
+    if unknown:
+        raise RuleInvalid(dict.fromkeys(sorted(unknown), "Unknown rule field."))
+    if creating:
+        if mailbox is None:
+            raise RuleInvalid({"mailbox": "A rule belongs to a mailbox."})
+        rule = MailRule(mailbox=mailbox)
+    for name, value in fields.items():
+        setattr(rule, name, value.strip() if isinstance(value, str) and name != "name" else value)
+    user = _user_or_none(actor)
+    if rule.invoice_owner_id and user is not None and not user.is_staff and rule.invoice_owner_id != user.pk:
+        raise RuleInvalid({"invoice_owner": "Only staff may give the invoices to another user."})
+    rule_validate(rule)
+    with transaction.atomic():
+        if creating and "position" not in fields:
+            last = MailRule.objects.filter(mailbox=rule.mailbox).order_by("-position").first()
+            rule.position = (last.position + 10) if last else 10
+        rule.save()
+        audit_record(actor=actor, action="mailbox.rule_create" if creating else "mailbox.rule_change",
+                     target=rule.mailbox, reason=reason, details={"rule": rule.pk, "name": rule.name,
+                                                                   "fields": sorted(fields)})
+    return rule
+
+
+def mail_rule_delete(*, rule: MailRule, actor: Actor, reason: str = "") -> None:
+    """Delete a rule (messages it decided keep its name)."""
+    require_permission(actor.user, "emailsync.change_mailbox")
+    with transaction.atomic():
+        audit_record(actor=actor, action="mailbox.rule_delete", target=rule.mailbox, reason=reason,
+                     details={"rule": rule.pk, "name": rule.name})
+        rule.delete()
+
+
+def mailbox_rules_test(*, mailbox: Mailbox, actor: Actor, limit: int = 20) -> dict:
+    """Dry run: what the current rules would do with the mailbox's last `limit` recorded messages.
+
+    The messages are downloaded again (read-only, nothing marked), decided by the
+    rules, and reported; nothing is ingested, moved or changed.
+    """
+    require_permission(actor.user, "emailsync.sync_mailbox")
+    limit = max(1, min(limit, RULES_TEST_MAX))
+    rules = enabled_rules(mailbox)
+    messages = list(MailMessage.objects.filter(mailbox=mailbox).prefetch_related("locations")
+                    .order_by("-first_seen_at", "-pk")[:limit])
+    by_folder: dict[tuple[str, int], dict[int, MailMessage]] = {}
+    for message in messages:
+        location = min(message.locations.all(), key=lambda loc: (loc.folder != message.folder, loc.pk), default=None)
+        if location is not None:
+            by_folder.setdefault((location.folder, location.uidvalidity), {})[location.uid] = message
+    raw_of: dict[int, tuple[str, bytes]] = {}
+    try:
+        with ImapConnection(imap_settings_for(mailbox)) as connection:
+            for (folder, uidvalidity), wanted in by_folder.items():
+                try:
+                    state = connection.select_folder(folder, readonly=True)
+                except MailboxFolderMissing:
+                    continue
+                if state.uidvalidity != uidvalidity:
+                    continue  # the folder was recreated: those UIDs mean other messages now
+                for uid, raw in connection.fetch_raw(sorted(wanted)):
+                    raw_of[wanted[uid].pk] = (folder, raw)
+    except MailboxError as exc:
+        return {"ok": False, "error": str(exc), "rules": len(rules), "messages": []}
+    results = [_rule_test_result(mailbox, rules, message, raw_of.get(message.pk)) for message in messages]
+    return {"ok": True, "error": None, "rules": len(rules), "messages": results}
+
+
+def _rule_test_result(mailbox: Mailbox, rules: list[MailRule], message: MailMessage,
+                      found: tuple[str, bytes] | None) -> dict:
+    row = {"message": message.pk, "subject": message.subject, "sender": message.sender, "folder": message.folder,
+           "recorded_status": message.status, "recorded_rule": message.rule_name or None, "rule": None,
+           "rule_id": None, "action": None, "attachments": [], "body_as_invoice": False, "vendor": None,
+           "invoice_owner": None, "after_processing": None, "move_to_folder": None, "outcome": ""}
+    if found is None:
+        row["outcome"] = "The message is not on the server any more."
+        return row
+    folder, raw = found
+    try:
+        parsed = candidate_attachments(raw, max_bytes=settings.INVOICE_MAX_FILE_BYTES,
+                                       zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
+                                       zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
+                                       zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO)
+        decision = message_decision(mailbox, rules, raw, parsed, folder=folder)
+    except UnparseableMessage as exc:
+        row["outcome"] = f"The message cannot be read: {exc.reason}"
+        return row
+    except Exception as exc:  # hostile input: report it, go on with the next message
+        row["outcome"] = f"The message cannot be read: {type(exc).__name__}: {exc}"
+        return row
+    row.update(rule=decision.rule_name or None, rule_id=decision.rule.pk if decision.rule else None,
+               action=decision.action, attachments=[a.filename or "attachment" for a in decision.take],
+               body_as_invoice=decision.take_body,
+               vendor=getattr(decision.vendor, "name", None), invoice_owner=getattr(decision.invoice_owner,
+                                                                                    "username", None),
+               after_processing=decision.after_processing, move_to_folder=decision.move_to_folder or None,
+               outcome=decision.describe())
+    return row

@@ -22,10 +22,12 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from emailsync.attachments import candidate_attachments
+from emailsync.attachments import ParsedMessage, SkippedPart, candidate_attachments
+from emailsync.bodypdf import BodyNotRenderable, body_to_pdf
 from emailsync.errors import MailboxError, UnparseableMessage
 from emailsync.imap import ImapConnection, MessageSummary
-from emailsync.models import Mailbox, MailLocation, MailMessage, SyncRun
+from emailsync.models import Mailbox, MailLocation, MailMessage, MailRule, SyncRun
+from emailsync.rules import Decision, enabled_rules, message_facts, rules_decide
 from invoices.models import InvoiceSource, InvoiceStatus
 from invoices.services import invoice_ingest
 
@@ -66,6 +68,9 @@ def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, 
                  months: int | None = None, folders: list[str] | None = None) -> SyncCounts:
     """Sync the given folders over an open connection; counts go to `run` as they change."""
     counts = SyncCounts()
+    # With rules, every new message is downloaded: a rule may look at its body or recipients, take
+    # the body as the invoice, or move a message that has no attachment at all.
+    rules = enabled_rules(mailbox)
     since = lookback_date(months if months is not None else mailbox.lookback_months)
     plans = [_plan_folder(mailbox, connection, name, since) for name in (folders or mailbox.folder_list)]
     counts.folders = len(plans)
@@ -75,7 +80,7 @@ def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, 
     progress(done, total, f"{total} message(s) to look at in {len(plans)} folder(s)")
     for plan in plans:
         connection.select_folder(plan.name)
-        pending = _record_new(mailbox, connection, plan, counts)
+        pending = _record_new(mailbox, connection, plan, counts, download_all=bool(rules))
         # A message is done once recorded, or, with candidate attachments, once processed.
         done += len(plan.new_uids) - len(pending)
         _save_counts(run, counts)
@@ -88,7 +93,8 @@ def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, 
                 mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity, uid__in=batch,
             ).select_related("message")}
             for uid, raw in connection.fetch_raw(batch, batch_size=batch_size):
-                _process_message(mailbox, connection, messages.get(uid), uid, raw, counts)
+                _process_message(mailbox, connection, messages.get(uid), uid, raw, counts, rules=rules,
+                                 folder=plan.name)
             done += len(batch)
             _save_counts(run, counts)
             progress(done, total, f"{plan.name}: attachments of {done} of {total} processed")
@@ -108,7 +114,8 @@ def _plan_folder(mailbox: Mailbox, connection: ImapConnection, name: str, since:
                       retry_uids=sorted(set(retry) & set(matched)), matched=len(matched))
 
 
-def _record_new(mailbox: Mailbox, connection: ImapConnection, plan: FolderPlan, counts: SyncCounts) -> list[int]:
+def _record_new(mailbox: Mailbox, connection: ImapConnection, plan: FolderPlan, counts: SyncCounts, *,
+                download_all: bool = False) -> list[int]:
     """Record each new message (once per mailbox), a header batch per transaction;
     return the UIDs to download."""
     to_download: list[int] = []
@@ -116,9 +123,9 @@ def _record_new(mailbox: Mailbox, connection: ImapConnection, plan: FolderPlan, 
     for batch in _batched(summaries, settings.EMAILSYNC_HEADER_BATCH):
         try:
             with transaction.atomic():
-                recorded = _record_batch(mailbox, plan, batch)
+                recorded = _record_batch(mailbox, plan, batch, download_all)
         except IntegrityError:  # a concurrent run recorded some of them: go one by one
-            recorded = [_record(mailbox, plan, summary) for summary in batch]
+            recorded = [_record(mailbox, plan, summary, download_all) for summary in batch]
         for message, created in recorded:
             if not created:
                 continue
@@ -141,8 +148,8 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
-def _new_message(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary) -> MailMessage:
-    candidate = summary.has_candidate_attachment
+def _new_message(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary, download_all: bool) -> MailMessage:
+    candidate = summary.has_candidate_attachment or download_all
     return MailMessage(
         mailbox=mailbox, message_id=(summary.message_id or "")[:500], folder=plan.name,
         uidvalidity=plan.uidvalidity, uid=summary.uid, subject=summary.subject[:500], sender=summary.sender[:300],
@@ -152,8 +159,8 @@ def _new_message(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary) ->
     )
 
 
-def _record_batch(mailbox: Mailbox, plan: FolderPlan,
-                  summaries: list[MessageSummary]) -> list[tuple[MailMessage, bool]]:
+def _record_batch(mailbox: Mailbox, plan: FolderPlan, summaries: list[MessageSummary],
+                  download_all: bool) -> list[tuple[MailMessage, bool]]:
     """Record a batch of messages and their locations with a few queries (inside a transaction)."""
     ids = {(s.message_id or "")[:500] for s in summaries} - {""}
     by_id = {m.message_id: m for m in MailMessage.objects.filter(mailbox=mailbox, message_id__in=ids)}
@@ -162,7 +169,7 @@ def _record_batch(mailbox: Mailbox, plan: FolderPlan,
         message_id = (summary.message_id or "")[:500]
         if message_id and message_id in by_id:
             continue  # seen in another folder, or twice in this batch
-        message = _new_message(mailbox, plan, summary)
+        message = _new_message(mailbox, plan, summary, download_all)
         new.append(message)
         if message_id:
             by_id[message_id] = message
@@ -182,7 +189,8 @@ def _record_batch(mailbox: Mailbox, plan: FolderPlan,
     return recorded
 
 
-def _record(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary) -> tuple[MailMessage, bool]:
+def _record(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary,
+            download_all: bool) -> tuple[MailMessage, bool]:
     """One message's row (created if new) and its location in this folder."""
     message_id = (summary.message_id or "")[:500]
     existing = MailMessage.objects.filter(mailbox=mailbox, message_id=message_id).first() if message_id else None
@@ -190,7 +198,7 @@ def _record(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary) -> tupl
     if existing is None:
         try:
             with transaction.atomic():
-                existing = _new_message(mailbox, plan, summary)
+                existing = _new_message(mailbox, plan, summary, download_all)
                 existing.save(force_insert=True)
                 created = True
         except IntegrityError:  # recorded meanwhile (another folder, a concurrent run)
@@ -203,7 +211,7 @@ def _record(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary) -> tupl
 
 
 def _process_message(mailbox: Mailbox, connection: ImapConnection, message: MailMessage | None, uid: int,
-                     raw: bytes, counts: SyncCounts) -> None:
+                     raw: bytes, counts: SyncCounts, *, rules: list[MailRule], folder: str) -> None:
     if message is None or message.status not in (MailMessage.Status.PENDING, MailMessage.Status.FAILED):
         return
     message.attempts += 1
@@ -212,6 +220,7 @@ def _process_message(mailbox: Mailbox, connection: ImapConnection, message: Mail
                                        zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
                                        zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
                                        zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO)
+        decision = message_decision(mailbox, rules, raw, parsed, folder=folder)
     except UnparseableMessage as exc:
         _fail(message, f"The message cannot be read: {exc.reason}", counts)
         return
@@ -219,26 +228,79 @@ def _process_message(mailbox: Mailbox, connection: ImapConnection, message: Mail
         logger.exception("Unexpected error parsing message %s of %s", uid, mailbox)
         _fail(message, f"The message cannot be read: {type(exc).__name__}: {exc}", counts)
         return
+    message.rule, message.rule_name = decision.rule, decision.rule_name[:200]
+    if decision.action == MailRule.Action.IGNORE:
+        message.status = MailMessage.Status.IGNORED
+        message.attachments = message.invoices_created = 0
+        message.skipped_parts, message.error = [], ""
+        message.processed_at = timezone.now()
+        message.save(update_fields=["status", "attachments", "invoices_created", "skipped_parts", "error",
+                                    "processed_at", "attempts", "rule", "rule_name"])
+        _after_processing(mailbox, connection, uid, decision)
+        return
+    owner = decision.invoice_owner or mailbox.owner
     created = 0
-    for attachment in parsed.candidates:
+    for attachment in decision.take:
         invoice = invoice_ingest(content=attachment.content, filename=attachment.filename or "attachment",
-                                 source=InvoiceSource.EMAIL, owner=mailbox.owner,
+                                 source=InvoiceSource.EMAIL, owner=owner, vendor=decision.vendor,
                                  source_ref=_source_ref(mailbox, message, attachment), once_per_source_ref=True)
         counts.attachments += 1
         if invoice.status != InvoiceStatus.DUPLICATE:
             created += 1
+    if decision.take_body:
+        try:
+            created += _ingest_body(mailbox, message, raw, parsed, decision, owner, folder)
+        except BodyNotRenderable as exc:
+            _fail(message, str(exc), counts)
+            return
+        counts.attachments += 1
+    taken = {id(part) for part in decision.take}
+    left_out = [part for part in parsed.candidates if id(part) not in taken]
+    skipped = [*parsed.skipped, *(SkippedPart(filename=part.filename, content_type=part.content_type,
+                                             reason=f"Not taken: rule {decision.rule_name!r} takes only matching "
+                                                    "attachments.", archive=part.archive) for part in left_out)]
     counts.invoices_created += created
-    counts.skipped += len(parsed.skipped)
-    message.status = MailMessage.Status.PROCESSED
-    message.attachments = len(parsed.candidates)
+    counts.skipped += len(skipped)
+    nothing_there = not parsed.candidates and not parsed.skipped and not decision.take_body
+    message.status = MailMessage.Status.NO_CANDIDATES if nothing_there else MailMessage.Status.PROCESSED
+    message.attachments = len(decision.take) + (1 if decision.take_body else 0)
     message.invoices_created = created
     message.skipped_parts = [{"filename": part.filename, "content_type": part.content_type, "reason": part.reason}
-                             for part in parsed.skipped]
-    message.error = ""
+                             for part in skipped]
+    message.error = "No attachment that could be an invoice." if nothing_there else ""
     message.processed_at = timezone.now()
     message.save(update_fields=["status", "attachments", "invoices_created", "skipped_parts", "error",
-                                "processed_at", "attempts"])
-    _after_processing(mailbox, connection, uid)
+                                "processed_at", "attempts", "rule", "rule_name"])
+    _after_processing(mailbox, connection, uid, decision)
+
+
+def message_decision(mailbox: Mailbox, rules: list[MailRule], raw: bytes, parsed: ParsedMessage, *,
+                     folder: str) -> Decision:
+    """What the mailbox's rules (or, without rules, the default) do with a downloaded message."""
+    if not rules:  # no rules: no need to read the body or the recipients
+        return Decision(rule=None, action=MailRule.Action.TAKE_ATTACHMENTS, take=list(parsed.candidates),
+                        take_body=False, vendor=None, invoice_owner=None,
+                        after_processing=mailbox.after_processing, move_to_folder=mailbox.move_to_folder)
+    facts = message_facts(raw, parsed, folder=folder)
+    return rules_decide(rules, facts, parsed, mailbox=mailbox)
+
+
+def _ingest_body(mailbox: Mailbox, message: MailMessage, raw: bytes, parsed: ParsedMessage, decision: Decision,
+                 owner, folder: str) -> int:
+    """Render the body to a PDF and ingest it as the message's invoice; 1 if a new invoice was made."""
+    facts = decision.facts
+    sent = message.sent_at.isoformat() if message.sent_at else ""
+    pdf = body_to_pdf(subject=parsed.subject, sender=parsed.sender, sent_at=sent, body_html=facts.body_html,
+                      body_text=facts.body_text)
+    invoice = invoice_ingest(content=pdf, filename=_body_filename(parsed.subject), source=InvoiceSource.EMAIL,
+                             owner=owner, vendor=decision.vendor, source_ref=f"email:{mailbox.pk}:{message.pk}:body",
+                             once_per_source_ref=True)
+    return 0 if invoice.status == InvoiceStatus.DUPLICATE else 1
+
+
+def _body_filename(subject: str) -> str:
+    cleaned = "".join(char if char.isalnum() or char in " -_." else "_" for char in subject).strip(" ._")
+    return f"{(cleaned or 'message body')[:100]}.pdf"
 
 
 def _source_ref(mailbox: Mailbox, message: MailMessage, attachment) -> str:
@@ -257,15 +319,15 @@ def _fail(message: MailMessage, error: str, counts: SyncCounts) -> None:
     message.save(update_fields=["status", "error", "attempts"])
 
 
-def _after_processing(mailbox: Mailbox, connection: ImapConnection, uid: int) -> None:
-    action = mailbox.after_processing
+def _after_processing(mailbox: Mailbox, connection: ImapConnection, uid: int, decision: Decision) -> None:
+    action = decision.after_processing
     try:
         if action == Mailbox.AfterProcessing.MARK_SEEN:
             connection.mark_seen([uid])
         elif action == Mailbox.AfterProcessing.FLAG:
             connection.add_flag([uid], "\\Flagged")
-        elif action == Mailbox.AfterProcessing.MOVE and mailbox.move_to_folder:
-            connection.move([uid], mailbox.move_to_folder)
+        elif action == Mailbox.AfterProcessing.MOVE and decision.move_to_folder:
+            connection.move([uid], decision.move_to_folder)
     except MailboxError as exc:  # the invoice is safe; the mark is a courtesy
         logger.warning("Could not %s message %s in %s: %s", action, uid, mailbox, exc)
 

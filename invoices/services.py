@@ -75,14 +75,15 @@ def _store_original(content: bytes, sha256: str) -> str:
 
 
 def invoice_ingest(*, content: bytes, filename: str, source: str, owner=None, source_ref: str = "",
-                   process: bool = True, once_per_source_ref: bool = False) -> Invoice:
+                   process: bool = True, once_per_source_ref: bool = False, vendor=None) -> Invoice:
     """Store a file and record it as an invoice; queue its processing on commit.
 
     The same bytes twice give a `duplicate` row linked to the first, not a
     second invoice. With `once_per_source_ref`, the same bytes from the same
     source_ref (an email attachment processed again after a crash) return the
     invoice made the first time. A file over INVOICE_MAX_FILE_BYTES is kept
-    and marked failed with the reason.
+    and marked failed with the reason. A `vendor` given (by a mail rule) is kept
+    by validation instead of the one matched from the seller.
     """
     sha256 = hashlib.sha256(content).hexdigest()
     if once_per_source_ref and source_ref:
@@ -92,6 +93,8 @@ def invoice_ingest(*, content: bytes, filename: str, source: str, owner=None, so
     name = _store_original(content, sha256)
     fields = {"source": source, "source_ref": source_ref[:300], "owner": owner, "original": name,
               "original_filename": (filename or "unnamed")[-255:], "sha256": sha256, "size": len(content)}
+    if vendor is not None:
+        fields.update(vendor=vendor, vendor_confirmed=True)  # a rule a person set up decided it
     first = Invoice.objects.filter(sha256=sha256, duplicate_of__isnull=True).first()
     if first is None:
         try:

@@ -19,3 +19,12 @@ if ! command -v wrk >/dev/null 2>&1; then
     apt-get update
     DEBIAN_FRONTEND=noninteractive apt-get install -y wrk
 fi
+
+# Pango (with HarfBuzz and fontconfig) and a font: WeasyPrint renders a body-only invoice email to PDF
+# (emailsync/bodypdf.py) through them.
+if ! ldconfig -p | grep -q libpango-1.0.so.0 || ! ldconfig -p | grep -q libpangoft2-1.0.so.0 \
+        || ! fc-list 2>/dev/null | grep -qi dejavu; then
+    apt-get update
+    DEBIAN_FRONTEND=noninteractive apt-get install -y libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b \
+        libharfbuzz-subset0 fontconfig fonts-dejavu-core
+fi
