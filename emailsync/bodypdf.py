@@ -16,6 +16,8 @@ from weasyprint import HTML
 from weasyprint.urls import URLFetcher
 
 logger = logging.getLogger(__name__)
+# WeasyPrint reports every rendering step at INFO: noise in the worker log.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 _PAGE_CSS = """
 @page { size: A4; margin: 18mm; }
