@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
@@ -109,7 +109,7 @@ class MailboxAdmin(admin.ModelAdmin):
     list_filter = ["enabled", "needs_attention", "security", "auth"]
     search_fields = ["name", "username", "host"]
     readonly_fields = ["has_secret", "needs_attention", "last_error", "last_sync_at", "created_at", "updated_at"]
-    actions = ["test_connection", "sync_now", "cancel_sync"]
+    actions = ["test_connection", "sync_now", "sync_groups", "cancel_sync"]
 
     @admin.display(description="needs attention", boolean=False)
     def attention(self, mailbox: Mailbox) -> str:
@@ -155,12 +155,14 @@ class MailboxAdmin(admin.ModelAdmin):
         return [
             path("<int:mailbox_id>/test-rules/", self.admin_site.admin_view(self.test_rules_view),
                  name="emailsync_mailbox_test_rules"),
+            path("<int:mailbox_id>/sync-groups/", self.admin_site.admin_view(self.sync_groups_view),
+                 name="emailsync_mailbox_sync_groups"),
             *super().get_urls(),
         ]
 
     def test_rules_view(self, request, mailbox_id: int):
         """Dry run of the rules on the last N recorded messages; nothing is ingested or changed."""
-        mailbox = get_object_or_404(Mailbox, pk=mailbox_id)
+        mailbox = get_object_or_404(self.get_queryset(request), pk=mailbox_id)
         if not self.has_view_permission(request, mailbox):
             raise PermissionDenied
         try:
@@ -192,6 +194,25 @@ class MailboxAdmin(admin.ModelAdmin):
                 return
             note = "already running" if job.deduplicated else "queued"
             self.message_user(request, f"{mailbox}: sync {note} (job {job.pk}).", messages.SUCCESS)
+
+    @admin.action(description="Sync group / shared folders")
+    def sync_groups(self, request, queryset):
+        for mailbox in queryset:
+            try:
+                job = mailbox_sync_enqueue(mailbox=mailbox, actor=admin_actor(request), groups=True)
+            except PermissionDenied as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return
+            note = "a sync is already running" if job.deduplicated else "shared folders scan queued"
+            self.message_user(request, f"{mailbox}: {note} (job {job.pk}).", messages.SUCCESS)
+
+    def sync_groups_view(self, request, mailbox_id: int):
+        """The "Sync group folders" button on the mailbox page (POST)."""
+        mailbox = get_object_or_404(self.get_queryset(request), pk=mailbox_id)
+        if request.method != "POST":
+            return redirect("admin:emailsync_mailbox_change", mailbox.pk)
+        self.sync_groups(request, Mailbox.objects.filter(pk=mailbox.pk))
+        return redirect("admin:emailsync_mailbox_change", mailbox.pk)
 
     @admin.action(description="Cancel the running sync")
     def cancel_sync(self, request, queryset):

@@ -66,6 +66,11 @@ class SyncRequestSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, allow_blank=True, default="")
 
 
+class GroupSyncRequestSerializer(serializers.Serializer):
+    months = serializers.IntegerField(min_value=1, max_value=120, required=False)
+    reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
 class RulesTestRequestSerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=RULES_TEST_MAX, default=20)
 
@@ -101,7 +106,7 @@ class MailboxPermissions(DjangoModelPermissions):
     sync actions need view_mailbox here and their own permission in the service."""
 
     perms_map = {**DjangoModelPermissions.perms_map, "GET": ["%(app_label)s.view_%(model_name)s"]}
-    ACTIONS = {"sync", "cancel_sync", "test", "sync_status", "history", "statistics", "test_rules"}
+    ACTIONS = {"sync", "sync_groups", "cancel_sync", "test", "sync_status", "history", "statistics", "test_rules"}
 
     def has_permission(self, request, view):
         if getattr(view, "action", None) in self.ACTIONS:
@@ -124,7 +129,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
         return mailboxes_visible_to(self.request.user).order_by("name")
 
     def get_throttles(self):
-        if self.action in ("sync", "cancel_sync", "test", "test_rules"):
+        if self.action in ("sync", "sync_groups", "cancel_sync", "test", "test_rules"):
             return [*super().get_throttles(), ScopedRateThrottle()]
         return super().get_throttles()
 
@@ -161,6 +166,19 @@ class MailboxViewSet(viewsets.ModelViewSet):
                             status=status.HTTP_409_CONFLICT)
         return Response(JobSerializer(job, context=self.get_serializer_context()).data,
                         status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=GroupSyncRequestSerializer, responses={
+        202: JobSerializer, 409: OpenApiResponse(JobSerializer, description="A sync of this mailbox is active.")})
+    @action(detail=True, methods=["post"], url_path="sync-groups")
+    def sync_groups(self, request, pk=None):
+        """Scan the shared and other users' folders (IMAP NAMESPACE) this mailbox may read."""
+        mailbox = self.get_object()
+        body = GroupSyncRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        job = mailbox_sync_enqueue(mailbox=mailbox, actor=actor_for(request), months=body.validated_data.get("months"),
+                                   groups=True, reason=body.validated_data["reason"])
+        code = status.HTTP_409_CONFLICT if job.deduplicated else status.HTTP_202_ACCEPTED
+        return Response(JobSerializer(job, context=self.get_serializer_context()).data, status=code)
 
     @extend_schema(responses={200: OpenApiResponse(description="The active or last sync job, with progress and "
                                                                "ETA, and the last run's counts.")})

@@ -87,6 +87,7 @@ class FolderState:
     uidvalidity: int
     uidnext: int
     exists: int
+    read_only: bool = False  # opened read-only, or the server allows no changes (e.g. a shared folder)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,15 @@ class MessageSummary:
     flags: tuple[str, ...]
     has_candidate_attachment: bool
     internal_date: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    """The server's namespaces (RFC 2342): (prefix, delimiter) pairs of each kind."""
+
+    personal: tuple[tuple[str, str], ...] = ()
+    other_users: tuple[tuple[str, str], ...] = ()
+    shared: tuple[tuple[str, str], ...] = ()
 
 
 def xoauth2_sasl_string(username: str, access_token: str) -> bytes:
@@ -122,6 +132,7 @@ class ImapConnection:
         self._mailbox: _MailBox | None = None
         self._capabilities: frozenset[str] = frozenset()
         self._selected: str | None = None
+        self.selected_read_only = False
 
     def __enter__(self) -> ImapConnection:
         self.connect()
@@ -175,19 +186,41 @@ class ImapConnection:
 
     # -- folders -------------------------------------------------------------
 
-    def list_folders(self) -> list[str]:
-        """Names of the folders that can be selected."""
+    def namespaces(self) -> Namespaces:
+        """The personal, other users' and shared namespaces (NAMESPACE, RFC 2342); empty
+        other/shared ones when the server does not offer NAMESPACE."""
+        client = self._require_client()
+        if "NAMESPACE" not in self._capabilities:
+            return Namespaces(personal=(("", "/"),))
+        with self._mapped_errors("reading the namespaces"):
+            typ, data = client.namespace()
+            self._require_ok(typ, data, "NAMESPACE")
+        line = next((item for item in data if isinstance(item, bytes)), b"")
+        try:
+            groups = parse_namespace_line(line)
+        except ValueError as exc:
+            raise MailboxProtocolError(f"The server's NAMESPACE answer cannot be read: {exc}") from exc
+        return Namespaces(*groups)
+
+    def list_folders(self, under: str = "") -> list[str]:
+        """Names of the folders that can be selected (all, or those below the prefix `under`)."""
         mailbox = self._require_mailbox()
         with self._mapped_errors("listing folders"):
-            folders = mailbox.folder.list()
+            folders = mailbox.folder.list(under) if under else mailbox.folder.list()
         unselectable = {"\\NOSELECT", "\\NONEXISTENT"}
         return [info.name for info in folders if not unselectable & {flag.upper() for flag in info.flags}]
 
     def select_folder(self, name: str, *, readonly: bool = False) -> FolderState:
         """Open a folder; raises MailboxFolderMissing when it does not exist."""
         client = self._require_client()
+        read_only = readonly
         with self._mapped_errors(f"opening folder {name!r}"):
-            typ, data = client.select(_folder_argument(name), readonly)
+            try:
+                typ, data = client.select(_folder_argument(name), readonly)
+            except imaplib.IMAP4.readonly:
+                # The server grants reading only (an ACL without write rights): open it for reading.
+                read_only = True
+                typ, data = client.select(_folder_argument(name), True)
             if typ != "OK":
                 self._selected = None
                 text = _response_text(data)
@@ -211,7 +244,8 @@ class ImapConnection:
                 uidvalidity = uidvalidity if uidvalidity is not None else status.get("UIDVALIDITY")
         if uidvalidity is None:
             raise MailboxProtocolError(f"The server did not report a UIDVALIDITY for folder {name!r}.")
-        return FolderState(uidvalidity=uidvalidity, uidnext=uidnext or 0, exists=exists or 0)
+        self.selected_read_only = read_only
+        return FolderState(uidvalidity=uidvalidity, uidnext=uidnext or 0, exists=exists or 0, read_only=read_only)
 
     # -- reading -------------------------------------------------------------
 
@@ -556,6 +590,48 @@ def _close_quietly(client: imaplib.IMAP4) -> None:
 
 
 # -- response helpers ------------------------------------------------------------
+
+_NAMESPACE_TOKEN = re.compile(rb'\s*(?:(\()|(\))|"((?:[^"\\]|\\.)*)"|(NIL))', re.IGNORECASE)
+
+
+def parse_namespace_line(line: bytes) -> tuple[tuple[tuple[str, str], ...], ...]:
+    """The three namespace groups of a NAMESPACE response, each a tuple of (prefix, delimiter).
+
+    `(("" "/")) (("shared/" "/")) NIL` gives ((("", "/"),), (("shared/", "/"),), ()).
+    Namespace extensions (RFC 2342 section 6) are ignored. Raises ValueError on anything else.
+    """
+    position, stack, top = 0, [], []
+    while position < len(line.rstrip()):
+        match = _NAMESPACE_TOKEN.match(line, position)
+        if match is None:
+            raise ValueError(f"unexpected {line[position:position + 20]!r}")
+        position = match.end()
+        opening, closing, quoted, nil = match.groups()
+        if opening:
+            stack.append([])
+        elif closing:
+            if not stack:
+                raise ValueError("unbalanced ')'")
+            done = stack.pop()
+            (stack[-1] if stack else top).append(done)
+        elif quoted is not None:
+            if not stack:
+                raise ValueError("a string outside a list")
+            stack[-1].append(re.sub(rb"\\(.)", rb"\1", quoted).decode("utf-8", "replace"))
+        elif nil:
+            (stack[-1] if stack else top).append(None)
+    if stack or len(top) != 3:
+        raise ValueError(f"expected three namespace groups, got {len(top)}")
+    groups = []
+    for group in top:
+        entries = []
+        for entry in group or []:
+            if not isinstance(entry, list) or len(entry) < 2 or not isinstance(entry[0], str):
+                raise ValueError(f"a namespace entry is not (prefix delimiter): {entry!r}")
+            entries.append((entry[0], entry[1] if isinstance(entry[1], str) else ""))
+        groups.append(tuple(entries))
+    return tuple(groups)
+
 
 def _summary_from(items: dict[str, object]) -> MessageSummary | None:
     uid = _int_or_none(items.get("UID"))

@@ -18,7 +18,7 @@ from emailsync.imap import ImapConnection, ImapSettings
 from emailsync.models import Mailbox, MailMessage, MailRule, SyncRun
 from emailsync.oauth import access_token_for
 from emailsync.rules import RuleInvalid, enabled_rules, rule_validate
-from emailsync.sync import Progress, mailbox_scan, message_decision
+from emailsync.sync import Progress, SyncCounts, group_folders, mailbox_scan, message_decision
 from jobs.audit import audit_record
 from jobs.errors import JobCancelled, JobNotAllowed
 from jobs.models import ACTIVE_STATUSES, Job
@@ -107,20 +107,24 @@ def mailbox_test_connection(*, mailbox: Mailbox) -> dict:
 
 
 def mailbox_sync_enqueue(*, mailbox: Mailbox, actor: Actor, months: int | None = None,
-                         folders: list[str] | None = None, reason: str = "") -> Job:
+                         folders: list[str] | None = None, groups: bool = False, reason: str = "") -> Job:
     """Queue a sync; returns the active one instead when a sync of this mailbox is already active
-    (then `job.deduplicated` is True)."""
+    (then `job.deduplicated` is True). `groups` scans the shared and other users' folders
+    instead of the mailbox's own."""
     require_permission(actor.user, "emailsync.sync_mailbox")
     params: dict = {"mailbox_id": mailbox.pk}
     if months is not None:
         params["months"] = months
     if folders:
         params["folders"] = folders
+    if groups:
+        params["groups"] = True
     with transaction.atomic():
         job = job_enqueue("emailsync.sync_mailbox", params, owner=_user_or_none(actor) or mailbox.owner,
                           subject=mailbox, priority=3, source=actor.source)
         if not job.deduplicated:
-            audit_record(actor=actor, action="mailbox.sync", job=job, target=mailbox, reason=reason)
+            audit_record(actor=actor, action="mailbox.sync_groups" if groups else "mailbox.sync", job=job,
+                         target=mailbox, reason=reason)
     return job
 
 
@@ -151,8 +155,12 @@ def mailboxes_sync_all() -> dict:
 
 
 def mailbox_sync(*, mailbox: Mailbox, progress: Progress, job_id: str | None = None, months: int | None = None,
-                 folders: list[str] | None = None) -> dict:
+                 folders: list[str] | None = None, groups: bool = False) -> dict:
     """Scan one mailbox now (inside a job, or in-process with `sync_mailbox --sync`).
+
+    With `groups`, the folders scanned are those of the server's shared and other
+    users' namespaces this login may read (found with NAMESPACE and LIST), recorded
+    and resumed exactly like the mailbox's own folders.
 
     Returns the run's counts. Bad credentials or certificates flag the mailbox
     as needing attention and raise (no retry); network trouble raises a
@@ -160,10 +168,15 @@ def mailbox_sync(*, mailbox: Mailbox, progress: Progress, job_id: str | None = N
     """
     run = SyncRun.objects.create(mailbox=mailbox, job_id=job_id)
     counts = None
+    shared: dict = {}
     try:
         with ImapConnection(imap_settings_for(mailbox)) as connection:
+            if groups:
+                folders, refused = group_folders(connection)
+                shared = {"group_folders": folders, "refused_folders": refused}
+                progress(0, None, f"{len(folders)} shared folder(s) this mailbox may read")
             counts = mailbox_scan(mailbox=mailbox, connection=connection, run=run, progress=progress,
-                                  months=months, folders=folders)
+                                  months=months, folders=folders) if folders != [] else SyncCounts()
     except JobCancelled:
         _finish_run(run, SyncRun.Status.CANCELLED, "Cancelled")
         raise
@@ -178,7 +191,7 @@ def mailbox_sync(*, mailbox: Mailbox, progress: Progress, job_id: str | None = N
     Mailbox.objects.filter(pk=mailbox.pk).update(last_sync_at=timezone.now(), last_error="", needs_attention=False)
     SyncRun.objects.filter(pk=run.pk).update(**counts.as_dict())
     _finish_run(run, SyncRun.Status.SUCCEEDED, "")
-    return {"mailbox": mailbox.name, "sync_run": run.pk, **counts.as_dict()}
+    return {"mailbox": mailbox.name, "sync_run": run.pk, **counts.as_dict(), **shared}
 
 
 def _finish_run(run: SyncRun, status: str, error: str) -> None:

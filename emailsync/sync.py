@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from emailsync.attachments import ParsedMessage, SkippedPart, candidate_attachments
 from emailsync.bodypdf import BodyNotRenderable, body_to_pdf
-from emailsync.errors import MailboxError, UnparseableMessage
+from emailsync.errors import MailboxError, MailboxFolderMissing, MailboxProtocolError, UnparseableMessage
 from emailsync.imap import ImapConnection, MessageSummary
 from emailsync.models import Mailbox, MailLocation, MailMessage, MailRule, SyncRun
 from emailsync.rules import Decision, enabled_rules, message_facts, rules_decide
@@ -72,7 +72,8 @@ def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, 
     # the body as the invoice, or move a message that has no attachment at all.
     rules = enabled_rules(mailbox)
     since = lookback_date(months if months is not None else mailbox.lookback_months)
-    plans = [_plan_folder(mailbox, connection, name, since) for name in (folders or mailbox.folder_list)]
+    names = mailbox.folder_list if folders is None else folders
+    plans = [_plan_folder(mailbox, connection, name, since) for name in names]
     counts.folders = len(plans)
     counts.messages_seen = sum(plan.matched for plan in plans)
     total = sum(len(plan.new_uids) + len(plan.retry_uids) for plan in plans)
@@ -99,6 +100,27 @@ def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, 
             _save_counts(run, counts)
             progress(done, total, f"{plan.name}: attachments of {done} of {total} processed")
     return counts
+
+
+def group_folders(connection: ImapConnection) -> tuple[list[str], list[str]]:
+    """The folders of the other users' and shared namespaces (RFC 2342) this login may read, and
+    those it sees listed but may not open (e.g. an ACL with lookup but no read right)."""
+    spaces = connection.namespaces()
+    readable: list[str] = []
+    refused: list[str] = []
+    for prefix, _delimiter in (*spaces.other_users, *spaces.shared):
+        if not prefix:  # a namespace at the root would be every folder again
+            continue
+        for name in connection.list_folders(under=prefix):
+            if name in readable or name in refused:
+                continue
+            try:
+                connection.select_folder(name, readonly=True)
+            except (MailboxFolderMissing, MailboxProtocolError):
+                refused.append(name)
+                continue
+            readable.append(name)
+    return readable, refused
 
 
 def _plan_folder(mailbox: Mailbox, connection: ImapConnection, name: str, since: dt.date) -> FolderPlan:
@@ -321,6 +343,9 @@ def _fail(message: MailMessage, error: str, counts: SyncCounts) -> None:
 
 def _after_processing(mailbox: Mailbox, connection: ImapConnection, uid: int, decision: Decision) -> None:
     action = decision.after_processing
+    if action != Mailbox.AfterProcessing.NOTHING and connection.selected_read_only:
+        logger.info("Not %s message %s in %s: the folder may only be read", action, uid, mailbox)
+        return
     try:
         if action == Mailbox.AfterProcessing.MARK_SEEN:
             connection.mark_seen([uid])

@@ -27,6 +27,8 @@ class SyncParams(serializers.Serializer):
                                       help_text="Look back this many months (default: the mailbox's setting).")
     folders = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_empty=False,
                                     help_text="Folders to scan (default: the mailbox's folders).")
+    groups = serializers.BooleanField(required=False,
+                                      help_text="Scan the shared and other users' folders the mailbox may read.")
 
 
 MAILBOX = JobSubject(param="mailbox_id", noun="mailbox", everything=Mailbox.objects.all,
@@ -37,9 +39,10 @@ MAILBOX = JobSubject(param="mailbox_id", noun="mailbox", everything=Mailbox.obje
           params=SyncParams, permission="emailsync.sync_mailbox", subject=MAILBOX, unique_key="mailbox:{mailbox_id}",
           max_attempts=5, backoff_base=10, backoff_max=300, retry_on=SYNC_RETRY_ON,
           soft_time_limit=3300, time_limit=3600)
-def sync_mailbox(job, *, mailbox_id: int, months: int | None = None, folders: list[str] | None = None) -> dict:
+def sync_mailbox(job, *, mailbox_id: int, months: int | None = None, folders: list[str] | None = None,
+                 groups: bool = False) -> dict:
     return mailbox_sync(mailbox=Mailbox.objects.get(pk=mailbox_id), progress=job.progress, job_id=job.id,
-                        months=months, folders=folders)
+                        months=months, folders=folders, groups=groups)
 
 
 @job_kind("emailsync.sync_all_mailboxes", label="Queue a sync of every enabled mailbox", queue="email",

@@ -66,3 +66,19 @@ def imap_user(dovecot: DovecotServer) -> ImapUser:
     password = secrets.token_urlsafe(18)
     dovecot.add_user(name, password)
     return ImapUser(name=name, password=password, server=dovecot)
+
+
+@pytest.fixture(scope="session")
+def dovecot_shared():
+    """A second Dovecot with an other-users namespace (shared/<owner>/...) and a public namespace
+    (Public/...), both governed by ACLs, for the group folders scan."""
+    if not dovecot_installed() or os.geteuid() != 0:
+        problem = "Dovecot is not installed or the tests do not run as root"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"REQUIRE_SERVICES=1 but {problem}", pytrace=False)
+        pytest.skip(problem)
+    server = DovecotServer(Path(tempfile.mkdtemp(prefix="apintake-dovecot-shared-")), shared_folders=True)
+    server.start()
+    yield server
+    server.stop()
+    remove_server_files(server)

@@ -70,7 +70,8 @@ class DovecotServer:
     (for `localhost` and 127.0.0.1); clients must trust it explicitly.
     """
 
-    def __init__(self, base_dir: Path, port: int | None = None, *, with_plain_port: bool = True) -> None:
+    def __init__(self, base_dir: Path, port: int | None = None, *, with_plain_port: bool = True,
+                 shared_folders: bool = False) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.host = HOST
         self.port = port or free_port()
@@ -83,6 +84,8 @@ class DovecotServer:
         self.mail_root = self.base_dir / "mail"
         self._cert_file = self.base_dir / "tls" / "server.pem"
         self._key_file = self.base_dir / "tls" / "server.key"
+        self.shared_folders = shared_folders
+        self.public_root = self.base_dir / "public"
         self._passwords: dict[str, str] = {}
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -222,6 +225,27 @@ class DovecotServer:
                 raise DovecotError(f"STATUS {folder!r} answered without UIDVALIDITY: {data!r}")
             return int(match.group(1))
 
+    def share_folder(self, owner: str, folder: str, grantee: str, rights: str = "lr") -> None:
+        """Let `grantee` see `owner`'s folder (SETACL, RFC 4314); it appears in the grantee's
+        other-users namespace as shared/<owner>/<folder>. Needs `shared_folders=True`."""
+        with self.session(owner) as client:
+            self._ensure_folder(client, folder)
+            typ, data = client.setacl(_quote(folder), grantee, rights)
+            _check(typ, data, f"SETACL {folder!r} {grantee}")
+
+    def create_public_folder(self, folder: str, acl: dict[str, str]) -> None:
+        """A folder of the public namespace (Public/<folder>) with the given rights per user
+        ({"alice": "lrwsti"}; "anyone" for everybody). Needs `shared_folders=True`."""
+        mail_user = pwd.getpwnam("mail")
+        directory = self.public_root / f".{folder}"
+        for path in (self.public_root, directory, directory / "cur", directory / "new", directory / "tmp"):
+            path.mkdir(exist_ok=True)
+            os.chown(path, mail_user.pw_uid, mail_user.pw_gid)
+        lines = [f"{who if who == 'anyone' else 'user=' + who} {rights}" for who, rights in acl.items()]
+        acl_file = directory / "dovecot-acl"
+        acl_file.write_text("\n".join(lines) + "\n")
+        os.chown(acl_file, mail_user.pw_uid, mail_user.pw_gid)
+
     @contextlib.contextmanager
     def session(self, user: str) -> Iterator[imaplib.IMAP4_SSL]:
         """A logged-in imaplib connection for `user` over TLS, logged out afterwards."""
@@ -246,6 +270,8 @@ class DovecotServer:
     def _ensure_folder(client: imaplib.IMAP4, folder: str) -> None:
         if folder.upper() == "INBOX":
             return
+        if folder.startswith("Public/") and client.status(_quote(folder), "(MESSAGES)")[0] == "OK":
+            return  # a public folder exists, and creating it again needs a right posters lack
         typ, data = client.create(_quote(folder))
         if typ != "OK" and b"ALREADYEXISTS" not in (data[0] or b""):
             raise DovecotError(f"CREATE {folder!r} failed: {data!r}")
@@ -260,6 +286,10 @@ class DovecotServer:
         self.mail_root.mkdir(exist_ok=True)
         os.chown(self.mail_root, mail_user.pw_uid, mail_user.pw_gid)
         self.mail_root.chmod(0o770)
+        if self.shared_folders:
+            self.public_root.mkdir(exist_ok=True)
+            os.chown(self.public_root, mail_user.pw_uid, mail_user.pw_gid)
+            self.public_root.chmod(0o770)
         if not self._cert_file.exists():
             _write_certificates(ca_file=self.ca_file, cert_file=self._cert_file, key_file=self._key_file)
         self.passwd_dir.mkdir(exist_ok=True)
@@ -332,7 +362,7 @@ namespace inbox {{
   inbox = yes
   separator = /
 }}
-
+{self._shared_config() if self.shared_folders else ""}
 service anvil {{
   # No growing delay after failed logins from 127.0.0.1: tests fail logins on purpose.
   unix_listener anvil-auth-penalty {{
@@ -352,6 +382,36 @@ service imap-login {{
     port = {self.port}
     ssl = yes
   }}
+}}
+"""
+
+    def _shared_config(self) -> str:
+        # Other users' folders (type shared: the "other users" part of NAMESPACE) and a public
+        # namespace (the "shared" part), both governed by ACLs. Seen flags stay private per user.
+        return f"""
+mail_plugins = $mail_plugins acl
+protocol imap {{
+  mail_plugins = $mail_plugins imap_acl
+}}
+plugin {{
+  acl = vfile
+  acl_shared_dict = file:{self.mail_root}/shared-mailboxes.db
+}}
+namespace shared {{
+  type = shared
+  separator = /
+  prefix = shared/%%u/
+  location = maildir:{self.mail_root}/%%u/Maildir:INDEXPVT=~/Maildir/shared/%%u
+  subscriptions = no
+  list = children
+}}
+namespace public {{
+  type = public
+  separator = /
+  prefix = Public/
+  location = maildir:{self.public_root}:INDEXPVT=~/Maildir/public
+  subscriptions = no
+  list = children
 }}
 """
 
