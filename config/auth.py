@@ -16,7 +16,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.authtoken.serializers import AuthTokenSerializer
 from rest_framework.authtoken.views import ObtainAuthToken
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.throttling import SimpleRateThrottle
+
+from config.parsers import DepthLimitedJSONParser
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class ThrottledObtainAuthToken(ObtainAuthToken):
     """POST a user name and password, get the user's API token."""
 
     throttle_classes = (LoginAddressRateThrottle, LoginUserRateThrottle)
+    parser_classes = (FormParser, MultiPartParser, DepthLimitedJSONParser)
 
     @extend_schema(request=AuthTokenSerializer, responses={200: {"type": "object", "properties": {
         "token": {"type": "string"}}}})

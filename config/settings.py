@@ -53,6 +53,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.middleware.ApiRequestLimitsMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "config.middleware.ApiTrailingSlashMiddleware",  # before CommonMiddleware's APPEND_SLASH
     "django.middleware.common.CommonMiddleware",
@@ -150,8 +151,15 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = DEBUG
-FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
-DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Bodies other than file uploads: over this the API answers 413 before reading them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
+# An uploaded file larger than this is streamed to a temporary file instead of memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 5 * 1024 * 1024)
+FILE_UPLOAD_HANDLERS = [
+    "config.uploads.SizeLimitUploadHandler",  # refuses over-size files while they stream
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- Security ---------------------------------------------------------------
 # The secure defaults are on unless DEBUG; a deployment behind plain HTTP (or a
@@ -196,6 +204,11 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.DepthLimitedJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
@@ -328,6 +341,8 @@ INVOICE_INBOX_DIR = Path(env_str("INVOICE_INBOX_DIR", str(VAR_DIR / "inbox")))
 INVOICE_MAX_FILE_BYTES = env_int("INVOICE_MAX_FILE_BYTES", 20 * 1024 * 1024)
 # The review queue marks invoices whose payment is due within this many days (or overdue).
 REVIEW_DUE_SOON_DAYS = env_int("REVIEW_DUE_SOON_DAYS", 5)
+# One multipart request (several files) may carry at most this; over it the API answers 413 unread.
+INVOICE_UPLOAD_MAX_REQUEST_BYTES = env_int("INVOICE_UPLOAD_MAX_REQUEST_BYTES", 5 * INVOICE_MAX_FILE_BYTES)
 EMAILSYNC_ALLOW_PRIVATE_HOSTS = env_bool("EMAILSYNC_ALLOW_PRIVATE_HOSTS", False)
 EMAILSYNC_ALLOW_INSECURE = env_bool("EMAILSYNC_ALLOW_INSECURE", False)
 EMAILSYNC_CA_FILE = env_str("EMAILSYNC_CA_FILE")

@@ -8,11 +8,12 @@ from django.http import FileResponse, Http404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from config.parsers import DepthLimitedJSONParser
 from invoices.exports import NothingToExport, export_create
 from invoices.models import EXPORTABLE_STATUSES, ExportBatch, ExportFormat, Invoice, InvoiceSource, InvoiceStatus
 from invoices.representation import invoice_as_dict, money
@@ -178,7 +179,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     required_perms = {"list": "invoices.view_invoice", "retrieve": "invoices.view_invoice",
                       "create": "invoices.add_invoice", "original": "invoices.view_invoice"}
     filterset_class = InvoiceFilter
-    parser_classes = [MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, DepthLimitedJSONParser]
     throttle_scope = "trigger"
 
     queryset = Invoice.objects.none()

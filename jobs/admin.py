@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import HttpRequest, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.functional import cached_property
@@ -20,7 +20,7 @@ from django_celery_beat.models import PeriodicTask
 
 from jobs.admin_forms import form_params, params_form_class
 from jobs.audit import audit_record
-from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound
+from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound, UnknownJobKind
 from jobs.models import AuditEntry, Job, JobExecution, JobStatus, TriggerSource
 from jobs.registry import all_kinds, get_kind, kinds_for_user
 from jobs.selectors import job_actual_duration, job_time_left
@@ -288,7 +288,10 @@ class JobAdmin(admin.ModelAdmin):
         if not kinds:
             raise PermissionDenied("You may not start any job.")
         selected = request.POST.get("kind") or request.GET.get("kind") or kinds[0].name
-        kind = get_kind(selected)
+        try:
+            kind = get_kind(selected)
+        except UnknownJobKind:
+            raise Http404("No job kind by that name.") from None
         if kind not in kinds:
             raise PermissionDenied("You may not start this kind of job.")
         form_class = params_form_class(kind)

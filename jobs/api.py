@@ -9,11 +9,11 @@ from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from config.pagination import CheckedCursorPagination
 from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound, UnknownJobKind
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
 from jobs.registry import kinds_for_user, params_json_schema
@@ -142,7 +142,7 @@ class JobFilter(django_filters.FilterSet):
         return queryset.filter(status__in=ACTIVE_STATUSES) if value else queryset.exclude(status__in=ACTIVE_STATUSES)
 
 
-class NewestFirst(CursorPagination):
+class NewestFirst(CheckedCursorPagination):
     """Cursor pages: fast at millions of rows (no COUNT, no OFFSET)."""
 
     ordering = ("-created_at", "-id")
