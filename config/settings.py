@@ -116,10 +116,14 @@ def _next_redis_db(url: str) -> str:
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # A frozen Redis costs one short timeout, then throttles and cached values fall
+        # back to a per-process cache for CACHE_RETRY_AFTER_SECONDS (config/cache.py).
+        "BACKEND": "config.cache.ResilientRedisCache",
         "LOCATION": env_str("CACHE_URL", _next_redis_db(REDIS_URL)),
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "apintake"),
-        "OPTIONS": {"socket_timeout": 2, "socket_connect_timeout": 2},
+        "RETRY_AFTER": env_float("CACHE_RETRY_AFTER_SECONDS", 10.0),
+        "OPTIONS": {"socket_timeout": env_float("CACHE_SOCKET_TIMEOUT", 0.5),
+                    "socket_connect_timeout": env_float("CACHE_SOCKET_TIMEOUT", 0.5)},
     }
 }
 
@@ -330,6 +334,9 @@ JOB_QUEUED_REPUBLISH_AFTER_SECONDS = env_int("JOB_QUEUED_REPUBLISH_AFTER_SECONDS
 # A job whose worker died under it runs again (whatever its max_attempts) until it
 # has lost this many runs: then it is a dead letter ("killed its worker N times").
 JOB_MAX_LOST_RUNS = env_int("JOB_MAX_LOST_RUNS", 3)
+# After a failed publish, a process leaves jobs to the sweeper for this long
+# instead of waiting on the broker again in every request.
+JOB_PUBLISH_RETRY_AFTER_SECONDS = env_float("JOB_PUBLISH_RETRY_AFTER_SECONDS", 10.0)
 JOB_RETENTION_SUCCEEDED_DAYS = env_int("JOB_RETENTION_SUCCEEDED_DAYS", 14)
 JOB_RETENTION_FAILED_DAYS = env_int("JOB_RETENTION_FAILED_DAYS", 90)
 JOB_RETENTION_BATCH_SIZE = env_int("JOB_RETENTION_BATCH_SIZE", 5000)

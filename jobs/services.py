@@ -8,6 +8,7 @@ the same function.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -31,6 +32,11 @@ logger = logging.getLogger(__name__)
 # Publishing must fail fast when the broker is down: the job stays queued and the
 # sweeper publishes it later, so a web request never waits long on Redis.
 PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+# After a failed publish this process does not ask the broker again for
+# JOB_PUBLISH_RETRY_AFTER_SECONDS: a frozen Redis costs one socket timeout, not one
+# per request; the jobs wait in their rows and the sweeper publishes them.
+_broker_down_until = 0.0
 
 
 @dataclass(frozen=True)
@@ -209,8 +215,13 @@ def job_publish_many(*, jobs: Iterable[Job]) -> int:
     """
     from celery import current_app
 
+    global _broker_down_until
     sent = []
     job = None
+    if time.monotonic() < _broker_down_until:
+        logger.info("Not publishing now: the broker failed less than %s s ago; the sweeper will publish",
+                    settings.JOB_PUBLISH_RETRY_AFTER_SECONDS)
+        return 0
     try:
         with current_app.producer_or_acquire() as producer:
             for job in jobs:
@@ -219,6 +230,7 @@ def job_publish_many(*, jobs: Iterable[Job]) -> int:
     except Exception as exc:  # the broker may fail in many ways; the rows are the truth
         logger.warning("Could not publish job %s (%s): %s; the sweeper will retry",
                        job.pk if job else "?", job.kind if job else "?", exc)
+        _broker_down_until = time.monotonic() + settings.JOB_PUBLISH_RETRY_AFTER_SECONDS
     for start in range(0, len(sent), 1000):
         _mark_published(sent[start:start + 1000])
     return len(sent)

@@ -80,6 +80,15 @@ def _clear_cache():
     yield
 
 
+@pytest.fixture(autouse=True)
+def _broker_not_marked_down():
+    """A test that froze or stopped a broker must not keep the next test from publishing."""
+    from jobs import services
+
+    services._broker_down_until = 0.0
+    yield
+
+
 @pytest.fixture(scope="session")
 def _session_worker(django_db_setup, django_db_blocker):
     """The shared worker process (started on first use, stopped at the end)."""
