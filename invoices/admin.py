@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
@@ -24,6 +26,7 @@ from invoices.models import (
     ValidationRuleSetting,
     Vendor,
 )
+from invoices.review_page.views import page_image_view, review_queue_view, review_view
 from invoices.services import (
     InvoiceNotAllowed,
     invoice_decide,
@@ -88,7 +91,7 @@ class InvoiceUploadForm(forms.Form):
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
     list_display = ["id", "status_badge", "vendor_or_seller", "invoice_number", "issue_date", "total_gross",
-                    "currency", "issue_count", "format", "source", "created_at"]
+                    "currency", "issue_count", "format", "source", "created_at", "review_link"]
     list_filter = ["status", "format", "source", "type", "created_at"]
     list_select_related = ["vendor"]
     search_fields = ["=invoice_number", "seller_name", "=seller_vat_id", "original_filename", "=sha256"]
@@ -132,6 +135,10 @@ class InvoiceAdmin(admin.ModelAdmin):
     def vendor_or_seller(self, invoice: Invoice) -> str:
         return invoice.vendor.name if invoice.vendor_id else invoice.seller_name or "—"
 
+    @admin.display(description="review")
+    def review_link(self, invoice: Invoice) -> str:
+        return format_html('<a href="{}">Review</a>', reverse("admin:invoices_invoice_review", args=[invoice.pk]))
+
     @admin.display(description="original file")
     def original_link(self, invoice: Invoice) -> str:
         url = reverse("admin:invoices_invoice_original", args=[invoice.pk])
@@ -166,6 +173,12 @@ class InvoiceAdmin(admin.ModelAdmin):
                  name="invoices_invoice_original"),
             path("<int:invoice_id>/decide/", self.admin_site.admin_view(self.decide_view),
                  name="invoices_invoice_decide"),
+            path("review-queue/", self.admin_site.admin_view(partial(review_queue_view, self)),
+                 name="invoices_invoice_review_queue"),
+            path("<int:invoice_id>/review/", self.admin_site.admin_view(partial(review_view, self)),
+                 name="invoices_invoice_review"),
+            path("<int:invoice_id>/pages/<int:page>.png", self.admin_site.admin_view(partial(page_image_view, self)),
+                 name="invoices_invoice_page_image"),
         ]
         return own + super().get_urls()
 
