@@ -192,14 +192,17 @@ def review_queue(*, user, filters: ReviewFilters | None = None) -> QuerySet[Invo
 def review_queue_counts(*, user, filters: ReviewFilters | None = None) -> dict[str, int]:
     """How many wait, in all and by kind (one query)."""
     queue = review_queue(user=user, filters=filters).order_by()
-    return queue.aggregate(
-        total=Count("pk"),
-        needs_review=Count("pk", filter=Q(status=InvoiceStatus.NEEDS_REVIEW)),
-        awaiting_approval=Count("pk", filter=Q(awaiting_approval=True)),
-        mine=Count("pk", filter=Q(assigned_to=user)),
-        unassigned=Count("pk", filter=Q(assigned_to__isnull=True)),
-        due_soon=Count("pk", filter=Q(due_soon=True)),
+    # The aggregates get their own names: one named like the annotation it filters on
+    # ("awaiting_approval") makes PostgreSQL look for a column of that name.
+    counts = queue.aggregate(
+        count_total=Count("pk"),
+        count_needs_review=Count("pk", filter=Q(status=InvoiceStatus.NEEDS_REVIEW)),
+        count_awaiting_approval=Count("pk", filter=Q(awaiting_approval=True)),
+        count_mine=Count("pk", filter=Q(assigned_to=user)),
+        count_unassigned=Count("pk", filter=Q(assigned_to__isnull=True)),
+        count_due_soon=Count("pk", filter=Q(due_soon=True)),
     )
+    return {name.removeprefix("count_"): value for name, value in counts.items()}
 
 
 def review_queue_neighbours(*, user, invoice: Invoice, filters: ReviewFilters | None = None

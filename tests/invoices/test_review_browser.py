@@ -99,21 +99,12 @@ def set_field(browser, path: str, value: str) -> None:
 def click_and_wait(browser, button_id: str) -> None:
     from selenium.webdriver.common.by import By
 
-    old = browser.find_element(By.TAG_NAME, "html")
+    browser.execute_script("window.beforeSubmit = true;")  # gone once the next page has loaded
     browser.find_element(By.ID, button_id).click()
-    wait_for(lambda: _stale(old), timeout=20, what=f"the page after {button_id}")
+    wait_for(lambda: browser.execute_script("return document.readyState === 'complete' && !window.beforeSubmit;"),
+             timeout=20, what=f"the page after {button_id}")
     wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".messagelist, #review-form"), timeout=20,
              what="the next page")
-
-
-def _stale(element) -> bool:
-    from selenium.common.exceptions import StaleElementReferenceException
-
-    try:
-        element.is_enabled()
-    except StaleElementReferenceException:
-        return True
-    return False
 
 
 def test_pdf_invoice_page_image_beside_the_form_edit_revalidate_approve_by_keyboard(logged_in, live_server):
