@@ -414,6 +414,8 @@ MONITORING_WEBHOOK_SECRET = env_str("MONITORING_WEBHOOK_SECRET")
 MONITORING_WEBHOOK_TIMEOUT = env_float("MONITORING_WEBHOOK_TIMEOUT", 5.0)
 MONITORING_WEBHOOK_RETRIES = env_int("MONITORING_WEBHOOK_RETRIES", 3)
 MONITORING_WEBHOOK_BACKOFF = env_float("MONITORING_WEBHOOK_BACKOFF", 1.0)
+# Alert webhooks to loopback, private or link-local hosts are refused (SSRF) unless this is on (tests, dev).
+MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS = env_bool("MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS", False)
 
 # --- Business events (events app): webhooks and the review digest --------------------------
 EVENTS_WEBHOOK_TIMEOUT = env_float("EVENTS_WEBHOOK_TIMEOUT", 10.0)

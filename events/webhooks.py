@@ -20,12 +20,10 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from django.conf import settings
 
-from emailsync.errors import MailboxDNSError, MailboxHostNotAllowed
-from emailsync.hostcheck import check_host_allowed
+from config.hostcheck import HostNotAllowed, HostUnresolvable, UrlNotAllowed, check_url_allowed
 
 SIGNATURE_HEADER = "X-APIntake-Signature"
 TIMESTAMP_HEADER = "X-APIntake-Timestamp"
@@ -56,29 +54,14 @@ class WebhookRefused(Exception):
 
 
 def check_webhook_url(url: str) -> None:
-    """Refuse anything but http(s) to a public host on a valid port (SSRF); the host is resolved and
-    every address judged by the same check the mailboxes use. EVENTS_ALLOW_PRIVATE_HOSTS=1 allows
-    private and loopback addresses."""
+    """Refuse anything but http(s) to a public host on a valid port (SSRF): the one check every
+    outbound connection uses (config.hostcheck). EVENTS_ALLOW_PRIVATE_HOSTS=1 allows private and
+    loopback addresses."""
     try:
-        parts = urlsplit(url or "")
-        port = parts.port
-    except ValueError as exc:
-        raise WebhookUrlNotAllowed(f"The webhook URL is not valid: {exc}.") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise WebhookUrlNotAllowed("A webhook URL must start with http:// or https:// and name a host.")
-    if port is not None and not 1 <= port <= 65535:
-        raise WebhookUrlNotAllowed(f"The port {port} is outside 1-65535.")
-    if parts.username or parts.password:
-        raise WebhookUrlNotAllowed("Put no user name or password in a webhook URL; requests are signed instead.")
-    host = parts.hostname
-    try:
-        check_host_allowed(host, allow_private=settings.EVENTS_ALLOW_PRIVATE_HOSTS)
-    except MailboxHostNotAllowed as exc:
-        message = str(exc).replace("mailbox host", "webhook host").replace(
-            "EMAILSYNC_ALLOW_PRIVATE_HOSTS", "EVENTS_ALLOW_PRIVATE_HOSTS")
-        raise WebhookUrlNotAllowed(message) from None
-    except MailboxDNSError as exc:
-        raise WebhookUrlNotAllowed(str(exc).replace("mailbox host", "webhook host")) from None
+        check_url_allowed(url, allow_private=settings.EVENTS_ALLOW_PRIVATE_HOSTS, what="webhook",
+                          setting="EVENTS_ALLOW_PRIVATE_HOSTS")
+    except (UrlNotAllowed, HostNotAllowed, HostUnresolvable) as exc:
+        raise WebhookUrlNotAllowed(str(exc)) from None
 
 
 def signature(body: bytes, secret: str, timestamp: int) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
@@ -145,12 +146,49 @@ def config_backup_read(path: Path) -> dict:
     return data
 
 
+def _alert_rule_problem(values: dict) -> str | None:
+    """The rule's own validation (AlertRule.clean: the webhook URL check among others)."""
+    rule = AlertRule.objects.filter(name=values.get("name")).first() or AlertRule()
+    for name, value in values.items():
+        setattr(rule, name, value)
+    try:
+        rule.full_clean(validate_unique=False)
+    except ValidationError as exc:
+        return "; ".join(f"{name}: {' '.join(messages)}" for name, messages in exc.message_dict.items())
+    return None
+
+
+def _mailbox_problem(values: dict) -> str | None:
+    """emailsync's own check of a mailbox's host and security (internal hosts, plain IMAP)."""
+    from emailsync.errors import MailboxDNSError
+    from emailsync.services import MailboxInvalid, mailbox_validate_settings
+
+    try:
+        mailbox_validate_settings(host=str(values.get("host") or ""), security=str(values.get("security") or "ssl"))
+    except MailboxInvalid as exc:
+        if isinstance(exc.__cause__, MailboxDNSError):
+            return None  # no DNS here and now is no danger: the host is checked again before each connection
+        return str(exc)
+    return None
+
+
+# A restored row is checked by the owning app's rules before it is written: a backup file
+# is input like any other (a webhook to file:///etc/hostname, a mailbox on 10.0.0.5).
+ROW_CHECKS = {"alert_rules": _alert_rule_problem, "mailboxes": _mailbox_problem}
+
+
 def _restore_plain(model, rows: list[dict], key: str, section: str, summary: RestoreSummary) -> None:
     allowed = set(_plain_fields(model))
+    check = ROW_CHECKS.get(section)
     for row in rows:
         values = {name: value for name, value in row.items() if name in allowed}
         if key not in values:
             summary.skipped.append(f"{section}: a row without {key}")
+            continue
+        problem = check(values) if check else None
+        if problem:
+            summary.skipped.append(f"{section} {values[key]}: refused, {problem}"[:500])
+            logger.warning("Restore refused %s %r: %s", section, values[key], problem)
             continue
         lookup = {key: values.pop(key)}
         try:

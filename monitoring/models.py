@@ -3,6 +3,7 @@ alert rules and alerts, compliance policy rules, scans and violations, reports."
 
 from __future__ import annotations
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -145,6 +146,15 @@ class AlertRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        super().clean()
+        if self.webhook_url:
+            from monitoring.notifications import alert_webhook_url_problem
+
+            problem = alert_webhook_url_problem(self.webhook_url, require_resolvable=False)
+            if problem:
+                raise ValidationError({"webhook_url": problem})
 
 
 class AlertStatus(models.TextChoices):

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
+from config.hostcheck import HostNotAllowed, HostUnresolvable, UrlNotAllowed, check_url_allowed
 from monitoring.models import Alert, AlertNotification
 
 logger = logging.getLogger(__name__)
@@ -123,11 +124,43 @@ class WebhookFailed(Exception):
         self.attempts = attempts
 
 
+def alert_webhook_url_problem(url: str, *, require_resolvable: bool = True) -> str | None:
+    """Why an alert webhook URL may not be used (not http(s), a bad port, an internal host), or None.
+
+    The same check as mailbox hosts and event webhooks (config.hostcheck), run when a rule
+    is saved, restored and sent. MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS=1 allows internal
+    hosts. Without `require_resolvable` a name that does not resolve now passes (a restore
+    on a machine without DNS); it is checked again before every send.
+    """
+    try:
+        check_url_allowed(url, allow_private=settings.MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS, what="webhook",
+                          setting="MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS")
+    except (UrlNotAllowed, HostNotAllowed) as exc:
+        return str(exc)
+    except HostUnresolvable as exc:
+        return str(exc) if require_resolvable else None
+    return None
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect could lead to an internal address the URL check never saw: refuse it."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        raise WebhookFailed(f"The receiver answered with a redirect (HTTP {code}); redirects are not followed.",
+                            status=code, attempts=1)
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def webhook_post(*, url: str, payload: dict, event: str) -> tuple[int, int]:
     """POST a signed JSON body; returns (HTTP status, attempts). Raises WebhookFailed."""
     secret = settings.MONITORING_WEBHOOK_SECRET
     if not secret:
         raise WebhookNotSigned("MONITORING_WEBHOOK_SECRET is not set: webhooks are only sent signed.")
+    problem = alert_webhook_url_problem(url)  # again at send time: a row may predate the check, DNS may change
+    if problem:
+        raise WebhookFailed(f"The webhook was not sent: {problem}", status=None, attempts=0)
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "AP-Intake-monitoring",
                SIGNATURE_HEADER: webhook_signature(body, secret), EVENT_HEADER: event,
@@ -135,9 +168,9 @@ def webhook_post(*, url: str, payload: dict, event: str) -> tuple[int, int]:
     attempts_allowed = max(1, settings.MONITORING_WEBHOOK_RETRIES + 1)
     last_error, last_status = "", None
     for attempt in range(1, attempts_allowed + 1):
-        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - admin-set URL
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - checked above
         try:
-            with urllib.request.urlopen(request, timeout=settings.MONITORING_WEBHOOK_TIMEOUT) as response:  # noqa: S310
+            with _OPENER.open(request, timeout=settings.MONITORING_WEBHOOK_TIMEOUT) as response:
                 return response.status, attempt
         except urllib.error.HTTPError as exc:
             last_status, last_error = exc.code, f"HTTP {exc.code} {exc.reason}"

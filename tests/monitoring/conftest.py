@@ -97,6 +97,7 @@ def webhook_receiver(settings):
     receiver.thread.start()
     settings.MONITORING_WEBHOOK_SECRET = WEBHOOK_SECRET
     settings.MONITORING_WEBHOOK_BACKOFF = 0.05
+    settings.MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS = True  # the receiver listens on 127.0.0.1
     yield receiver
     receiver.server.shutdown()
     receiver.server.server_close()
