@@ -27,6 +27,7 @@ lint: $(STAMP)
 
 ## Benchmarks (need PostgreSQL and Redis); figures go to docs/benchmarks.md.
 bench: $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) bench/jobs_throughput.py
 	$(PY) bench/api_latency.py
 	$(PY) bench/extract.py

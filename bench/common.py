@@ -187,9 +187,13 @@ class WorkerProcess:
     """
 
     def __init__(self, *, env: dict[str, str], name: str = "bench", queues: str = ALL_QUEUES,
-                 concurrency: int = 2, pool: str = "prefork", loglevel: str = "INFO"):
+                 concurrency: int = 2, pool: str = "prefork", loglevel: str = "INFO", app: str = "config",
+                 control=None, unset: Sequence[str] = ()):
         self.hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@localhost"
         self.env = env
+        self.app = app
+        self.control_app = control  # the Celery app that pings it (default: the current one)
+        self.unset = tuple(unset)  # variables of this process's environment the worker must not see
         self.queues = queues
         self.concurrency = concurrency
         self.pool = pool
@@ -201,11 +205,12 @@ class WorkerProcess:
 
     def start(self, *, timeout: float = 60.0) -> WorkerProcess:
         command = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-n", self.hostname, "-Q", self.queues,
+            sys.executable, "-m", "celery", "-A", self.app, "worker", "-n", self.hostname, "-Q", self.queues,
             "-c", str(self.concurrency), "-P", self.pool, "-l", self.loglevel, "--without-mingle", "--without-gossip",
         ]
+        env = {key: value for key, value in {**os.environ, **self.env}.items() if key not in self.unset}
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
                                             stderr=subprocess.STDOUT, start_new_session=True)
         self._wait_ready(timeout)
         return self
@@ -213,11 +218,12 @@ class WorkerProcess:
     def _wait_ready(self, timeout: float) -> None:
         from celery import current_app
 
+        app = self.control_app or current_app
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise BenchError(f"Celery worker exited with {self.process.returncode}:\n{self.log()}")
-            if current_app.control.ping(destination=[self.hostname], timeout=0.5):
+            if app.control.ping(destination=[self.hostname], timeout=0.5):
                 return
         raise BenchError(f"Celery worker did not answer within {timeout} s:\n{self.log()}")
 
@@ -234,6 +240,16 @@ class WorkerProcess:
                 child = _proc_times(int(pid))
                 total += child[0] + child[1]
         return total
+
+    def pool_pids(self) -> list[int]:
+        """Process ids of the live pool processes (prefork children)."""
+        if not self.process or self.process.poll() is not None:
+            return []
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return [int(pid) for pid in children.read_text().split()]
+        except FileNotFoundError:
+            return []
 
     def stop(self, timeout: float = 20.0) -> None:
         """Warm shutdown (SIGTERM to the process group), SIGKILL if it hangs."""

@@ -280,18 +280,26 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_EVENT_SERIALIZER = "json"
-CELERY_TASK_COMPRESSION = env_str("CELERY_TASK_COMPRESSION", "gzip") or None
+# Off: a tracked job's message carries only its id; gzip cost CPU on every message
+# for nothing (docs/benchmarks.md, "Jobs").
+CELERY_TASK_COMPRESSION = env_str("CELERY_TASK_COMPRESSION", "") or None
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_ENABLE_UTC = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 1000)
+# Recycling forks a fresh Django process that must reconnect; the memory limit
+# below is what guards against leaks, so recycle rarely (docs/benchmarks.md).
+CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 100_000)
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000)  # KiB
 CELERY_TASK_SOFT_TIME_LIMIT = JOB_DEFAULT_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOB_DEFAULT_TIME_LIMIT
-CELERY_TASK_SEND_SENT_EVENT = True
-CELERY_WORKER_SEND_TASK_EVENTS = True
+# Task events (for Flower / `celery events`): nothing in the app reads them, and
+# they cost ~0.5 ms of worker CPU per task; `celery control enable_events` turns
+# them on at run time when someone watches.
+CELERY_TASK_EVENTS = env_bool("CELERY_TASK_EVENTS", False)
+CELERY_TASK_SEND_SENT_EVENT = CELERY_TASK_EVENTS
+CELERY_WORKER_SEND_TASK_EVENTS = CELERY_TASK_EVENTS
 CELERY_TASK_TRACK_STARTED = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
@@ -398,6 +406,10 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "celery": {"level": env_str("CELERY_LOG_LEVEL", "INFO")},
+        # Celery's line per task received and per task succeeded; the Job row and its
+        # execution record say the same. Failures are logged at ERROR either way.
+        "celery.worker.strategy": {"level": env_str("CELERY_TASK_LOG_LEVEL", "WARNING")},
+        "celery.app.trace": {"level": env_str("CELERY_TASK_LOG_LEVEL", "WARNING")},
     },
 }
 
