@@ -16,11 +16,12 @@ from typing import Any
 from celery import Task, states
 from django_celery_results.models import TaskResult
 
-_UPDATED = ["status", "result", "content_type", "content_encoding", "meta", "traceback", "task_name",
+UPDATED_COLUMNS = _UPDATED = ["status", "result", "content_type", "content_encoding", "meta", "traceback", "task_name",
             "task_args", "task_kwargs", "worker", "periodic_task_name", "date_done"]
 
 
-def store_success_row(task: Task, job_id: str, result: Any, *, schedule_name: str = "") -> None:
+def success_row(task: Task, job_id: str, result: Any, *, schedule_name: str = "") -> TaskResult:
+    """The (unsaved) SUCCESS row of a job, encoded as the django-db backend would."""
     request = task.request
     backend = task.backend
     content_type, content_encoding, encoded_result = backend.encode_content(result)
@@ -29,10 +30,15 @@ def store_success_row(task: Task, job_id: str, result: Any, *, schedule_name: st
     kwargs = getattr(request, "kwargsrepr", None)
     _, _, args_repr = backend.encode_content(request.args if args is None else args)
     _, _, kwargs_repr = backend.encode_content(request.kwargs if kwargs is None else kwargs)
-    row = TaskResult(
+    return TaskResult(
         task_id=job_id, status=states.SUCCESS, result=encoded_result, content_type=content_type,
         content_encoding=content_encoding, meta=meta, traceback=None, task_name=task.name,
         task_args=args_repr, task_kwargs=kwargs_repr, worker=request.hostname,
         periodic_task_name=schedule_name or getattr(request, "periodic_task_name", None),
     )
+
+
+def store_success_row(task: Task, job_id: str, result: Any, *, schedule_name: str = "") -> None:
+    """Write the SUCCESS row with one INSERT ... ON CONFLICT (inside the caller's transaction)."""
+    row = success_row(task, job_id, result, schedule_name=schedule_name)
     TaskResult.objects.bulk_create([row], update_conflicts=True, unique_fields=["task_id"], update_fields=_UPDATED)
