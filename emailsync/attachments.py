@@ -8,7 +8,10 @@ name only break ties and explain refusals.
 
 Zip archives are expanded one level. Their limits (member count, total size,
 compression ratio) are checked against the central directory before anything
-is decompressed.
+is decompressed. A message has limits of its own: its raw size, and the bytes
+all its archives together may expand to (six archives each within the limits
+once held 288 MB at a time); over either, the whole message is refused with
+MessageOverBudget.
 """
 
 from __future__ import annotations
@@ -34,6 +37,8 @@ DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_ZIP_MAX_MEMBERS = 100
 DEFAULT_ZIP_MAX_TOTAL_BYTES = 100 * 1024 * 1024
 DEFAULT_ZIP_MAX_RATIO = 100
+DEFAULT_MESSAGE_MAX_BYTES = 50 * 1024 * 1024
+DEFAULT_MESSAGE_MAX_EXPANDED_BYTES = 100 * 1024 * 1024
 
 InvoiceKind = Literal["pdf", "xml", "csv"]
 _INVOICE_KINDS = ("pdf", "xml", "csv")
@@ -94,12 +99,19 @@ class ParsedMessage:
     skipped: list[SkippedPart]
 
 
-@dataclass(frozen=True)
+class MessageOverBudget(UnparseableMessage):
+    """The message as a whole is over a per-message limit (raw size, or bytes its archives
+    expand to): it is recorded with this reason and skipped, not retried."""
+
+
+@dataclass
 class _Limits:
     max_bytes: int
     zip_max_members: int
     zip_max_total_bytes: int
     zip_max_ratio: float
+    message_max_expanded_bytes: int = DEFAULT_MESSAGE_MAX_EXPANDED_BYTES
+    expanded_bytes: int = 0  # what this message's archives expanded to so far
 
 
 def candidate_attachments(
@@ -109,20 +121,26 @@ def candidate_attachments(
     zip_max_members: int = DEFAULT_ZIP_MAX_MEMBERS,
     zip_max_total_bytes: int = DEFAULT_ZIP_MAX_TOTAL_BYTES,
     zip_max_ratio: float = DEFAULT_ZIP_MAX_RATIO,
+    message_max_bytes: int = DEFAULT_MESSAGE_MAX_BYTES,
+    message_max_expanded_bytes: int = DEFAULT_MESSAGE_MAX_EXPANDED_BYTES,
 ) -> ParsedMessage:
     """Parse a raw RFC 822 message into its headers, invoice candidates and skipped attachments.
 
-    Raises UnparseableMessage when the bytes are not an email message at all.
+    Raises UnparseableMessage when the bytes are not an email message at all, and its
+    subclass MessageOverBudget when the message is larger than `message_max_bytes` or its
+    zip archives together would expand to more than `message_max_expanded_bytes`.
     """
     if not isinstance(raw, bytes | bytearray) or not raw or raw.isspace():
         raise UnparseableMessage("The message is empty.")
-    limits = _Limits(max_bytes, zip_max_members, zip_max_total_bytes, zip_max_ratio)
+    if len(raw) > message_max_bytes:
+        raise MessageOverBudget(message_too_large_reason(len(raw), message_max_bytes))
     failures = []
     # compat32 accepts nearly anything and is several times faster (the modern policy re-parses a
     # header on every access), but garbles raw 8-bit file names; the modern policy decodes those.
     # So: compat32 first, and the modern policy when a name came out garbled or compat32 failed.
     parsed = None
     for parse_policy in (policy.compat32, policy.default):
+        limits = _Limits(max_bytes, zip_max_members, zip_max_total_bytes, zip_max_ratio, message_max_expanded_bytes)
         try:
             message = email.message_from_bytes(raw, policy=parse_policy)
             _require_headers(message)
@@ -137,6 +155,11 @@ def candidate_attachments(
     if parsed is not None:
         return parsed
     raise UnparseableMessage("The message could not be parsed: " + "; ".join(failures))
+
+
+def message_too_large_reason(size: int, limit: int) -> str:
+    """The reason recorded for a message over EMAILSYNC_MESSAGE_MAX_BYTES."""
+    return f"The message is {_human_size(size)}, over the limit of {_human_size(limit)} per message; not processed."
 
 
 def _has_garbled_names(parsed: ParsedMessage) -> bool:
@@ -343,6 +366,13 @@ def _expand_zip(
     if worst_ratio > limits.zip_max_ratio:
         skip_archive(f"zip bomb: compression ratio {worst_ratio:.0f} > {limits.zip_max_ratio:g}")
         return
+    if limits.expanded_bytes + total > limits.message_max_expanded_bytes:
+        raise MessageOverBudget(
+            f"The zip archives of this message would expand to more than "
+            f"{_human_size(limits.message_max_expanded_bytes)} together (at {name or 'an archive'}); "
+            "not processed."
+        )
+    limits.expanded_bytes += total
     with archive:
         for info in members:
             _classify_zip_member(archive, info, archive_name=name or "archive.zip", limits=limits,

@@ -292,7 +292,9 @@ def _rule_test_result(mailbox: Mailbox, rules: list[MailRule], message: MailMess
         parsed = candidate_attachments(raw, max_bytes=settings.INVOICE_MAX_FILE_BYTES,
                                        zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
                                        zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
-                                       zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO)
+                                       zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO,
+                                       message_max_bytes=settings.EMAILSYNC_MESSAGE_MAX_BYTES,
+                                       message_max_expanded_bytes=settings.EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES)
         decision = message_decision(mailbox, rules, raw, parsed, folder=folder)
     except UnparseableMessage as exc:
         row["outcome"] = f"The message cannot be read: {exc.reason}"

@@ -22,7 +22,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from emailsync.attachments import ParsedMessage, SkippedPart, candidate_attachments
+from emailsync.attachments import (
+    MessageOverBudget,
+    ParsedMessage,
+    SkippedPart,
+    candidate_attachments,
+    message_too_large_reason,
+)
 from emailsync.bodypdf import BodyNotRenderable, body_to_pdf
 from emailsync.errors import MailboxError, MailboxFolderMissing, MailboxProtocolError, UnparseableMessage
 from emailsync.imap import ImapConnection, MessageSummary
@@ -93,6 +99,7 @@ def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, 
             messages = {location.uid: location.message for location in MailLocation.objects.filter(
                 mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity, uid__in=batch,
             ).select_related("message")}
+            batch = _without_oversize(batch, messages, counts)  # not even downloaded
             for uid, raw in connection.fetch_raw(batch, batch_size=batch_size):
                 _process_message(mailbox, connection, messages.get(uid), uid, raw, counts, rules=rules,
                                  folder=plan.name)
@@ -100,6 +107,22 @@ def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, 
             _save_counts(run, counts)
             progress(done, total, f"{plan.name}: attachments of {done} of {total} processed")
     return counts
+
+
+def _without_oversize(uids: list[int], messages: dict[int, MailMessage], counts: SyncCounts) -> list[int]:
+    """The UIDs worth downloading; messages whose size (RFC822.SIZE) is over
+    EMAILSYNC_MESSAGE_MAX_BYTES are recorded as skipped with the reason instead."""
+    limit = settings.EMAILSYNC_MESSAGE_MAX_BYTES
+    kept = []
+    for uid in uids:
+        message = messages.get(uid)
+        if message is not None and message.size > limit and message.status in (
+                MailMessage.Status.PENDING, MailMessage.Status.FAILED):
+            message.attempts += 1
+            _skip(message, message_too_large_reason(message.size, limit), counts)
+        else:
+            kept.append(uid)
+    return kept
 
 
 def group_folders(connection: ImapConnection) -> tuple[list[str], list[str]]:
@@ -241,8 +264,13 @@ def _process_message(mailbox: Mailbox, connection: ImapConnection, message: Mail
         parsed = candidate_attachments(raw, max_bytes=settings.INVOICE_MAX_FILE_BYTES,
                                        zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
                                        zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
-                                       zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO)
+                                       zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO,
+                                       message_max_bytes=settings.EMAILSYNC_MESSAGE_MAX_BYTES,
+                                       message_max_expanded_bytes=settings.EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES)
         decision = message_decision(mailbox, rules, raw, parsed, folder=folder)
+    except MessageOverBudget as exc:
+        _skip(message, exc.reason, counts)
+        return
     except UnparseableMessage as exc:
         _fail(message, f"The message cannot be read: {exc.reason}", counts)
         return
@@ -331,6 +359,17 @@ def _source_ref(mailbox: Mailbox, message: MailMessage, attachment) -> str:
     name = attachment.filename or "attachment"
     inner = f"{attachment.archive}/{name}" if getattr(attachment, "archive", None) else name
     return f"email:{mailbox.pk}:{message.pk}:{inner}"[:300]
+
+
+def _skip(message: MailMessage, reason: str, counts: SyncCounts) -> None:
+    """A message over a per-message limit: recorded as done with the reason, never retried."""
+    counts.skipped += 1
+    message.status = MailMessage.Status.NO_CANDIDATES
+    message.attachments = message.invoices_created = 0
+    message.skipped_parts, message.error = [], reason
+    message.processed_at = timezone.now()
+    message.save(update_fields=["status", "attachments", "invoices_created", "skipped_parts", "error",
+                                "processed_at", "attempts"])
 
 
 def _fail(message: MailMessage, error: str, counts: SyncCounts) -> None:

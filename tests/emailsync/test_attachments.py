@@ -459,3 +459,34 @@ def _with_encrypted_flag(archive: bytes, *, member: str) -> bytes:
                 struct.pack_into("<H", data, position + flag_offset, flags | 0x1)
             start = position + 4
     return bytes(data)
+
+
+def _zip_of(name: str, size: int, seed: int) -> bytes:
+    # Incompressible member bytes, so each archive is within the per-archive ratio limit.
+    import random
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(name, random.Random(seed).randbytes(size))
+    return buffer.getvalue()
+
+
+def test_several_zips_within_their_own_limits_are_refused_together_over_the_message_budget():
+    from emailsync.attachments import MessageOverBudget
+
+    zips = [(f"batch{n}.zip", "application/zip", _zip_of(f"invoice{n}.pdf", 300_000, n)) for n in range(6)]
+    raw = message_with(*zips)
+    # Each archive alone is fine (300 kB < 1 MB), six of them expand to 1.8 MB.
+    with pytest.raises(MessageOverBudget) as raised:
+        candidate_attachments(raw, zip_max_total_bytes=1 * MB, message_max_expanded_bytes=1 * MB)
+    assert "expand to more than 1 MB" in str(raised.value) and "batch3.zip" in str(raised.value)
+    within = candidate_attachments(raw, zip_max_total_bytes=1 * MB, message_max_expanded_bytes=2 * MB)
+    assert len(within.skipped) == 6  # random bytes are no invoices, but every archive was opened
+
+
+def test_a_message_over_the_size_limit_is_refused_before_parsing():
+    from emailsync.attachments import MessageOverBudget
+
+    raw = message_with(("big.pdf", "application/pdf", b"%PDF-1.7\n" + b"0" * (2 * MB)))
+    with pytest.raises(MessageOverBudget, match="over the limit of 1 MB"):
+        candidate_attachments(raw, message_max_bytes=1 * MB)
