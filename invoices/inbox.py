@@ -17,30 +17,42 @@ logger = logging.getLogger(__name__)
 # A file modified this recently may still be being copied in.
 SETTLE_SECONDS = 2.0
 DONE_FOLDERS = ("processed", "failed")
+# Files ingested per commit (and per broker round trip for their jobs).
+BATCH_SIZE = 100
 
 
-def inbox_scan(*, directory: Path | None = None, progress=None) -> dict:
-    """Ingest every settled file below the inbox (not in processed/ or failed/)."""
-    from invoices.services import invoice_ingest
+def inbox_scan(*, directory: Path | None = None, progress=None, batch_size: int = BATCH_SIZE) -> dict:
+    """Ingest every settled file below the inbox (not in processed/ or failed/).
+
+    Files go in batches: a batch's invoices and their processing jobs are one
+    commit (invoice_ingest_many: one INSERT of jobs, one broker round trip), and
+    its files move to processed/ only after it: a crash mid-batch leaves them in
+    the inbox with nothing recorded, and the next scan ingests them.
+    """
+    from invoices.services import invoice_ingest_many
 
     inbox = Path(directory or settings.INVOICE_INBOX_DIR)
     inbox.mkdir(parents=True, exist_ok=True)
     files = [path for path in sorted(inbox.rglob("*")) if _waiting(path, inbox)]
     counts = {"files": len(files), "ingested": 0, "failed": 0}
-    for done, path in enumerate(files, start=1):
-        try:
-            content = path.read_bytes()
-        except OSError as exc:
-            logger.warning("Cannot read %s from the inbox: %s", path, exc)
-            _move(path, inbox, "failed")
-            counts["failed"] += 1
-            continue
-        invoice_ingest(content=content, filename=path.name, source=InvoiceSource.FOLDER,
-                       source_ref=str(path.relative_to(inbox)))
-        _move(path, inbox, "processed")
-        counts["ingested"] += 1
-        if progress:
-            progress(done, len(files), path.name)
+    done = 0
+    for start in range(0, len(files), batch_size):
+        batch: list[tuple[Path, bytes]] = []
+        for path in files[start:start + batch_size]:
+            try:
+                batch.append((path, path.read_bytes()))
+            except OSError as exc:
+                logger.warning("Cannot read %s from the inbox: %s", path, exc)
+                _move(path, inbox, "failed")
+                counts["failed"] += 1
+        invoice_ingest_many([(content, path.name, str(path.relative_to(inbox))) for path, content in batch],
+                            source=InvoiceSource.FOLDER)
+        for path, _ in batch:
+            _move(path, inbox, "processed")
+            counts["ingested"] += 1
+        done = min(start + batch_size, len(files))
+        if progress and files:
+            progress(done, len(files), files[done - 1].name)
     return counts
 
 

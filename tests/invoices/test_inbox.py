@@ -64,3 +64,28 @@ def test_processed_and_failed_folders_are_not_scanned_again(tmp_path):
     old.write_bytes(UBL.read_bytes())
     settle(old)
     assert inbox_scan(directory=tmp_path)["files"] == 0
+
+
+def test_a_scan_queues_its_invoices_with_one_insert_and_nothing_is_left_without_a_job(tmp_path):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs.models import Job
+
+    for index in range(5):
+        path = tmp_path / f"invoice-{index}.xml"
+        # Five different files (a comment makes the bytes differ), so none is a duplicate.
+        path.write_bytes(UBL.read_bytes() + f"<!-- {index} -->".encode())
+        settle(path)
+
+    with CaptureQueriesContext(connection) as queries:
+        counts = inbox_scan(directory=tmp_path, batch_size=3)
+
+    assert counts == {"files": 5, "ingested": 5, "failed": 0}
+    job_inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "jobs_job"')]
+    assert len(job_inserts) == 2  # batches of 3 and 2 files
+    invoices = set(Invoice.objects.values_list("pk", flat=True))
+    queued = Job.objects.filter(kind="invoices.process_invoice")
+    assert {job.params["invoice_id"] for job in queued} == invoices
+    # Each job names its invoice as its subject, as a job queued one at a time does.
+    assert all(job.priority == 5 and job.subject_id == str(job.params["invoice_id"]) for job in queued)

@@ -9,7 +9,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from invoices.models import InvoiceSource
 from invoices.representation import invoice_as_dict
-from invoices.services import invoice_import_sync, invoice_ingest
+from invoices.services import invoice_import_sync, invoice_ingest_many
+
+# Files ingested per commit (and per broker round trip for their jobs).
+BATCH_SIZE = 100
 
 
 def files_under(paths: list[str]) -> list[Path]:
@@ -39,22 +42,37 @@ class Command(BaseCommand):
     def handle(self, *args, paths, sync, json: bool = False, **options):
         files = files_under(paths)
         not_ingested = 0
+        batch: list[tuple[Path, bytes]] = []
         for path in files:
             try:
                 content = path.read_bytes()
             except OSError as exc:
+                if batch:  # keep the report in file order
+                    self._ingest(batch, json)
+                    batch = []
                 not_ingested += 1
                 self._report(json, {"file": str(path), "invoice_id": None, "status": "not_ingested",
                                     "error": f"Cannot read the file: {exc.strerror}"})
                 continue
             if sync:
                 invoice = invoice_import_sync(content=content, filename=path.name, source=InvoiceSource.COMMAND)
-            else:
-                invoice = invoice_ingest(content=content, filename=path.name, source=InvoiceSource.COMMAND,
-                                         source_ref=str(path))
-            self._report(json, invoice_as_dict(invoice, file=str(path)))
+                self._report(json, invoice_as_dict(invoice, file=str(path)))
+                continue
+            batch.append((path, content))
+            if len(batch) >= BATCH_SIZE:
+                self._ingest(batch, json)
+                batch = []
+        if batch:
+            self._ingest(batch, json)
         if not_ingested:
             raise CommandError(f"{not_ingested} of {len(files)} files could not be ingested.")
+
+    def _ingest(self, batch: list[tuple[Path, bytes]], as_json: bool) -> None:
+        # One commit and one job_enqueue_many per batch, not one job per file.
+        invoices = invoice_ingest_many([(content, path.name, str(path)) for path, content in batch],
+                                       source=InvoiceSource.COMMAND)
+        for (path, _), invoice in zip(batch, invoices, strict=True):
+            self._report(as_json, invoice_as_dict(invoice, file=str(path)))
 
     def _report(self, as_json: bool, data: dict) -> None:
         if as_json:
