@@ -11,6 +11,16 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 
+def _install_worker_steps(app: Celery) -> None:
+    """A worker whose database is down stops consuming (jobs/worker_health.py)."""
+    from jobs.worker_health import DatabaseWatch
+
+    app.steps["consumer"].add(DatabaseWatch)
+
+
+_install_worker_steps(app)
+
+
 @app.on_after_configure.connect
 def reuse_database_connections(sender: Celery, **kwargs) -> None:
     """Celery's Django fixup reads this raw, un-namespaced key; without it every

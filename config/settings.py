@@ -345,6 +345,9 @@ JOB_QUEUED_REPUBLISH_AFTER_SECONDS = env_int("JOB_QUEUED_REPUBLISH_AFTER_SECONDS
 # A job whose worker died under it runs again (whatever its max_attempts) until it
 # has lost this many runs: then it is a dead letter ("killed its worker N times").
 JOB_MAX_LOST_RUNS = env_int("JOB_MAX_LOST_RUNS", 3)
+# A worker probes its database this often; while it does not answer, the worker
+# stops consuming and reports itself unhealthy (jobs/worker_health.py).
+WORKER_DB_CHECK_SECONDS = env_float("WORKER_DB_CHECK_SECONDS", 5.0)
 # After a failed publish, a process leaves jobs to the sweeper for this long
 # instead of waiting on the broker again in every request.
 JOB_PUBLISH_RETRY_AFTER_SECONDS = env_float("JOB_PUBLISH_RETRY_AFTER_SECONDS", 10.0)

@@ -24,7 +24,7 @@ from celery import Task
 from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, F, When
 from django.utils import timezone
 
@@ -33,6 +33,7 @@ from jobs.errors import JobCancelled, JobLost
 from jobs.models import Job, JobExecution, JobStatus, TriggerSource
 from jobs.registry import JobKind, get_kind
 from jobs.results import UPDATED_COLUMNS, store_success_row, success_row
+from jobs.worker_health import database_unavailable
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,11 @@ def run_tracked_job(*, task: Task, job_id: str | None, params: dict) -> Any:
     if job_id is None:
         adopted = _adopt(task, params)
         job_id = adopted.pk if adopted is not None else None
-    claimed = _claim(job_id, hostname=task.request.hostname or "") if job_id else None
+    try:
+        claimed = _claim(job_id, hostname=task.request.hostname or "") if job_id else None
+    except (OperationalError, InterfaceError) as exc:
+        # Not the job's fault, and acking would lose it: requeue, unacked.
+        database_unavailable(exc, job_id=job_id)
     if claimed is None:
         raise Ignore()
     job, token = claimed

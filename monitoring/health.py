@@ -174,15 +174,20 @@ class WorkersAnswer(HealthCheck):
     timeout: datetime.timedelta = dataclasses.field(default=datetime.timedelta(seconds=3), repr=False)
 
     def run(self) -> None:
-        from monitoring.workers import workers_ping
+        from monitoring.workers import workers_ping, workers_problems
 
         try:
             answered = workers_ping()
+            problems = workers_problems(answered)
         except Exception as exc:  # kombu raises many kinds when the broker is unreachable
             raise ServiceUnavailable(f"Could not ask the workers: the broker is unreachable "
                                      f"({type(exc).__name__}).") from exc
         if not answered:
             raise ServiceUnavailable("No Celery worker answered a ping.")
+        if problems:
+            # Not the error text: it may name the database host.
+            raise ServiceUnavailable(f"{len(problems)} of {len(answered)} worker(s) cannot reach the database and "
+                                     f"stopped consuming: {', '.join(sorted(problems))}.")
 
 
 @dataclasses.dataclass

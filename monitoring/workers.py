@@ -126,6 +126,7 @@ def _inspect_workers(*, discover: bool) -> dict[str, dict]:
         asking = app.control.inspect(destination=hosts, timeout=timeout, connection=connection, limit=len(hosts))
         queues = asking.active_queues() or {}
         active = asking.active() or {}
+        health = asking._request("apintake_health") or {}
     now = timezone.now().isoformat()
     jobs = _jobs_by_id([task["id"] for tasks in active.values() for task in tasks or []])
     workers = {}
@@ -144,6 +145,9 @@ def _inspect_workers(*, discover: bool) -> dict[str, dict]:
             "processed": sum((info.get("total") or {}).values()),
             "uptime_seconds": info.get("uptime"),
             "last_heartbeat": now,
+            # The worker's own verdict (jobs/worker_health.py): False while its database does not answer.
+            "healthy": (health.get(host) or {}).get("healthy", True),
+            "problem": (health.get(host) or {}).get("problem"),
         }
     return workers
 
@@ -180,6 +184,18 @@ def _merge_seen(online: dict[str, dict], now: datetime) -> list[dict]:
             if record["online"] or datetime.fromisoformat(record["last_heartbeat"]) >= cutoff}
     _cache_set(SEEN_KEY, seen, 24 * 3600)
     return sorted(seen.values(), key=lambda record: (not record["online"], record["hostname"]))
+
+
+def workers_problems(hosts: list[str]) -> dict[str, str]:
+    """Per answering worker that reports itself unhealthy (its database does not
+    answer, so it stopped consuming): why."""
+    if not hosts:
+        return {}
+    with current_app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
+        replies = current_app.control.inspect(destination=hosts, timeout=settings.MONITORING_WORKER_PING_TIMEOUT,
+                                              connection=connection, limit=len(hosts))._request("apintake_health")
+    return {host: (state or {}).get("problem") or "unhealthy" for host, state in (replies or {}).items()
+            if state and state.get("healthy") is False}
 
 
 def online_worker_count(*, fresh: bool = False) -> int:
