@@ -22,10 +22,13 @@ APPROVAL_RULE = "approval.threshold"
 def invoices_visible_to(user) -> QuerySet[Invoice]:
     """Staff and holders of invoices.view_all (the AP team) see every invoice; others their own.
 
+    None is the system (a command run without --as): it sees every invoice.
     Anonymous or inactive users see none.
     """
     invoices = Invoice.objects.select_related("vendor", "owner")
-    if user is None or not user.is_authenticated or not user.is_active:
+    if user is None:
+        return invoices
+    if not user.is_authenticated or not user.is_active:
         return invoices.none()
     if user.is_staff or user.has_perm("invoices.view_all"):
         return invoices
