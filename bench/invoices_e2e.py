@@ -35,6 +35,12 @@ worker has stopped (best of three per file): the figure without contention.
     share of time outside extraction = 1 - extraction time / slot time
     job overhead per invoice         = (slot time - extraction - validation) / COUNT
 
+Then the same files go through `manage.py import_invoices --sync` (the whole pipeline in
+one process, no broker) on a database of their own (apintake_bench_e2e_sync, dropped
+after): the worker's rate is printed beside that in-process rate, with the cost per
+invoice of the official EN 16931 rules (Saxon XSLT; compiled when each pool process
+starts, invoices/apps.py).
+
 --profile then runs 200 more invoices (copies of every fifth file of the mix, renumbered)
 through the same code in this process (inbox_scan, then each job with task.apply)
 under cProfile, and counts their SQL statements.
@@ -58,6 +64,7 @@ import logging
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -577,6 +584,31 @@ def standalone_extraction(files: list[InboxFile], rounds: int = 3) -> dict[str, 
     return best
 
 
+def sync_import_rate(files: list[InboxFile], workdir: Path, env: dict[str, str], database: str) -> tuple[float, int]:
+    """The same files through `manage.py import_invoices --sync` (the whole pipeline in one
+    process, no broker, no worker) on a database of their own, migrated first and untimed:
+    seconds of the command (process start included, about 1 s) and the invoices it made."""
+    folder = workdir / "sync-import"
+    folder.mkdir()
+    for item in files:
+        (folder / item.name).write_bytes(item.content)
+    sync_database = f"{database}_sync"
+    create_database(sync_database)
+    try:
+        sync_env = {**os.environ, **env, "DATABASE_URL": env["DATABASE_URL"].rsplit("/", 1)[0] + "/" + sync_database,
+                    "MEDIA_ROOT": str(workdir / "sync-media")}
+        manage = [sys.executable, "manage.py"]
+        subprocess.run([*manage, "migrate", "--verbosity", "0"], cwd=ROOT, env=sync_env, check=True)
+        started = time.perf_counter()
+        done = subprocess.run([*manage, "import_invoices", "--sync", "--json", str(folder)], cwd=ROOT, env=sync_env,
+                              check=True, capture_output=True, text=True)
+        seconds = time.perf_counter() - started
+        made = sum(1 for line in done.stdout.splitlines() if line.startswith("{"))
+    finally:
+        drop_database(sync_database)
+    return seconds, made
+
+
 # --- report ---------------------------------------------------------------------------------------------------
 
 
@@ -693,6 +725,24 @@ def report_headline(count: int, result: RunResult, standalone: dict[str, float],
     work = ", ".join(f"{key} {value / count:.1f}" for key, value in result.db_work.items())
     print(f"database work per invoice (pg_stat_database, whole run): {work}")
     print(f"scan job result: {result.scan_result}")
+
+
+def report_sync(count: int, result: RunResult, sync_seconds: float, sync_made: int) -> None:
+    """The worker's rate beside the in-process rate, and what the official EN 16931 rules cost."""
+    worker_rate, sync_rate = count / result.wall, sync_made / sync_seconds
+    official = "rule:en16931.official"
+    rows = [
+        ["through a real worker (drop folder, scan job, one process_invoice job each)", count,
+         f"{result.wall:.2f}", f"{worker_rate:.1f}"],
+        ["in-process: `import_invoices --sync`, same files, own database", sync_made, f"{sync_seconds:.2f}",
+         f"{sync_rate:.1f}"],
+    ]
+    print_table(["path", "invoices", "seconds", "invoices/s"], rows, title="Worker vs in-process (same run)")
+    ratio = worker_rate / sync_rate
+    print(f"\nworker / in-process: {ratio:.2f} (target >= 0.7: {'met' if ratio >= 0.7 else 'NOT met'})")
+    print(f"EN 16931 official rules (Saxon XSLT, compiled at worker start) per invoice in the workers: "
+          f"{_ms(result.probe.total(official) / count)} ms wall, {_ms(result.probe.total_cpu(official) / count)} ms "
+          f"CPU (all invoices; only UBL and CII EN 16931 ones run it)")
 
 
 # --- profile (optional) ----------------------------------------------------------------------------------------
@@ -875,6 +925,8 @@ def main(argv: list[str]) -> int:
             print(f"load average at end of run: {load_average()}")
             standalone = standalone_extraction(files)
             report(files, result, standalone, args.concurrency)
+            sync_seconds, sync_made = sync_import_rate(files, workdir, env, args.database)
+            report_sync(len(files), result, sync_seconds, sync_made)
             if args.profile:
                 sample = files[:: max(1, len(files) // 200)][:200]  # every group of the mix, in its share
                 profile_files = [profile_copy(item) for item in sample]
