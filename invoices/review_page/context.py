@@ -8,6 +8,9 @@ posted, so nothing typed is lost.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from html import escape
+
+from django.utils.safestring import mark_safe
 
 from invoices.corrections import HEADER, LINES, PARTIES, PAYMENT, TOTALS, FieldSpec
 from invoices.models import Invoice, ValidationIssue, ValidationRuleSetting
@@ -61,17 +64,40 @@ class Section:
     issues: list[ValidationIssue] = field(default_factory=list)
 
 
+def cells_html(cells: list[FieldRow]) -> str:
+    """The <td> inputs of one line. Written here with html.escape, not in a template or with
+    format_html: at 100 lines x 8 fields those were most of the page's server time."""
+    return mark_safe("".join(_cell_html(cell) for cell in cells))  # noqa: S308  (every value is escaped)
+
+
+def _cell_html(cell: FieldRow) -> str:
+    attributes = ' class="rv-num" inputmode="decimal"' if cell.numeric else ""
+    if cell.corrected:
+        attributes += f' title="Corrected; extracted: {escape(cell.extracted or "(empty)")}" data-corrected'
+    errors = "".join(f'<div class="rv-cell-error">{escape(error)}</div>' for error in cell.errors)
+    return (f'<td class="{"rv-has-error" if cell.errors else ""}"><input name="{escape(cell.path)}" '
+            f'value="{escape(cell.value)}" aria-label="{escape(cell.label)}" type="text"{attributes}>{errors}</td>')
+
+
 @dataclass
 class LineRow:
     position: int
     cells: list[FieldRow]
     removed: bool = False
 
+    @property
+    def cells_html(self) -> str:
+        return cells_html(self.cells)
+
 
 @dataclass
 class NewLine:
     index: int
     cells: list[FieldRow]
+
+    @property
+    def cells_html(self) -> str:
+        return cells_html(self.cells)
 
 
 @dataclass

@@ -53,7 +53,8 @@ VENDOR_CHOICES = 50
 def _visible_invoice(request, invoice_id: int) -> Invoice:
     if not request.user.has_perm("invoices.view_invoice"):
         raise PermissionDenied
-    return get_object_or_404(invoices_visible_to(request.user), pk=invoice_id)
+    invoices = invoices_visible_to(request.user).select_related("assigned_to").prefetch_related("issues", "lines")
+    return get_object_or_404(invoices, pk=invoice_id)
 
 
 def page_image_view(model_admin, request, invoice_id: int, page: int) -> HttpResponse:
@@ -182,7 +183,6 @@ def _vendor_choices(invoice: Invoice) -> list[Vendor]:
 
 
 def _render(model_admin, request, invoice: Invoice, query: str, *, posted=None, errors=None, status=200):
-    invoice = invoices_visible_to(request.user).prefetch_related("issues", "lines").get(pk=invoice.pk)
     original = invoice_original_view(invoice)
     try:
         page = max(1, min(int(request.GET.get("page", request.POST.get("page", 1))), original.page_count or 1))
