@@ -378,18 +378,49 @@ EMAILSYNC_ZIP_MAX_RATIO = env_float("EMAILSYNC_ZIP_MAX_RATIO", 100.0)
 EMAILSYNC_MESSAGE_MAX_BYTES = env_int("EMAILSYNC_MESSAGE_MAX_BYTES", 50 * 1024 * 1024)
 EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES = env_int("EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES", 100 * 1024 * 1024)
 EMAILSYNC_SYNC_INTERVAL_SECONDS = env_int("EMAILSYNC_SYNC_INTERVAL_SECONDS", 300)
+# OAuth connect (authorization code + PKCE) and token refresh for Gmail and Microsoft 365 mailboxes.
+# The endpoints are overridable so tests (and sovereign clouds) can point elsewhere. The older
+# EMAILSYNC_GOOGLE_* / EMAILSYNC_MICROSOFT_* names are still read as fallbacks.
+OAUTH_REDIRECT_URI = env_str("OAUTH_REDIRECT_URI")  # empty: built from the request
+OAUTH_STATE_TTL_SECONDS = env_int("OAUTH_STATE_TTL_SECONDS", 600)
+OAUTH_GOOGLE_CLIENT_ID = env_str("OAUTH_GOOGLE_CLIENT_ID", env_str("EMAILSYNC_GOOGLE_CLIENT_ID"))
+OAUTH_GOOGLE_CLIENT_SECRET = env_str("OAUTH_GOOGLE_CLIENT_SECRET", env_str("EMAILSYNC_GOOGLE_CLIENT_SECRET"))
+OAUTH_GOOGLE_AUTHORIZE_URL = env_str("OAUTH_GOOGLE_AUTHORIZE_URL", "https://accounts.google.com/o/oauth2/v2/auth")
+OAUTH_GOOGLE_TOKEN_URL = env_str("OAUTH_GOOGLE_TOKEN_URL",
+                                 env_str("EMAILSYNC_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"))
+OAUTH_GOOGLE_USERINFO_URL = env_str("OAUTH_GOOGLE_USERINFO_URL", "https://openidconnect.googleapis.com/v1/userinfo")
+OAUTH_GOOGLE_SCOPES = env_str("OAUTH_GOOGLE_SCOPES", "openid email https://mail.google.com/")
+OAUTH_GOOGLE_IMAP_HOST = env_str("OAUTH_GOOGLE_IMAP_HOST", "imap.gmail.com")
+OAUTH_GOOGLE_IMAP_PORT = env_int("OAUTH_GOOGLE_IMAP_PORT", 993)
+OAUTH_MICROSOFT_TENANT = env_str("OAUTH_MICROSOFT_TENANT", "common")
+OAUTH_MICROSOFT_CLIENT_ID = env_str("OAUTH_MICROSOFT_CLIENT_ID", env_str("EMAILSYNC_MICROSOFT_CLIENT_ID"))
+OAUTH_MICROSOFT_CLIENT_SECRET = env_str("OAUTH_MICROSOFT_CLIENT_SECRET",
+                                        env_str("EMAILSYNC_MICROSOFT_CLIENT_SECRET"))
+OAUTH_MICROSOFT_AUTHORIZE_URL = env_str(
+    "OAUTH_MICROSOFT_AUTHORIZE_URL",
+    f"https://login.microsoftonline.com/{OAUTH_MICROSOFT_TENANT}/oauth2/v2.0/authorize")
+OAUTH_MICROSOFT_TOKEN_URL = env_str("OAUTH_MICROSOFT_TOKEN_URL", env_str(
+    "EMAILSYNC_MICROSOFT_TOKEN_URL", f"https://login.microsoftonline.com/{OAUTH_MICROSOFT_TENANT}/oauth2/v2.0/token"))
+OAUTH_MICROSOFT_USERINFO_URL = env_str("OAUTH_MICROSOFT_USERINFO_URL")  # empty: the id token names the user
+OAUTH_MICROSOFT_SCOPES = env_str("OAUTH_MICROSOFT_SCOPES",
+                                 "openid email https://outlook.office.com/IMAP.AccessAsUser.All offline_access")
+OAUTH_MICROSOFT_IMAP_HOST = env_str("OAUTH_MICROSOFT_IMAP_HOST", "outlook.office365.com")
+OAUTH_MICROSOFT_IMAP_PORT = env_int("OAUTH_MICROSOFT_IMAP_PORT", 993)
 EMAILSYNC_OAUTH_PROVIDERS = {
     "google": {
-        "token_url": env_str("EMAILSYNC_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"),
-        "client_id": env_str("EMAILSYNC_GOOGLE_CLIENT_ID"),
-        "client_secret": env_str("EMAILSYNC_GOOGLE_CLIENT_SECRET"),
+        "client_id": OAUTH_GOOGLE_CLIENT_ID, "client_secret": OAUTH_GOOGLE_CLIENT_SECRET,
+        "authorize_url": OAUTH_GOOGLE_AUTHORIZE_URL, "token_url": OAUTH_GOOGLE_TOKEN_URL,
+        "userinfo_url": OAUTH_GOOGLE_USERINFO_URL, "scope": OAUTH_GOOGLE_SCOPES,
+        "imap_host": OAUTH_GOOGLE_IMAP_HOST, "imap_port": OAUTH_GOOGLE_IMAP_PORT,
+        # Google returns a refresh token only with offline access, and again only on consent.
+        "authorize_params": {"access_type": "offline", "prompt": "consent"},
     },
     "microsoft": {
-        "token_url": env_str("EMAILSYNC_MICROSOFT_TOKEN_URL",
-                             "https://login.microsoftonline.com/common/oauth2/v2.0/token"),
-        "client_id": env_str("EMAILSYNC_MICROSOFT_CLIENT_ID"),
-        "client_secret": env_str("EMAILSYNC_MICROSOFT_CLIENT_SECRET"),
-        "scope": "https://outlook.office.com/IMAP.AccessAsUser.All offline_access",
+        "client_id": OAUTH_MICROSOFT_CLIENT_ID, "client_secret": OAUTH_MICROSOFT_CLIENT_SECRET,
+        "authorize_url": OAUTH_MICROSOFT_AUTHORIZE_URL, "token_url": OAUTH_MICROSOFT_TOKEN_URL,
+        "userinfo_url": OAUTH_MICROSOFT_USERINFO_URL, "scope": OAUTH_MICROSOFT_SCOPES,
+        "imap_host": OAUTH_MICROSOFT_IMAP_HOST, "imap_port": OAUTH_MICROSOFT_IMAP_PORT,
+        "authorize_params": {"prompt": "select_account"},
     },
 }
 

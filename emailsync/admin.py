@@ -10,7 +10,9 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
+from emailsync.api import oauth_redirect_uri
 from emailsync.models import Mailbox, MailMessage, MailRule, SyncRun
+from emailsync.oauth_connect import OAuthConnectError, oauth_start
 from emailsync.rules import RuleInvalid, rule_validate
 from emailsync.services import (
     MAILBOX_FIELDS,
@@ -105,10 +107,12 @@ class MailboxAdmin(admin.ModelAdmin):
     form = MailboxForm
     inlines = [MailRuleInline]
     change_form_template = "admin/emailsync/mailbox/change_form.html"
+    change_list_template = "admin/emailsync/mailbox/change_list.html"
     list_display = ["name", "username", "host", "port", "security", "enabled", "attention", "last_sync_at", "owner"]
     list_filter = ["enabled", "needs_attention", "security", "auth"]
     search_fields = ["name", "username", "host"]
-    readonly_fields = ["has_secret", "needs_attention", "last_error", "last_sync_at", "created_at", "updated_at"]
+    readonly_fields = ["has_secret", "needs_attention", "reconnect_required", "last_error", "last_sync_at",
+                       "created_at", "updated_at"]
     actions = ["test_connection", "sync_now", "sync_groups", "cancel_sync"]
 
     @admin.display(description="needs attention", boolean=False)
@@ -157,6 +161,8 @@ class MailboxAdmin(admin.ModelAdmin):
                  name="emailsync_mailbox_test_rules"),
             path("<int:mailbox_id>/sync-groups/", self.admin_site.admin_view(self.sync_groups_view),
                  name="emailsync_mailbox_sync_groups"),
+            path("oauth/<str:provider>/connect/", self.admin_site.admin_view(self.oauth_connect_view),
+                 name="emailsync_mailbox_oauth_connect"),
             *super().get_urls(),
         ]
 
@@ -205,6 +211,20 @@ class MailboxAdmin(admin.ModelAdmin):
                 return
             note = "a sync is already running" if job.deduplicated else "shared folders scan queued"
             self.message_user(request, f"{mailbox}: {note} (job {job.pk}).", messages.SUCCESS)
+
+    def oauth_connect_view(self, request, provider: str):
+        """ "Connect Google account" / "Connect Microsoft account" (and "Reconnect"): off to the provider."""
+        mailbox = None
+        if request.GET.get("mailbox", "").isdigit():
+            mailbox = get_object_or_404(self.get_queryset(request), pk=int(request.GET["mailbox"]))
+        try:
+            url = oauth_start(actor=admin_actor(request), provider=provider, redirect_uri=oauth_redirect_uri(request),
+                              mailbox=mailbox, source="admin")
+        except (OAuthConnectError, PermissionDenied) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return redirect("admin:emailsync_mailbox_change", mailbox.pk) if mailbox else \
+                redirect("admin:emailsync_mailbox_changelist")
+        return redirect(url)
 
     def sync_groups_view(self, request, mailbox_id: int):
         """The "Sync group folders" button on the mailbox page (POST)."""

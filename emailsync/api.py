@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.db.models import Sum
 from django.db.models.functions import TruncDate
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.shortcuts import redirect
+from django.urls import reverse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from emailsync.models import Mailbox, MailRule, SyncRun
+from emailsync.models import Mailbox, MailRule, OAuthAuthorization, SyncRun
+from emailsync.oauth_connect import OAuthConnectError, oauth_finish, oauth_start
 from emailsync.rules import RuleInvalid
 from emailsync.selectors import mailboxes_visible_to
 from emailsync.services import (
@@ -46,8 +51,8 @@ class MailboxSerializer(serializers.ModelSerializer):
     class Meta:
         model = Mailbox
         fields = ["id", *MAILBOX_FIELDS, "secret", "refresh_token", "has_secret", "owner", "needs_attention",
-                  "last_error", "last_sync_at", "created_at"]
-        read_only_fields = ["needs_attention", "last_error", "last_sync_at", "created_at"]
+                  "reconnect_required", "last_error", "last_sync_at", "created_at"]
+        read_only_fields = ["needs_attention", "reconnect_required", "last_error", "last_sync_at", "created_at"]
 
     def validate_folders(self, folders):
         if not isinstance(folders, list) or not all(isinstance(f, str) and f.strip() for f in folders):
@@ -64,6 +69,12 @@ class SyncRequestSerializer(serializers.Serializer):
     months = serializers.IntegerField(min_value=1, max_value=120, required=False)
     folders = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_empty=False)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class OAuthStartSerializer(serializers.Serializer):
+    provider = serializers.ChoiceField(choices=["google", "microsoft"])
+    mailbox = serializers.IntegerField(required=False, min_value=1,
+                                       help_text="Reconnect this mailbox (default: connect a new account).")
 
 
 class GroupSyncRequestSerializer(serializers.Serializer):
@@ -106,7 +117,8 @@ class MailboxPermissions(DjangoModelPermissions):
     sync actions need view_mailbox here and their own permission in the service."""
 
     perms_map = {**DjangoModelPermissions.perms_map, "GET": ["%(app_label)s.view_%(model_name)s"]}
-    ACTIONS = {"sync", "sync_groups", "cancel_sync", "test", "sync_status", "history", "statistics", "test_rules"}
+    ACTIONS = {"sync", "sync_groups", "cancel_sync", "test", "sync_status", "history", "statistics", "test_rules",
+               "oauth_start", "oauth_callback"}
 
     def has_permission(self, request, view):
         if getattr(view, "action", None) in self.ACTIONS:
@@ -166,6 +178,50 @@ class MailboxViewSet(viewsets.ModelViewSet):
                             status=status.HTTP_409_CONFLICT)
         return Response(JobSerializer(job, context=self.get_serializer_context()).data,
                         status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=OAuthStartSerializer, responses={200: OpenApiResponse(
+        description='{"authorization_url"}: send the user there; the provider comes back to oauth/callback/.')})
+    @action(detail=False, methods=["post"], url_path="oauth/start")
+    def oauth_start(self, request):
+        """Connect (or reconnect) a Google or Microsoft account with OAuth (authorization code + PKCE)."""
+        body = OAuthStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        mailbox = None
+        if body.validated_data.get("mailbox"):
+            mailbox = self.get_queryset().filter(pk=body.validated_data["mailbox"]).first()
+            if mailbox is None:
+                return Response({"mailbox": ["No such mailbox."]}, status=status.HTTP_400_BAD_REQUEST)
+        try:
+            url = oauth_start(actor=actor_for(request), provider=body.validated_data["provider"],
+                              redirect_uri=oauth_redirect_uri(request), mailbox=mailbox, source="api")
+        except OAuthConnectError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        return Response({"authorization_url": url})
+
+    @extend_schema(parameters=[OpenApiParameter(name, str, required=False) for name in
+                               ("state", "code", "error", "error_description")],
+                   responses={200: OpenApiResponse(description='{"mailbox": {...}, "created": bool}'),
+                              400: OpenApiResponse(description='{"detail": why the connect failed}')})
+    @action(detail=False, methods=["get"], url_path="oauth/callback")
+    def oauth_callback(self, request):
+        """Where the provider sends the browser back: checks state, exchanges the code, stores the tokens."""
+        query = request.query_params
+        try:
+            mailbox, created = oauth_finish(actor=actor_for(request), state=query.get("state", ""),
+                                            code=query.get("code", ""), error=query.get("error", ""),
+                                            error_description=query.get("error_description", ""))
+        except OAuthConnectError as exc:
+            attempt_source = _attempt_source(query.get("state", ""))
+            if attempt_source == "admin":
+                messages.error(request._request, str(exc))
+                return redirect("admin:emailsync_mailbox_changelist")
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        if _attempt_source(query.get("state", "")) == "admin":
+            messages.success(request._request, f"{mailbox}: {'connected' if created else 'reconnected'} as "
+                                               f"{mailbox.username}.")
+            return redirect("admin:emailsync_mailbox_change", mailbox.pk)
+        return Response({"mailbox": MailboxSerializer(mailbox, context=self.get_serializer_context()).data,
+                         "created": created})
 
     @extend_schema(request=GroupSyncRequestSerializer, responses={
         202: JobSerializer, 409: OpenApiResponse(JobSerializer, description="A sync of this mailbox is active.")})
@@ -247,6 +303,15 @@ class MailboxViewSet(viewsets.ModelViewSet):
         return Response([{"mailbox": r["mailbox__name"], "day": r["day"], "messages_scanned": r["messages_new"],
                           "messages_matched": r["messages_seen"], "invoices_found": r["invoices_created"],
                           "errors": r["errors"]} for r in rows])
+
+
+def oauth_redirect_uri(request) -> str:
+    """The one callback URL to register with Google and Microsoft (OAUTH_REDIRECT_URI, else this host's)."""
+    return settings.OAUTH_REDIRECT_URI or request.build_absolute_uri(reverse("mailbox-oauth-callback"))
+
+
+def _attempt_source(state: str) -> str | None:
+    return OAuthAuthorization.objects.filter(state=state).values_list("source", flat=True).first() if state else None
 
 
 def _last_sync_job(mailbox: Mailbox):

@@ -12,12 +12,13 @@ from __future__ import annotations
 import html
 import logging
 
-from weasyprint import HTML
-from weasyprint.urls import URLFetcher
+# WeasyPrint reports every step (also while it loads, below) at INFO: noise in the worker log.
+logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
+
+from weasyprint import HTML  # noqa: E402
+from weasyprint.urls import URLFetcher  # noqa: E402
 
 logger = logging.getLogger(__name__)
-# WeasyPrint reports every rendering step at INFO: noise in the worker log.
-logging.getLogger("weasyprint.progress").setLevel(logging.WARNING)
 
 _PAGE_CSS = """
 @page { size: A4; margin: 18mm; }

@@ -53,6 +53,9 @@ class Mailbox(models.Model):
     needs_attention = models.BooleanField(default=False, help_text="Set when the last sync failed in a way a "
                                                                    "person must fix (e.g. bad credentials).")
     last_error = models.TextField(blank=True, default="")
+    # OAuth: the provider refused the token or its refresh (expired, revoked, consent withdrawn).
+    # Syncing stops until someone connects the account again.
+    reconnect_required = models.BooleanField(default=False)
     last_sync_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -250,3 +253,28 @@ class MailRule(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class OAuthAuthorization(models.Model):
+    """One "connect the account" attempt: the `state` sent to the provider and the PKCE verifier
+    (encrypted) to finish it. Single use; it expires after OAUTH_STATE_TTL_SECONDS."""
+
+    state = models.CharField(max_length=100, unique=True)
+    provider = models.CharField(max_length=10, choices=Mailbox.OAuthProvider.choices)
+    code_verifier_ciphertext = models.TextField(editable=False)
+    redirect_uri = models.CharField(max_length=500)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    mailbox = models.ForeignKey(Mailbox, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+                                help_text="Set when reconnecting an existing mailbox.")
+    source = models.CharField(max_length=10, default="api")
+    created_at = models.DateTimeField(auto_now_add=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.created_at:%Y-%m-%d %H:%M}"
+
+    def set_code_verifier(self, verifier: str) -> None:
+        self.code_verifier_ciphertext = encrypt(verifier)
+
+    def get_code_verifier(self) -> str:
+        return decrypt(self.code_verifier_ciphertext)

@@ -1,9 +1,10 @@
 """OAuth2 access tokens for XOAUTH2 mailboxes (Gmail, Microsoft 365).
 
 When a provider's client id and secret are configured and the mailbox holds a
-refresh token, an access token about to expire is refreshed before login. A
-provider may rotate the refresh token (Microsoft does): the new one is saved,
-or the next refresh would fail (paperless-ngx #11341).
+refresh token, an access token about to expire is refreshed before login
+(requests-oauthlib). A provider may rotate the refresh token (Microsoft does):
+the new one is saved, or the next refresh would fail (paperless-ngx #11341).
+A refused refresh (revoked, expired grant) marks the mailbox for reconnecting.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from datetime import timedelta
 import requests
 from django.conf import settings
 from django.utils import timezone
+from oauthlib.oauth2 import OAuth2Error
+from requests_oauthlib import OAuth2Session
 
 from emailsync.errors import MailboxAuthError, MailboxTimeout
 from emailsync.models import Mailbox
@@ -21,7 +24,7 @@ REFRESH_MARGIN = timedelta(seconds=120)
 
 
 def provider_config(provider: str) -> dict | None:
-    """Token URL and client credentials of a provider, or None if not configured."""
+    """Endpoints, scopes and client credentials of a provider, or None if not configured."""
     config = settings.EMAILSYNC_OAUTH_PROVIDERS.get(provider)
     if not config or not config.get("client_id") or not config.get("client_secret"):
         return None
@@ -42,33 +45,25 @@ def access_token_for(mailbox: Mailbox) -> str:
 
 def refresh_access_token(mailbox: Mailbox, config: dict) -> str:
     """Ask the provider for a new access token and store it (and a rotated refresh token)."""
-    data = {"client_id": config["client_id"], "client_secret": config["client_secret"],
-            "refresh_token": mailbox.get_refresh_token(), "grant_type": "refresh_token"}
-    if config.get("scope"):
-        data["scope"] = config["scope"]
+    session = OAuth2Session(client_id=config["client_id"], scope=(config.get("scope") or "").split() or None)
     try:
-        response = requests.post(config["token_url"], data=data, timeout=settings.EMAILSYNC_TIMEOUT)
+        token = session.refresh_token(config["token_url"], refresh_token=mailbox.get_refresh_token(),
+                                      client_id=config["client_id"], client_secret=config["client_secret"],
+                                      timeout=settings.EMAILSYNC_TIMEOUT)
     except requests.Timeout as exc:
         raise MailboxTimeout(f"The {mailbox.oauth_provider} token endpoint did not answer in time.") from exc
     except requests.RequestException as exc:
         raise MailboxTimeout(f"The {mailbox.oauth_provider} token endpoint cannot be reached: {exc}") from exc
-    if response.status_code != 200:
-        reason = _error_of(response)
-        raise MailboxAuthError(f"Refreshing the OAuth2 token failed ({response.status_code} {reason}). "
-                               "Authorise the mailbox again and store the new refresh token.")
-    payload = response.json()
-    mailbox.set_secret(payload["access_token"])
-    mailbox.access_token_expires_at = timezone.now() + timedelta(seconds=int(payload.get("expires_in", 3600)))
-    if payload.get("refresh_token"):
-        mailbox.set_refresh_token(payload["refresh_token"])
+    except OAuth2Error as exc:
+        reason = f"{exc.status_code or ''} {exc.error}: {exc.description or ''}".strip()
+        raise MailboxAuthError(f"Refreshing the OAuth2 token failed ({reason}). Reconnect the "
+                               f"{mailbox.get_oauth_provider_display() or 'OAuth'} account.") from exc
+    except ValueError as exc:  # not a token response at all (an HTML error page)
+        raise MailboxAuthError(f"Refreshing the OAuth2 token failed: the answer was not a token ({exc}).") from exc
+    mailbox.set_secret(token["access_token"])
+    mailbox.access_token_expires_at = timezone.now() + timedelta(seconds=int(token.get("expires_in") or 3600))
+    if token.get("refresh_token"):
+        mailbox.set_refresh_token(token["refresh_token"])
     mailbox.save(update_fields=["secret_ciphertext", "refresh_token_ciphertext", "access_token_expires_at",
                                 "updated_at"])
-    return payload["access_token"]
-
-
-def _error_of(response: requests.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.reason or ""
-    return str(body.get("error_description") or body.get("error") or response.reason)
+    return token["access_token"]

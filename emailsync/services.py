@@ -181,14 +181,19 @@ def mailbox_sync(*, mailbox: Mailbox, progress: Progress, job_id: str | None = N
         _finish_run(run, SyncRun.Status.CANCELLED, "Cancelled")
         raise
     except NEEDS_A_PERSON as exc:
-        Mailbox.objects.filter(pk=mailbox.pk).update(needs_attention=True, last_error=str(exc))
+        # An OAuth account whose token or refresh the provider refused must be connected again;
+        # the mailbox says so, the schedule skips it and the monitoring alert fires.
+        reconnect = mailbox.auth == Mailbox.Auth.XOAUTH2 and isinstance(exc, MailboxAuthError)
+        Mailbox.objects.filter(pk=mailbox.pk).update(needs_attention=True, last_error=str(exc),
+                                                     reconnect_required=reconnect)
         _finish_run(run, SyncRun.Status.FAILED, str(exc))
         raise
     except Exception as exc:
         Mailbox.objects.filter(pk=mailbox.pk).update(last_error=str(exc)[:2000])
         _finish_run(run, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}")
         raise
-    Mailbox.objects.filter(pk=mailbox.pk).update(last_sync_at=timezone.now(), last_error="", needs_attention=False)
+    Mailbox.objects.filter(pk=mailbox.pk).update(last_sync_at=timezone.now(), last_error="", needs_attention=False,
+                                                 reconnect_required=False)
     SyncRun.objects.filter(pk=run.pk).update(**counts.as_dict())
     _finish_run(run, SyncRun.Status.SUCCEEDED, "")
     return {"mailbox": mailbox.name, "sync_run": run.pk, **counts.as_dict(), **shared}

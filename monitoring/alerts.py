@@ -181,6 +181,18 @@ def _health_check_failing(rule: AlertRule, ctx: EvaluationContext) -> list[Obser
             for check in ctx.health.checks if not check.ok and (not rule.check_name or check.name == rule.check_name)]
 
 
+def _mailbox_attention(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]:
+    from emailsync.models import Mailbox
+
+    observations = []
+    for mailbox in Mailbox.objects.filter(enabled=True, needs_attention=True).order_by("pk"):
+        what = (f"reconnect its {mailbox.get_oauth_provider_display()} account" if mailbox.reconnect_required
+                else "it needs attention")
+        observations.append(Observation(f"mailbox:{mailbox.pk}", None,
+                                        f"Mailbox {mailbox.name} stopped syncing, {what}: {mailbox.last_error}"[:2000]))
+    return observations
+
+
 EVALUATORS: dict[str, Callable[[AlertRule, EvaluationContext], list[Observation] | None]] = {
     AlertRuleKind.QUEUE_BACKLOG: _queue_backlog,
     AlertRuleKind.OLDEST_WAITING: _oldest_waiting,
@@ -190,6 +202,7 @@ EVALUATORS: dict[str, Callable[[AlertRule, EvaluationContext], list[Observation]
     AlertRuleKind.BEAT_STALE: _beat_stale,
     AlertRuleKind.JOB_OVER_BUDGET: _job_over_budget,
     AlertRuleKind.HEALTH_CHECK_FAILING: _health_check_failing,
+    AlertRuleKind.MAILBOX_ATTENTION: _mailbox_attention,
 }
 
 

@@ -115,6 +115,7 @@ class AlertRuleKind(models.TextChoices):
     BEAT_STALE = "beat_stale", "Beat heartbeat stale"
     JOB_OVER_BUDGET = "job_over_budget", "A job running past its time budget"
     HEALTH_CHECK_FAILING = "health_check_failing", "A health check failing"
+    MAILBOX_ATTENTION = "mailbox_attention", "A mailbox needs a person (reconnect OAuth, bad credentials)"
 
 
 class AlertRule(models.Model):

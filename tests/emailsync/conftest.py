@@ -82,3 +82,30 @@ def dovecot_shared():
     yield server
     server.stop()
     remove_server_files(server)
+
+
+@pytest.fixture(scope="session")
+def oauth_provider():
+    """The local OAuth / OpenID provider (tests/support/oauth_provider.py), for the whole session."""
+    from tests.support.oauth_provider import OAuthProvider
+
+    provider = OAuthProvider().start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture(scope="session")
+def dovecot_oauth(oauth_provider):
+    """A Dovecot whose XOAUTH2 logins are checked against the local provider's introspection
+    endpoint (passdb oauth2); passwords still work for appending test mail."""
+    if not dovecot_installed() or os.geteuid() != 0:
+        problem = "Dovecot is not installed or the tests do not run as root"
+        if REQUIRE_SERVICES:
+            pytest.fail(f"REQUIRE_SERVICES=1 but {problem}", pytrace=False)
+        pytest.skip(problem)
+    server = DovecotServer(Path(tempfile.mkdtemp(prefix="apintake-dovecot-oauth-")),
+                           oauth2_introspection_url=f"{oauth_provider.url}/introspect")
+    server.start()
+    yield server
+    server.stop()
+    remove_server_files(server)

@@ -47,7 +47,8 @@ class TokenEndpoint(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def token_endpoint(settings):
+def token_endpoint(settings, monkeypatch):
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # the local endpoint speaks plain http
     server = HTTPServer(("127.0.0.1", 0), TokenEndpoint)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

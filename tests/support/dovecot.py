@@ -71,7 +71,7 @@ class DovecotServer:
     """
 
     def __init__(self, base_dir: Path, port: int | None = None, *, with_plain_port: bool = True,
-                 shared_folders: bool = False) -> None:
+                 shared_folders: bool = False, oauth2_introspection_url: str | None = None) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.host = HOST
         self.port = port or free_port()
@@ -85,6 +85,10 @@ class DovecotServer:
         self._cert_file = self.base_dir / "tls" / "server.pem"
         self._key_file = self.base_dir / "tls" / "server.key"
         self.shared_folders = shared_folders
+        # With an introspection URL, XOAUTH2 / OAUTHBEARER logins are checked against that endpoint
+        # (passdb oauth2); passwords still work for the test helpers that append mail.
+        self.oauth2_introspection_url = oauth2_introspection_url
+        self.oauth2_config_file = self.base_dir / "dovecot-oauth2.conf.ext"
         self.public_root = self.base_dir / "public"
         self._passwords: dict[str, str] = {}
         self._process: subprocess.Popen[bytes] | None = None
@@ -297,6 +301,11 @@ class DovecotServer:
         self.passwd_dir.chmod(0o750)
         for name in self._passwords:
             self._write_passwd_file(name)
+        if self.oauth2_introspection_url:
+            self.oauth2_config_file.write_text(
+                f"introspection_mode = post\nintrospection_url = {self.oauth2_introspection_url}\n"
+                "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
+                "force_introspection = yes\n")
         self.config_file.write_text(self._config_text(mail_uid=mail_user.pw_uid, mail_gid=mail_user.pw_gid))
         # The config process (root) reads the key; only the auth process (user dovecot) reads passwords.
         self._key_file.chmod(0o600)
@@ -350,7 +359,9 @@ auth_verbose = yes
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {self.passwd_dir}/%u
+{"  mechanisms = plain login" if self.oauth2_introspection_url else ""}
 }}
+{self._oauth2_passdb() if self.oauth2_introspection_url else ""}
 userdb {{
   driver = static
   args = uid={mail_uid} gid={mail_gid} home={self.mail_root}/%u
@@ -384,6 +395,13 @@ service imap-login {{
   }}
 }}
 """
+
+    def _oauth2_passdb(self) -> str:
+        return f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {self.oauth2_config_file}
+}}"""
 
     def _shared_config(self) -> str:
         # Other users' folders (type shared: the "other users" part of NAMESPACE) and a public
