@@ -14,6 +14,9 @@ its next request when the last one is answered) for --seconds per endpoint:
 
   1. POST /api/v1/jobs/  {"kind": "jobs.sleep", "params": {"seconds": 0}}   (expects 202)
   2. GET  /api/v1/jobs/{id}/  over the ids created in step 1                 (expects 200)
+  3. GET  /bench/trivial/  a DRF view with the same authentication, permission and
+     throttles that does nothing else: the framework's floor on this machine. It is
+     in a bench-only URLconf (bench/api_urls.py, through bench/api_settings.py).
 
 twice: first with no Celery worker running (the API alone: the triggered jobs
 wait in the queue), then with one Celery worker (prefork, --concurrency)
@@ -208,7 +211,9 @@ def run_both(setup: str, *, port: int, token: str, clients: int, seconds: float)
                          seconds=seconds, script=WRK_GET, extra_env={"BENCH_PATHS": paths.name})
     finally:
         os.unlink(paths.name)
-    return [trigger, detail]
+    trivial = run_wrk("GET /bench/trivial/ (same auth)", setup, port=port, token=token, clients=clients,
+                      seconds=seconds, script=WRK_COMMON, path="/bench/trivial/")
+    return [trigger, detail, trivial]
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -224,6 +229,13 @@ def report(phases: list[Phase]) -> None:
     for phase in phases:
         if phase.errors:
             print(f"{phase.name} ({phase.setup}): errors {phase.errors}")
+    for setup in dict.fromkeys(phase.setup for phase in phases):
+        by_name = {phase.name.split(" ")[1]: phase for phase in phases if phase.setup == setup}
+        post, trivial = by_name.get("/api/v1/jobs/"), by_name.get("/bench/trivial/")
+        if post and trivial:
+            ratio = post.p99 / trivial.p99
+            print(f"{setup}: POST p99 / trivial view p99 = {ratio:.2f} (target <= 2: "
+                  f"{'met' if ratio <= 2 else 'NOT met'})")
 
 
 def job_status_counts() -> dict[str, int]:
@@ -257,11 +269,12 @@ def main(argv: list[str]) -> int:
             token = create_operator_token()
             print_header("Jobs API latency (gunicorn, real worker)", command)
             print(f"services: {service_versions()}")
+            server_env = {**env, "DJANGO_SETTINGS_MODULE": "bench.api_settings"}  # + the trivial view
             server = ServerProcess([
                 sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"{HOST}:{port}",
                 "--workers", str(args.web_workers), "--worker-class", args.web_worker_class,
                 "--threads", str(args.web_threads), "--timeout", "60", "--access-logfile", "-",
-            ], env=env).start()
+            ], env=server_env).start()
             wait_until(lambda: _answers(port, token), timeout=60, interval=0.2, what="gunicorn answering")
             print(f"server: gunicorn {args.web_workers} x {args.web_worker_class} (threads {args.web_threads}) "
                   f"on {HOST}:{port}; wrk -t 2 -c {args.clients}, {args.seconds:.0f} s per endpoint", flush=True)
