@@ -345,6 +345,10 @@ JOB_QUEUED_REPUBLISH_AFTER_SECONDS = env_int("JOB_QUEUED_REPUBLISH_AFTER_SECONDS
 # A job whose worker died under it runs again (whatever its max_attempts) until it
 # has lost this many runs: then it is a dead letter ("killed its worker N times").
 JOB_MAX_LOST_RUNS = env_int("JOB_MAX_LOST_RUNS", 3)
+# A job started by hand may be delayed (run_at / countdown) at most this long, and
+# run_at may lie this many seconds in the past (clock skew between client and server).
+JOB_MAX_START_DELAY_DAYS = env_int("JOB_MAX_START_DELAY_DAYS", 90)
+JOB_START_SKEW_SECONDS = env_int("JOB_START_SKEW_SECONDS", 60)
 # A worker probes its database this often; while it does not answer, the worker
 # stops consuming and reports itself unhealthy (jobs/worker_health.py).
 WORKER_DB_CHECK_SECONDS = env_float("WORKER_DB_CHECK_SECONDS", 5.0)

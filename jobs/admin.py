@@ -99,6 +99,17 @@ class DeadLetterFilter(admin.SimpleListFilter):
         return queryset.filter(is_dead_letter=True) if self.value() == "yes" else queryset
 
 
+class MineFilter(admin.SimpleListFilter):
+    title = "started by"
+    parameter_name = "mine"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Me")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(owner=request.user) if self.value() == "yes" else queryset
+
+
 class KindFilter(admin.SimpleListFilter):
     """From the registry, not a DISTINCT over a million rows."""
 
@@ -150,7 +161,7 @@ class AuditEntryInline(admin.TabularInline):
 class JobAdmin(admin.ModelAdmin):
     list_display = ["short_id", "kind", "status_badge", "progress_bar", "subject_label", "owner", "source", "queue",
                     "attempts", "created_at", "duration"]
-    list_filter = ["status", DeadLetterFilter, KindFilter, QueueFilter, "source", "created_at"]
+    list_filter = ["status", MineFilter, DeadLetterFilter, KindFilter, QueueFilter, "source", "created_at"]
     list_select_related = ["owner"]
     search_fields = ["kind", "unique_key", "subject_label"]
     search_help_text = "A job id, or the start of a kind, unique key or subject."
@@ -299,7 +310,8 @@ class JobAdmin(admin.ModelAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 job = job_trigger(kind=kind.name, params=form_params(kind, form.cleaned_data),
-                                  actor=admin_actor(request), reason=form.cleaned_data.get("reason", ""))
+                                  actor=admin_actor(request), reason=form.cleaned_data.get("reason", ""),
+                                  run_at=form.cleaned_data.get("run_at"))
             except JobParamsInvalid as exc:
                 for field, errors in exc.errors.items():
                     form.add_error(field if field in form.fields else None, errors)

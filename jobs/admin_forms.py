@@ -14,6 +14,8 @@ def params_form_class(kind: JobKind) -> type[forms.Form]:
         name: _form_field(field) for name, field in kind.params().fields.items() if not field.read_only
     }
     fields["reason"] = forms.CharField(required=False, help_text="Why you start it (kept in the audit log).")
+    fields["run_at"] = forms.DateTimeField(required=False, label="Start at",
+                                           help_text="Leave empty to start now (server time zone).")
     return type(f"{kind.name.replace('.', '_')}_form", (forms.Form,), fields)
 
 
@@ -21,6 +23,8 @@ def form_params(kind: JobKind, cleaned: dict) -> dict:
     """The cleaned form values as job parameters (lists split, blanks left out)."""
     params = {}
     for name, field in kind.params().fields.items():
+        if name in ("reason", "run_at"):
+            continue
         value = cleaned.get(name)
         if value in (None, ""):
             continue

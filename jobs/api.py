@@ -18,7 +18,15 @@ from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound, Unk
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
 from jobs.registry import kinds_for_user, params_json_schema
 from jobs.selectors import job_actual_duration, job_estimated_duration, job_time_left, jobs_visible_to
-from jobs.services import Actor, job_cancel, job_cancel_all, job_retry, job_terminate, job_trigger
+from jobs.services import (
+    Actor,
+    job_cancel,
+    job_cancel_all,
+    job_retry,
+    job_start_time,
+    job_terminate,
+    job_trigger,
+)
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -41,7 +49,8 @@ class JobSerializer(serializers.ModelSerializer):
             "id", "kind", "status", "queue", "priority", "params", "source", "owner", "subject", "unique_key",
             "progress", "message", "estimated_duration", "estimated_time_left", "actual_duration", "wait_time",
             "attempts", "max_attempts", "lost_runs", "result", "error", "traceback", "is_dead_letter",
-            "cancel_requested", "retry_of", "created_at", "started_at", "finished_at", "next_attempt_at", "worker",
+            "cancel_requested", "retry_of", "created_at", "not_before", "started_at", "finished_at",
+            "next_attempt_at", "worker",
         ]
         read_only_fields = fields
 
@@ -97,6 +106,16 @@ class TriggerSerializer(serializers.Serializer):
     params = serializers.DictField(required=False, default=dict)
     priority = serializers.IntegerField(min_value=0, max_value=9, required=False)
     reason = serializers.CharField(required=False, allow_blank=True, default="")
+    run_at = serializers.DateTimeField(required=False, help_text="Start at this time (not in the past; at most "
+                                       "JOB_MAX_START_DELAY_DAYS ahead).")
+    countdown = serializers.FloatField(required=False, help_text="Start this many seconds from now.")
+
+    def validate(self, data):
+        try:
+            data["start_at"] = job_start_time(run_at=data.get("run_at"), countdown=data.get("countdown"))
+        except JobParamsInvalid as exc:
+            raise serializers.ValidationError(exc.errors) from None
+        return data
 
 
 class ActionSerializer(serializers.Serializer):
@@ -134,10 +153,14 @@ class JobFilter(django_filters.FilterSet):
     created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     subject_type = django_filters.CharFilter(help_text='e.g. "invoices.invoice"')
     subject_id = django_filters.CharFilter()
+    mine = django_filters.BooleanFilter(method="filter_mine", help_text="Only jobs you started (staff see everyone's).")
 
     class Meta:
         model = Job
         fields = []
+
+    def filter_mine(self, queryset, name, value):
+        return queryset.filter(owner=self.request.user) if value else queryset
 
     def filter_active(self, queryset, name, value):
         return queryset.filter(status__in=ACTIVE_STATUSES) if value else queryset.exclude(status__in=ACTIVE_STATUSES)
@@ -208,7 +231,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         try:
             job = job_trigger(kind=body.validated_data["kind"], params=body.validated_data["params"],
                               actor=actor_for(request), priority=body.validated_data.get("priority"),
-                              reason=body.validated_data["reason"])
+                              reason=body.validated_data["reason"], run_at=body.validated_data["start_at"])
         except UnknownJobKind as exc:
             return Response({"kind": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
         except JobParamsInvalid as exc:

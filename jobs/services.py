@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from jobs.audit import audit_record
 from jobs.durability import relaxed_from
-from jobs.errors import JobNotAllowed, JobSubjectNotFound
+from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource, model_label
 from jobs.registry import JobKind, get_kind
 
@@ -279,8 +279,36 @@ def require_permission(user, perm: str, *, staff: bool = False) -> None:
         raise PermissionDenied("You do not have permission to do that.")
 
 
-def job_trigger(*, kind: str, params: dict | None, actor: Actor, priority: int | None = None, reason: str = "") -> Job:
-    """Start a job by hand (API, admin, command), checked and audited.
+def job_start_time(*, run_at: datetime | None = None, countdown: float | None = None) -> datetime | None:
+    """When a job started by hand should start: `run_at` (aware) or `countdown`
+    seconds from now, or None for now. Raises JobParamsInvalid (field errors under
+    "run_at" / "countdown") for both at once, a time in the past beyond
+    JOB_START_SKEW_SECONDS, or a delay over JOB_MAX_START_DELAY_DAYS."""
+    now = timezone.now()
+    longest = timedelta(days=settings.JOB_MAX_START_DELAY_DAYS)
+    if run_at is not None and countdown is not None:
+        raise JobParamsInvalid({"non_field_errors": ["Give run_at or countdown, not both."]})
+    if countdown is not None:
+        if countdown < 0:
+            raise JobParamsInvalid({"countdown": ["The countdown cannot be negative."]})
+        if countdown > longest.total_seconds():
+            raise JobParamsInvalid({"countdown": [f"At most {settings.JOB_MAX_START_DELAY_DAYS} days ahead."]})
+        return now + timedelta(seconds=countdown) if countdown else None
+    if run_at is None:
+        return None
+    if timezone.is_naive(run_at):
+        raise JobParamsInvalid({"run_at": ["Give a time zone (e.g. 2026-03-01T09:00:00+01:00 or ...Z)."]})
+    if run_at < now - timedelta(seconds=settings.JOB_START_SKEW_SECONDS):
+        raise JobParamsInvalid({"run_at": ["The start time is in the past."]})
+    if run_at > now + longest:
+        raise JobParamsInvalid({"run_at": [f"At most {settings.JOB_MAX_START_DELAY_DAYS} days ahead."]})
+    return run_at if run_at > now else None
+
+
+def job_trigger(*, kind: str, params: dict | None, actor: Actor, priority: int | None = None, reason: str = "",
+                run_at: datetime | None = None, countdown: float | None = None) -> Job:
+    """Start a job by hand (API, admin, command), checked and audited; `run_at` or
+    `countdown` delays its start (validated by job_start_time).
 
     The job's subject is looked up through the same visibility selector as the
     object's own pages, before anything is written: an object the caller may
@@ -290,6 +318,7 @@ def job_trigger(*, kind: str, params: dict | None, actor: Actor, priority: int |
     if actor.user is not None and not job_kind.may_trigger(actor.user):
         raise PermissionDenied(f"You may not start {kind} jobs.")
     params = job_kind.validate(params)
+    start_at = job_start_time(run_at=run_at, countdown=countdown)
     subject = None
     if job_kind.subject is not None:
         subject = job_kind.subject.resolve(params, actor.user)
@@ -299,10 +328,13 @@ def job_trigger(*, kind: str, params: dict | None, actor: Actor, priority: int |
     if job_kind.authorize is not None and actor.user is not None:
         job_kind.authorize(user=actor.user, subject=subject, params=params)
     with transaction.atomic():
-        job = job_enqueue(kind, params, owner=actor.user, subject=subject, priority=priority, source=actor.source)
+        job = job_enqueue(kind, params, owner=actor.user, subject=subject, priority=priority, source=actor.source,
+                          eta=start_at)
         if not job.deduplicated:
-            audit_record(actor=actor, action="job.trigger", job=job, target=job, reason=reason,
-                         details={"kind": kind, "params": job.params})
+            details = {"kind": kind, "params": job.params}
+            if start_at is not None:
+                details["run_at"] = start_at.isoformat()
+            audit_record(actor=actor, action="job.trigger", job=job, target=job, reason=reason, details=details)
     return job
 
 

@@ -10,6 +10,8 @@ import uuid
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound, UnknownJobKind
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
@@ -41,6 +43,7 @@ class Command(BaseCommand):
         listing.add_argument("--kind")
         listing.add_argument("--dead-letter", action="store_true")
         listing.add_argument("--active", action="store_true")
+        listing.add_argument("--mine", action="store_true", help="Only jobs started by the --as user.")
         listing.add_argument("--limit", type=int, default=20)
         listing.add_argument("--json", action="store_true")
         show = sub.add_parser("show", help="One job in full.")
@@ -57,6 +60,10 @@ class Command(BaseCommand):
         run.add_argument("--param", action="append", default=[], help="key=value (repeatable)")
         run.add_argument("--priority", type=int)
         run.add_argument("--reason", default="")
+        when = run.add_mutually_exclusive_group()
+        when.add_argument("--at", dest="run_at", help="Start at this ISO 8601 time (e.g. 2026-03-01T09:00:00+01:00).")
+        when.add_argument("--in", dest="countdown", type=float, metavar="SECONDS",
+                          help="Start this many seconds from now.")
         run.add_argument("--wait", action="store_true", help="Show progress until it ends; non-zero if it fails.")
 
     def handle(self, *args, action, as_user=None, **options):
@@ -86,8 +93,12 @@ class Command(BaseCommand):
         except (ValueError, Job.DoesNotExist):
             raise CommandError(f"No job {job_id}.") from None
 
-    def do_list(self, *, status, kind, dead_letter, active, limit, json: bool = False, **_):
+    def do_list(self, *, status, kind, dead_letter, active, limit, mine=False, json: bool = False, **_):
         jobs = self._visible_jobs()
+        if mine:
+            if self.actor.user is None:
+                raise CommandError("--mine needs --as USER (whose jobs?).")
+            jobs = jobs.filter(owner=self.actor.user)
         if status:
             jobs = jobs.filter(status=status)
         if kind:
@@ -125,10 +136,16 @@ class Command(BaseCommand):
         new_job = job_retry(job=self._job(job_id), actor=self.actor, reason=reason)
         self.stdout.write(f"{new_job.pk} {new_job.status} (retry of {job_id})")
 
-    def do_run(self, *, kind, param, priority, reason, wait, **_):
+    def do_run(self, *, kind, param, priority, reason, wait, run_at=None, countdown=None, **_):
         params = dict(parse_param(text) for text in param)
+        if run_at:
+            parsed = parse_datetime(run_at)
+            if parsed is None:
+                raise CommandError(f"--at {run_at!r} is not an ISO 8601 date and time.")
+            run_at = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
         try:
-            job = job_trigger(kind=kind, params=params, actor=self.actor, priority=priority, reason=reason)
+            job = job_trigger(kind=kind, params=params, actor=self.actor, priority=priority, reason=reason,
+                              run_at=run_at or None, countdown=countdown)
         except JobParamsInvalid as exc:
             raise CommandError(f"Invalid parameters: {json.dumps(exc.errors)}") from exc
         note = " (already active: not started again)" if job.deduplicated else ""
