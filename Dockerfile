@@ -19,10 +19,14 @@ COPY requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt
 
 FROM base AS runtime
-# Pango, HarfBuzz and a font for WeasyPrint, which renders body-only invoice emails to PDF.
+# Run-time system packages: Pango, HarfBuzz and a font for WeasyPrint, which renders body-only invoice
+# emails to PDF; OCRmyPDF with Tesseract and the language packs of OCR_LANGUAGES for scans and photos
+# (invoices/ocr/; docs/formats.md says how to add a language). Ghostscript and qpdf come with ocrmypdf.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b \
-        libharfbuzz-subset0 fontconfig fonts-dejavu-core \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 \
+        libharfbuzz0b libharfbuzz-subset0 fontconfig fonts-dejavu-core \
+        ocrmypdf tesseract-ocr tesseract-ocr-eng tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-ita \
+        tesseract-ocr-spa tesseract-ocr-nld \
  && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 apintake \
  && useradd --system --uid 10001 --gid apintake --home-dir /app --no-create-home \

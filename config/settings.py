@@ -368,6 +368,12 @@ INVOICE_MAX_FILE_BYTES = env_int("INVOICE_MAX_FILE_BYTES", 20 * 1024 * 1024)
 REVIEW_DUE_SOON_DAYS = env_int("REVIEW_DUE_SOON_DAYS", 5)
 # One multipart request (several files) may carry at most this; over it the API answers 413 unread.
 INVOICE_UPLOAD_MAX_REQUEST_BYTES = env_int("INVOICE_UPLOAD_MAX_REQUEST_BYTES", 5 * INVOICE_MAX_FILE_BYTES)
+# OCR of scans and photos (OCRmyPDF + Tesseract, optional system packages; docs/formats.md).
+OCR_ENABLED = env_bool("OCR_ENABLED", True)
+OCR_LANGUAGES = env_str("OCR_LANGUAGES", "eng+deu+fra")
+OCR_MAX_PAGES = env_int("OCR_MAX_PAGES", 10)
+OCR_PAGE_TIMEOUT = env_int("OCR_PAGE_TIMEOUT", 60)
+OCR_COMMAND = env_str("OCR_COMMAND", "ocrmypdf")
 EMAILSYNC_ALLOW_PRIVATE_HOSTS = env_bool("EMAILSYNC_ALLOW_PRIVATE_HOSTS", False)
 EMAILSYNC_ALLOW_INSECURE = env_bool("EMAILSYNC_ALLOW_INSECURE", False)
 EMAILSYNC_CA_FILE = env_str("EMAILSYNC_CA_FILE")

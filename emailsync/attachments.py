@@ -3,7 +3,8 @@
 Every attachment is hostile data: only bytes are inspected, nothing is run or
 opened with another program, and attachment or zip member names are cleaned
 for display and never used as paths. The kind of a file is decided from its
-bytes (PDF magic, XML prolog, delimited text); the declared type and the file
+bytes (PDF magic, XML prolog, delimited text, a page-sized
+JPEG / PNG / TIFF); the declared type and the file
 name only break ties and explain refusals.
 
 Zip archives are expanded one level. Their limits (member count, total size,
@@ -32,6 +33,7 @@ from typing import Literal
 
 from emailsync.errors import UnparseableMessage
 from emailsync.mime import decode_header_value, decode_text, headers_of, is_attachment_like
+from invoices.extract import image_kind, looks_like_page
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_ZIP_MAX_MEMBERS = 100
@@ -40,9 +42,9 @@ DEFAULT_ZIP_MAX_RATIO = 100
 DEFAULT_MESSAGE_MAX_BYTES = 50 * 1024 * 1024
 DEFAULT_MESSAGE_MAX_EXPANDED_BYTES = 100 * 1024 * 1024
 
-InvoiceKind = Literal["pdf", "xml", "csv"]
-_INVOICE_KINDS = ("pdf", "xml", "csv")
-_KIND_EXTENSIONS = {"pdf": "pdf", "xml": "xml", "csv": "csv"}
+InvoiceKind = Literal["pdf", "xml", "csv", "image"]
+_INVOICE_KINDS = ("pdf", "xml", "csv", "image")
+_KIND_EXTENSIONS = {"pdf": "pdf", "xml": "xml", "csv": "csv", "jpeg": "jpg", "png": "png", "tiff": "tif"}
 _DECLARED_KINDS = {
     "application/pdf": "pdf",
     "application/x-pdf": "pdf",
@@ -185,10 +187,12 @@ def display_filename(name: str | None) -> str | None:
 
 
 def detect_kind(content: bytes, *, declared_type: str = "", filename: str | None = None) -> str | None:
-    """"pdf", "xml", "csv" or "zip" from the bytes; None when they are none of those.
+    """"pdf", "xml", "csv", "image" or "zip" from the bytes; None when they are none of those.
 
     The declared type and extension only relax the CSV check (a one-line CSV
-    named .csv is accepted; an unnamed one is not).
+    named .csv is accepted; an unnamed one is not). An image counts only when it
+    is big enough to be a scanned or photographed page (the invoices extractor
+    registry decides); logos and signature pictures are not invoices.
     """
     # Zip first: a stored (uncompressed) PDF member puts "%PDF-" within the archive's first kilobyte.
     if content.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -196,6 +200,8 @@ def detect_kind(content: bytes, *, declared_type: str = "", filename: str | None
     # Readers accept junk before the header, so "%PDF-" anywhere in the first kilobyte counts.
     if b"%PDF-" in content[:1024]:
         return "pdf"
+    if image_kind(content) is not None:
+        return "image" if looks_like_page(content) else None
     if _looks_like_xml(content):
         return "xml"
     hinted = _declared_kind(declared_type, filename) == "csv"
@@ -308,7 +314,8 @@ def _classify_content(
                         candidates=candidates, skipped=skipped)
         return
     if kind in _INVOICE_KINDS:
-        filename = name or f"attachment-{len(candidates) + len(skipped) + 1}.{_KIND_EXTENSIONS[kind]}"
+        extension = _KIND_EXTENSIONS[image_kind(content) if kind == "image" else kind]
+        filename = name or f"attachment-{len(candidates) + len(skipped) + 1}.{extension}"
         candidates.append(Attachment(filename, content, content_type, kind, archive))
         return
     declared = _declared_kind(content_type, name)

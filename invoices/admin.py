@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from invoices.api import original_response
+from invoices.api import original_response, searchable_pdf_response
 from invoices.exports import NothingToExport, export_create
 from invoices.models import (
     ExportBatch,
@@ -104,15 +104,16 @@ class InvoiceAdmin(admin.ModelAdmin):
     change_form_template = "admin/invoices/invoice/change_form.html"
     change_list_template = "admin/invoices/invoice/change_list.html"
     fieldsets = [
-        (None, {"fields": ["status_badge", "error", "original_link", "source", "source_ref", "owner",
-                           "duplicate_of", "decision"]}),
+        (None, {"fields": ["status_badge", "error", "original_link", "searchable_pdf_link", "source", "source_ref",
+                           "owner", "duplicate_of", "decision"]}),
         ("Invoice (EN 16931)", {"fields": [
             "format", "profile", "invoice_number", "type", "type_code", "issue_date", "due_date", "currency",
             "seller_name", "seller_vat_id", "seller_country", "vendor", "buyer_name", "buyer_vat_id",
             "buyer_country", "buyer_reference", "purchase_order_reference", "payment_iban"]}),
         ("Totals", {"fields": ["line_total", "allowance_total", "charge_total", "total_net", "tax_total",
                                "total_gross", "prepaid_amount", "rounding_amount", "amount_due", "vat_breakdown"]}),
-        ("Extraction", {"fields": ["confidence", "extraction_warnings", "sha256", "size", "created_at",
+        ("Extraction", {"fields": ["confidence", "extraction_warnings", "ocr_status", "ocr_pages", "ocr_confidence",
+                                   "sha256", "size", "created_at",
                                    "extracted_at", "validated_at", "exported_at"]}),
         ("Jobs", {"fields": ["job_history"]}),
     ]
@@ -144,6 +145,13 @@ class InvoiceAdmin(admin.ModelAdmin):
         url = reverse("admin:invoices_invoice_original", args=[invoice.pk])
         return format_html('<a href="{}">{}</a> ({} bytes)', url, invoice.original_filename, invoice.size)
 
+    @admin.display(description="searchable PDF (OCR)")
+    def searchable_pdf_link(self, invoice: Invoice) -> str:
+        if not invoice.searchable_pdf:
+            return "—"
+        url = reverse("admin:invoices_invoice_searchable_pdf", args=[invoice.pk])
+        return format_html('<a href="{}">searchable PDF</a> ({} page(s) read by OCR)', url, invoice.ocr_pages)
+
     @admin.display(description="decision")
     def decision(self, invoice: Invoice) -> str:
         if not invoice.decided_at:
@@ -171,6 +179,8 @@ class InvoiceAdmin(admin.ModelAdmin):
             path("upload/", self.admin_site.admin_view(self.upload_view), name="invoices_invoice_upload"),
             path("<int:invoice_id>/original/", self.admin_site.admin_view(self.original_view),
                  name="invoices_invoice_original"),
+            path("<int:invoice_id>/searchable-pdf/", self.admin_site.admin_view(self.searchable_pdf_view),
+                 name="invoices_invoice_searchable_pdf"),
             path("<int:invoice_id>/decide/", self.admin_site.admin_view(self.decide_view),
                  name="invoices_invoice_decide"),
             path("review-queue/", self.admin_site.admin_view(partial(review_queue_view, self)),
@@ -201,6 +211,10 @@ class InvoiceAdmin(admin.ModelAdmin):
     def original_view(self, request, invoice_id):
         invoice = get_object_or_404(self.get_queryset(request), pk=invoice_id)
         return original_response(invoice)
+
+    def searchable_pdf_view(self, request, invoice_id):
+        invoice = get_object_or_404(self.get_queryset(request), pk=invoice_id)
+        return searchable_pdf_response(invoice)
 
     def decide_view(self, request, invoice_id):
         invoice = get_object_or_404(self.get_queryset(request), pk=invoice_id)

@@ -26,6 +26,7 @@ from invoices.models import (
     Invoice,
     InvoiceSource,
     InvoiceStatus,
+    OcrStatus,
     Vendor,
 )
 from invoices.representation import invoice_as_dict, money, visible_duplicate_of
@@ -124,6 +125,16 @@ class UserRefSerializer(serializers.Serializer):
     username = serializers.CharField()
 
 
+class OcrSerializer(serializers.Serializer):
+    """What OCR did for a scan or photo (status "" when the file had text of its own)."""
+
+    status = serializers.ChoiceField(choices=OcrStatus.choices)
+    pages = serializers.IntegerField(help_text="Pages read by OCR.")
+    confidence = serializers.FloatField(allow_null=True, help_text="Mean OCR word confidence, 0 to 1.")
+    searchable_pdf_url = serializers.CharField(
+        allow_null=True, help_text="The original with the OCR text layer (a derived file), when there is one.")
+
+
 class InvoiceDetailSerializer(InvoiceSerializer):
     """The contract's fields plus lines, VAT breakdown, provenance and review state."""
 
@@ -157,6 +168,7 @@ class InvoiceDetailSerializer(InvoiceSerializer):
     decided_by = serializers.CharField(allow_null=True, help_text="User name of who approved or rejected.")
     decided_at = serializers.DateTimeField(allow_null=True)
     decision_reason = serializers.CharField(allow_null=True)
+    ocr = OcrSerializer()
 
     def to_representation(self, invoice: Invoice) -> dict:
         viewer = _viewer(self.context)
@@ -199,6 +211,9 @@ class InvoiceDetailSerializer(InvoiceSerializer):
             "decided_by": invoice.decided_by.get_username() if invoice.decided_by_id else None,
             "decided_at": invoice.decided_at.isoformat() if invoice.decided_at else None,
             "decision_reason": invoice.decision_reason or None,
+            "ocr": {"status": invoice.ocr_status, "pages": invoice.ocr_pages, "confidence": invoice.ocr_confidence,
+                    "searchable_pdf_url": (f"/api/v1/invoices/{invoice.pk}/searchable-pdf/"
+                                           if invoice.searchable_pdf else None)},
         })
         return data
 
@@ -363,6 +378,15 @@ class InvoiceFilter(django_filters.FilterSet):
         fields = []
 
 
+def searchable_pdf_response(invoice: Invoice) -> FileResponse:
+    """The PDF that OCR made from a scan (the original with a text layer), shown inline."""
+    name = invoice.searchable_pdf.name if invoice.searchable_pdf else ""
+    if not name or not default_storage.exists(name):
+        raise Http404("This invoice has no searchable PDF: it was not read by OCR.")
+    stem = invoice.original_filename.rsplit(".", 1)[0] or "invoice"
+    return FileResponse(default_storage.open(name, "rb"), filename=f"{stem}-ocr.pdf", content_type="application/pdf")
+
+
 def original_response(invoice: Invoice) -> FileResponse:
     """The original bytes, as an attachment under the sender's file name."""
     if not default_storage.exists(invoice.original.name):
@@ -388,7 +412,8 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
                       "create": "invoices.add_invoice", "original": "invoices.view_invoice",
                       "partial_update": "invoices.add_invoicecorrection", "corrections": "invoices.view_invoice",
                       "review_queue": "invoices.view_invoice", "assign": "invoices.view_invoice",
-                      "vendor": "invoices.add_invoicecorrection"}
+                      "vendor": "invoices.add_invoicecorrection",
+                      "searchable_pdf": "invoices.view_invoice"}
     filterset_class = InvoiceFilter
     http_method_names = ["get", "post", "patch", "head", "options"]
     schema = InvoiceSchema()
@@ -580,6 +605,13 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def original(self, request, pk=None):
         """Download the file exactly as it was received."""
         return original_response(self.get_object())
+
+    @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(
+        description="The searchable PDF made by OCR from a scan or photo (404 when the invoice has none).")})
+    @action(detail=True, methods=["get"], url_path="searchable-pdf")
+    def searchable_pdf(self, request, pk=None):
+        """The original with the text layer OCR added (derived file; the original is never changed)."""
+        return searchable_pdf_response(self.get_object())
 
 
 class ExportViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):

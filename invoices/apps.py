@@ -7,7 +7,7 @@ class InvoicesConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import worker_process_init
 
-        from invoices import tasks  # noqa: F401  (registers the job kinds)
+        from invoices import checks, tasks  # noqa: F401  (registers the system checks and job kinds)
 
         worker_process_init.connect(_preload_official_rules, weak=False, dispatch_uid="invoices-preload-rules")
 

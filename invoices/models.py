@@ -67,6 +67,13 @@ class InvoiceSource(models.TextChoices):
     ADMIN = "admin", "Admin"
 
 
+class OcrStatus(models.TextChoices):
+    NOT_NEEDED = "", "Not needed"
+    DONE = "done", "Read by OCR"
+    UNAVAILABLE = "unavailable", "OCR not installed"
+    DISABLED = "disabled", "OCR switched off"
+
+
 class InvoiceType(models.TextChoices):
     INVOICE = "invoice", "Invoice"
     CREDIT_NOTE = "credit_note", "Credit note"
@@ -88,6 +95,12 @@ class Invoice(models.Model):
     duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="duplicates")
     error = models.TextField(blank=True, default="")
+    # OCR of a scan or photo (invoices/ocr/): the searchable PDF is a derived file; the original is untouched.
+    searchable_pdf = models.FileField(max_length=300, upload_to="derived/", blank=True, default="",
+                                      help_text="The original with a text layer added by OCR, when it was a scan.")
+    ocr_status = models.CharField(max_length=12, choices=OcrStatus.choices, blank=True, default="")
+    ocr_pages = models.PositiveIntegerField(default=0, help_text="Pages read by OCR.")
+    ocr_confidence = models.FloatField(null=True, blank=True, help_text="Mean OCR word confidence, 0 to 1.")
 
     format = models.CharField(max_length=12, blank=True, default="")
     profile = models.CharField(max_length=200, blank=True, default="")

@@ -34,6 +34,7 @@ from invoices.models import (
     ValidationIssue,
     Vendor,
 )
+from invoices.ocr import OcrOutcome, apply_word_confidence, document_ocr, extract_scanned
 from invoices.selectors import invoice_approval_need, invoices_visible_to
 from jobs.audit import audit_record
 from jobs.errors import JobNotAllowed
@@ -150,12 +151,15 @@ def invoice_ingest_many(files: Iterable[tuple[bytes, str, str]], *, source: str,
     return invoices
 
 
-def invoice_process(*, invoice: Invoice, force: bool = False, actor: Actor | None = None) -> Invoice:
-    """Extract and validate. Idempotent: running it again replaces what it wrote.
+def invoice_process(*, invoice: Invoice, force: bool = False, actor: Actor | None = None, progress=None,
+                    deadline: float | None = None) -> Invoice:
+    """OCR (scans and photos only), extract and validate. Idempotent: running it again replaces what it wrote.
 
     An approved, rejected or exported invoice is extracted again only with
     `force` (checked when the job was triggered): its decision is dropped, and
-    that is audited.
+    that is audited. `progress(done, total, message)` reports OCR pages ("OCR page
+    2 of 5"); `deadline` (time.monotonic()) is when the job's time runs out, so
+    OCR stops before it does.
     """
     if invoice.status in DECIDED_STATUSES:
         if not force:
@@ -165,11 +169,16 @@ def invoice_process(*, invoice: Invoice, force: bool = False, actor: Actor | Non
     with default_storage.open(invoice.original.name, "rb") as handle:
         content = handle.read()
     try:
-        extracted = extract(content)
+        scan = document_ocr(content=content, progress=progress, deadline=deadline)
+        extracted = extract_scanned(scan) if scan.pdf else extract(content)
     except InvalidInvoice as exc:
         return _mark_failed(invoice, str(exc))
+    apply_word_confidence(extracted, scan)
+    extracted.warnings = [*scan.warnings, *extracted.warnings] + ([scan.reason] if scan.reason else [])
+    _store_searchable_pdf(invoice, scan.pdf)
     try:
         with transaction.atomic():
+            _apply_ocr(invoice, scan)
             _apply_extraction(invoice, extracted)
     except (DataError, ArithmeticError, ValueError) as exc:  # e.g. an amount with 30 digits
         invoice.refresh_from_db()
@@ -203,6 +212,29 @@ def _replay_corrections(invoice: Invoice) -> None:
         invoice.extraction_warnings = [*invoice.extraction_warnings, "Corrections not re-applied (the new extraction "
                                        f"has no such line): {', '.join(skipped)}"]
     invoice.save()
+
+
+def searchable_pdf_path(sha256: str) -> str:
+    return f"derived/{sha256[:2]}/{sha256[2:4]}/{sha256}-ocr.pdf"
+
+
+def _store_searchable_pdf(invoice: Invoice, pdf: bytes | None) -> None:
+    """Write (or remove) the OCR result beside the original; the original itself is never written again."""
+    name = searchable_pdf_path(invoice.sha256)
+    if default_storage.exists(name):  # a previous run's result (other languages, other OCR settings)
+        default_storage.delete(name)
+    if pdf is None:
+        invoice.searchable_pdf = ""
+        return
+    saved = default_storage.save(name, ContentFile(pdf))
+    invoice.searchable_pdf = saved
+
+
+def _apply_ocr(invoice: Invoice, scan: OcrOutcome) -> None:
+    invoice.ocr_status = scan.status
+    invoice.ocr_pages = scan.pages_ocred
+    mean = scan.mean_confidence
+    invoice.ocr_confidence = round(mean, 3) if mean is not None else None
 
 
 def _mark_failed(invoice: Invoice, message: str) -> Invoice:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from rest_framework import serializers
@@ -49,11 +50,15 @@ def _may_process(*, user, subject: Invoice, params: dict) -> None:
 
 @job_kind("invoices.process_invoice", label="Extract and validate an invoice", queue="invoices", priority=4,
           params=ProcessParams, permission="invoices.reprocess_invoice", subject=INVOICE, authorize=_may_process,
-          unique_key="invoice:{invoice_id}:process", soft_time_limit=120, time_limit=180)
+          unique_key="invoice:{invoice_id}:process", soft_time_limit=300, time_limit=360)
 def process_invoice(job, *, invoice_id: int, force: bool = False) -> dict:
+    # OCR stops before a page it could not finish within the job's soft time limit.
+    deadline = time.monotonic() + job.kind.soft_time_limit
     invoice = invoice_process(invoice=Invoice.objects.get(pk=invoice_id), force=force,
-                                 actor=Actor(user=job.job.owner, source=job.job.source))
-    return {"invoice_id": invoice.pk, "status": invoice.status, "format": invoice.format, "error": invoice.error}
+                              actor=Actor(user=job.job.owner, source=job.job.source), progress=job.progress,
+                              deadline=deadline)
+    return {"invoice_id": invoice.pk, "status": invoice.status, "format": invoice.format, "error": invoice.error,
+            "ocr_pages": invoice.ocr_pages}
 
 
 @job_kind("invoices.validate_invoice", label="Validate an invoice again", queue="invoices", priority=4,

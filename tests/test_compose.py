@@ -392,9 +392,11 @@ def test_dockerfile_builds_a_slim_non_root_image_with_only_runtime_dependencies(
     runs = " ".join(args for keyword, args in instructions if keyword == "RUN")
     assert "requirements.txt" in runs and "requirements-dev" not in runs
     assert not re.search(r"build-essential|gcc|\S+-dev\b", runs)  # no compiler, no headers
-    # The only system packages are the run-time libraries WeasyPrint needs (body-only invoices), lean.
+    # The only system packages are run-time ones, lean: the libraries WeasyPrint needs (body-only invoices)
+    # and OCR (OCRmyPDF, Tesseract and its language packs).
     installs = [args for keyword, args in instructions if keyword == "RUN" and "apt-get install" in args]
     assert len(installs) == 1 and "--no-install-recommends" in installs[0] and "libpango-1.0-0" in installs[0]
+    assert "ocrmypdf" in installs[0] and "tesseract-ocr-deu" in installs[0]
     assert "rm -rf /var/lib/apt/lists" in installs[0]
 
 

@@ -15,11 +15,13 @@ from invoices.extract.base import ExtractedInvoice, Extractor, InvalidInvoice
 from invoices.extract.cii import CiiExtractor, Zugferd1Extractor
 from invoices.extract.csv_table import CsvExtractor
 from invoices.extract.facturx import FacturxExtractor, forget_embedded, looks_like_pdf
+from invoices.extract.images import ImageExtractor, image_kind, looks_like_page
 from invoices.extract.pdf_text import PdfTextExtractor
 from invoices.extract.ubl import UblExtractor
 from invoices.extract.xmlsafe import forget_shared, looks_like_xml, parse_xml
 
-__all__ = ["REGISTRY", "ExtractedInvoice", "InvalidInvoice", "detect_format", "extract"]
+__all__ = ["REGISTRY", "ExtractedInvoice", "InvalidInvoice", "detect_format", "extract", "image_kind",
+           "looks_like_page"]
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ REGISTRY: tuple[Extractor, ...] = (
     CiiExtractor(),
     Zugferd1Extractor(),
     PdfTextExtractor(),
+    ImageExtractor(),
     CsvExtractor(),
 )
 
@@ -39,7 +42,7 @@ _PASS_THROUGH = (SoftTimeLimitExceeded,)
 
 
 def detect_format(content: bytes) -> str | None:
-    """The format of `content` ("ubl", "cii", "facturx", "zugferd1", "pdf-text", "csv"), or None."""
+    """The format of `content` ("ubl", "cii", "facturx", "zugferd1", "pdf-text", "image", "csv"), or None."""
     extractor, _ = _find_extractor(content)
     try:
         return extractor.detected_format(content) if extractor is not None else None
@@ -115,7 +118,8 @@ def _describe_unrecognised(content: bytes) -> tuple[str, Exception | None]:
     if looks_like_pdf(content):
         return "the PDF has no embedded e-invoice and its text could not be read as an invoice.", None
     return (
-        "it is not an e-invoice (UBL, CII, Factur-X / ZUGFeRD), a PDF, or a CSV table we can read "
+        "it is not an e-invoice (UBL, CII, Factur-X / ZUGFeRD), a PDF, an image (JPEG, PNG, TIFF) "
+        "or a CSV table we can read "
         f"(it starts with {content[:16]!r}).",
         None,
     )

@@ -286,7 +286,7 @@ def test_pdf_without_a_text_layer_is_returned_empty_with_zero_confidence():
     assert invoice.invoice_number == ""
     assert invoice.total_gross is None
     assert set(invoice.confidence.values()) == {0.0}
-    assert any("no text layer" in warning and "OCR is not supported" in warning for warning in invoice.warnings)
+    assert any("no text layer" in warning and "OCR did not read it" in warning for warning in invoice.warnings)
 
 
 @pytest.mark.parametrize("cut", [0.1, 0.5, 0.9])

@@ -34,9 +34,9 @@ from invoices.extract.pdf_text.totals import TOTAL_FIELDS, find_totals, resolve_
 from invoices.extract.pdf_text.values import Found, T, find_amounts, find_dates, infer_slash_date_order
 
 __all__ = [
-    "PdfTextExtractor", "detect_document_type", "find_amounts", "find_currency", "find_dates", "find_due_date",
-    "find_invoice_number", "find_issue_date", "find_payment_iban", "find_seller_name", "find_seller_vat_id",
-    "find_totals", "infer_slash_date_order", "read_pdf_text",
+    "PdfText", "PdfTextExtractor", "detect_document_type", "find_amounts", "find_currency", "find_dates",
+    "find_due_date", "find_invoice_number", "find_issue_date", "find_payment_iban", "find_seller_name",
+    "find_seller_vat_id", "find_totals", "infer_slash_date_order", "read_pdf_text",
 ]
 
 KEY_FIELDS = (
@@ -62,12 +62,15 @@ class PdfTextExtractor(Extractor):
 
     def extract(self, content: bytes) -> ExtractedInvoice:
         """Read the fields a person sees on the invoice; raise InvalidInvoice for unreadable PDFs."""
-        pdf = read_pdf_text(content)
+        return self.extract_text(read_pdf_text(content))
+
+    def extract_text(self, pdf: PdfText) -> ExtractedInvoice:
+        """Read the fields from text already taken out of a PDF (by pypdf, or by OCR for scanned pages)."""
         invoice = ExtractedInvoice(format=self.format, warnings=list(pdf.warnings))
         invoice.confidence = dict.fromkeys(KEY_FIELDS, 0.0)
         if len(re.sub(r"\s", "", pdf.plain)) < MIN_TEXT_CHARS:
-            invoice.warnings.append("The PDF has no text layer (a scan?); OCR is not supported, "
-                                    "so nothing could be read. Enter the invoice by hand.")
+            invoice.warnings.append("The PDF has no text layer (a scan?) and OCR did not read it, "
+                                    "so nothing could be read.")
             return invoice
         slash_order = infer_slash_date_order(pdf.plain)
         found: dict[str, Found | None] = {

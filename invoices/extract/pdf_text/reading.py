@@ -39,14 +39,20 @@ def _clean(text: str) -> str:
     return text.replace("\u00a0", " ").replace("\u202f", " ").replace("\u2212", "-").replace("\r", "")
 
 
-def _pages_to_read(page_count: int) -> list[int]:
+def pages_to_read(page_count: int) -> list[int]:
+    """0-based numbers of the pages read: all of a short document, the head and tail of a long one."""
     if page_count <= MAX_PAGES_HEAD + MAX_PAGES_TAIL:
         return list(range(page_count))
     return [*range(MAX_PAGES_HEAD), *range(page_count - MAX_PAGES_TAIL, page_count)]
 
 
-def read_pdf_text(content: bytes) -> PdfText:
-    """Extract the text of a PDF. Raises InvalidInvoice for encrypted, damaged or non-PDF content."""
+def read_pdf_text(content: bytes, *, page_texts: dict[int, tuple[str, str]] | None = None) -> PdfText:
+    """Extract the text of a PDF. Raises InvalidInvoice for encrypted, damaged or non-PDF content.
+
+    `page_texts` gives the (layout, plain) text of some pages (0-based) from elsewhere: OCR's own
+    renderings of the pages it read, which pypdf cannot lay out.
+    """
+    page_texts = page_texts or {}
     try:
         reader = pypdf.PdfReader(io.BytesIO(content), strict=False)
         if reader.is_encrypted:
@@ -62,8 +68,13 @@ def read_pdf_text(content: bytes) -> PdfText:
     layouts: list[str] = []
     plains: list[str] = []
     unreadable: list[int] = []
-    pages = _pages_to_read(page_count)
+    pages = pages_to_read(page_count)
     for index in pages:
+        if index in page_texts:
+            layout, plain = page_texts[index]
+            layouts.append(_clean(layout))
+            plains.append(_clean(plain))
+            continue
         try:
             page = reader.pages[index]
             plains.append(_clean(page.extract_text()))

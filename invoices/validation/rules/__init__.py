@@ -7,7 +7,7 @@ from invoices.validation.rules.currency import Iso4217Rule
 from invoices.validation.rules.dates import DueBeforeIssueRule, IssueInFutureRule, IssueTooOldRule
 from invoices.validation.rules.duplicates import DuplicateNumberRule, DuplicateSuspectRule
 from invoices.validation.rules.en16931 import OfficialEn16931Rule
-from invoices.validation.rules.fields import LowConfidenceRule, MissingFieldsRule
+from invoices.validation.rules.fields import LowConfidenceRule, MissingFieldsRule, ScanRule
 from invoices.validation.rules.identifiers import IbanRule, SellerVatIdRule
 from invoices.validation.rules.totals import AmountDueRule, LinesSumRule, NetFromLinesRule, NetTaxGrossRule
 from invoices.validation.rules.vat import BreakdownRateRule, BreakdownSumRule
@@ -21,6 +21,7 @@ from invoices.validation.rules.vendor import (
 ALL_RULES: tuple[Rule, ...] = (
     MissingFieldsRule(),
     LowConfidenceRule(),
+    ScanRule(),
     LinesSumRule(),
     NetFromLinesRule(),
     NetTaxGrossRule(),

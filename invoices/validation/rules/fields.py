@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from invoices.models import Invoice
+from invoices.models import Invoice, OcrStatus
 from invoices.validation.base import Finding, Rule, decimal_parameter, names_parameter
 
 # Field -> how people call it (with its EN 16931 term).
@@ -68,7 +68,29 @@ class LowConfidenceRule(Rule):
                 doubtful.append(f"{FIELD_LABELS[name]} ({value:.2f})")
         if not doubtful:
             return []
-        source = "the PDF text" if invoice.format == "pdf-text" else "the file"
+        source = {"pdf-text": "the PDF text", "pdf-ocr": "the scan by OCR"}.get(invoice.format, "the file")
         return [self.finding(
             f"Read from {source} with low confidence; compare with the original: {', '.join(doubtful)}."
         )]
+
+
+class ScanRule(Rule):
+    code = "extraction.ocr"
+    description = ("A scan or photo is checked by a person when its text could not be read (OCR not installed or "
+                   "switched off) or was read by OCR with a mean word confidence below `min_confidence`.")
+    default_parameters = {"min_confidence": "0.7"}
+
+    def check(self, invoice: Invoice, params: dict) -> list[Finding]:
+        minimum = decimal_parameter(params, "min_confidence")
+        if invoice.ocr_status == OcrStatus.UNAVAILABLE:
+            return [self.finding("The file is a scan or photo and OCR is not installed, so nothing could be read. "
+                                 "Install OCR (docs/formats.md) and reprocess, or enter the invoice by hand.")]
+        if invoice.ocr_status == OcrStatus.DISABLED:
+            return [self.finding("The file is a scan or photo and OCR is switched off (OCR_ENABLED), so nothing "
+                                 "could be read. Enter the invoice by hand, or switch OCR on and reprocess.")]
+        confidence = invoice.ocr_confidence
+        if invoice.ocr_status == OcrStatus.DONE and (confidence is None or confidence < float(minimum)):
+            read = "no words" if confidence is None else f"a mean word confidence of {confidence:.0%}"
+            return [self.finding(f"The scan was read by OCR with {read} (below {float(minimum):.0%}): compare "
+                                 "every field with the original.")]
+        return []
