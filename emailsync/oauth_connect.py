@@ -59,6 +59,8 @@ def oauth_start(*, actor: Actor, provider: str, redirect_uri: str, mailbox: Mail
     state = secrets.token_urlsafe(32)
     url, _state = session.authorization_url(config["authorize_url"], state=state, code_challenge=challenge,
                                             code_challenge_method="S256", **config.get("authorize_params", {}))
+    # Attempts nobody finished are of no use after a day (a later callback is "unknown" either way).
+    OAuthAuthorization.objects.filter(created_at__lt=timezone.now() - timedelta(days=1)).delete()
     attempt = OAuthAuthorization(state=state, provider=provider, redirect_uri=redirect_uri, user=actor.user,
                                  mailbox=mailbox, source=source)
     attempt.set_code_verifier(verifier)

@@ -75,7 +75,7 @@ def mailbox_save(*, actor: Actor, mailbox: Mailbox | None = None, secret: str | 
     if refresh_token is not None:
         mailbox.set_refresh_token(refresh_token)
     if secret is not None or fields.keys() & {"host", "port", "username", "auth"}:
-        mailbox.needs_attention, mailbox.last_error = False, ""
+        mailbox.needs_attention, mailbox.reconnect_required, mailbox.last_error = False, False, ""
     with transaction.atomic():
         mailbox.save()
         audit_record(actor=actor, action="mailbox.create" if creating else "mailbox.change", target=mailbox,

@@ -161,6 +161,13 @@ def test_a_refused_refresh_asks_for_a_reconnect(provider, account, clerk, client
 
     mailbox.refresh_from_db()
     assert mailbox.reconnect_required and "revoked" in mailbox.last_error
+    # Storing new credentials by hand also clears the prompt.
+    from emailsync.services import mailbox_save
+    from jobs.services import Actor
+
+    mailbox_save(actor=Actor(user=None, source="command"), mailbox=mailbox, secret="pasted-access-token")
+    mailbox.refresh_from_db()
+    assert not mailbox.reconnect_required and not mailbox.needs_attention
 
 
 def test_bad_callbacks_store_nothing(provider, account, clerk, make_user, client_for):
