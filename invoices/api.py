@@ -328,6 +328,8 @@ class ReprocessSerializer(DecisionSerializer):
     force = serializers.BooleanField(required=False, default=False, help_text=(
         "Extract an approved, rejected or exported invoice again, dropping its decision "
         "(needs the permission to approve invoices)."))
+    discard_corrections = serializers.BooleanField(required=False, default=False, help_text=(
+        "Drop the invoice's corrections (kept in the history as discarded) instead of re-applying them."))
 
 
 class ExportCreateSerializer(serializers.Serializer):
@@ -460,7 +462,8 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         body.is_valid(raise_exception=True)
         try:
             job = invoice_reprocess(invoice=self.get_object(), actor=actor_for(request),
-                                    reason=body.validated_data["reason"], force=body.validated_data["force"])
+                                    reason=body.validated_data["reason"], force=body.validated_data["force"],
+                                    discard_corrections=body.validated_data["discard_corrections"])
         except InvoiceNotAllowed as exc:
             return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
         if job.deduplicated:  # already being processed: maybe by someone else

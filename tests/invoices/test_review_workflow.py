@@ -208,3 +208,17 @@ def test_review_queue_filters_counts_assignment_and_the_command_line(clerk, make
         call_command("invoices", "--as", "clerk", "correct", str(first.pk), "tax_total", "lots")
     with pytest.raises(CommandError, match="There is no invoice"):
         call_command("invoices", "--as", "viewer", "correct", str(first.pk + 999), "tax_total", "1")
+
+
+@pytest.mark.django_db
+def test_reprocess_can_discard_the_corrections(clerk, client_for):
+    invoice = needs_review_invoice(owner=clerk)
+    client = client_for(clerk)
+    client.patch(f"/api/v1/invoices/{invoice.pk}/", {"total_gross": RIGHT_GROSS}, format="json")
+    assert client.post(f"/api/v1/invoices/{invoice.pk}/reprocess/", {"discard_corrections": True},
+                       format="json").status_code == 202
+    [row] = client.get(f"/api/v1/invoices/{invoice.pk}/corrections/").json()
+    assert row["discarded_at"] is not None
+    assert client.get(f"/api/v1/invoices/{invoice.pk}/").json()["corrected_fields"] == []
+    entry = AuditEntry.objects.get(action="invoice.reprocess")
+    assert entry.details["corrections_discarded"] == 1
