@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
+from django.core.exceptions import ImproperlyConfigured
 
 LONG_JOB_QUEUES = ("invoices", "email", "exports", "maintenance")
 
@@ -72,6 +73,26 @@ def celery_configuration(app_configs=None, **kwargs):
             hint="See config/celery.py.", id="jobs.W005",
         ))
     return problems
+
+
+@register(Tags.security)
+def encryption_key_valid(app_configs=None, **kwargs):
+    """A key that is set but not a Fernet key fails `check` (and every start), not the first
+    time a mailbox secret is saved or read."""
+    from config.encryption import fernet
+
+    if not settings.FIELD_ENCRYPTION_KEY:
+        return []
+    try:
+        fernet()
+    except ImproperlyConfigured:
+        return [Error(
+            "FIELD_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes).",
+            hint="Generate one with `python -c 'from cryptography.fernet import Fernet; "
+                 "print(Fernet.generate_key().decode())'`.",
+            id="jobs.E010",
+        )]
+    return []
 
 
 @register(Tags.security, deploy=True)

@@ -61,3 +61,13 @@ def test_task_log_lines_carry_task_id_and_name_as_json():
     line = json.loads(record["line"])
     assert line["message"] == "working on it"
     assert line["task_id"] == "0f2e9c1a-task-id" and line["task_name"] == "tests.log_something"
+
+
+def test_an_invalid_field_encryption_key_fails_check():
+    for bad in ("not-a-fernet-key", "x" * 44):
+        env = {**production_env(), "FIELD_ENCRYPTION_KEY": bad}
+        result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
+                                text=True)
+        assert result.returncode != 0, result.stdout
+        assert "FIELD_ENCRYPTION_KEY is not a valid Fernet key" in result.stderr
+        assert bad not in result.stderr + result.stdout  # the key itself is never printed
