@@ -68,7 +68,7 @@ class MailboxSerializer(serializers.ModelSerializer):
 class SyncRequestSerializer(serializers.Serializer):
     months = serializers.IntegerField(min_value=1, max_value=120, required=False)
     folders = serializers.ListField(child=serializers.CharField(max_length=200), required=False, allow_empty=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class OAuthStartSerializer(serializers.Serializer):
@@ -79,7 +79,7 @@ class OAuthStartSerializer(serializers.Serializer):
 
 class GroupSyncRequestSerializer(serializers.Serializer):
     months = serializers.IntegerField(min_value=1, max_value=120, required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class RulesTestRequestSerializer(serializers.Serializer):

@@ -251,7 +251,7 @@ class InvoiceCorrectionSerializer(serializers.Serializer):
     previous_value = serializers.JSONField(allow_null=True)
     new_value = serializers.JSONField(allow_null=True)
     user = serializers.CharField(allow_null=True)
-    reason = serializers.CharField(allow_blank=True)
+    reason = serializers.CharField(allow_blank=True, max_length=500)
     created_at = serializers.DateTimeField()
     discarded_at = serializers.DateTimeField(allow_null=True, help_text="Set when a reprocess discarded it.")
 
@@ -321,7 +321,7 @@ class UploadSerializer(serializers.Serializer):
 
 
 class DecisionSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class ReprocessSerializer(DecisionSerializer):
@@ -336,7 +336,7 @@ class ExportCreateSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=ExportFormat.choices)
     invoice_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False,
                                         help_text="Omit to export every validated or approved invoice you can see.")
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class ExportSerializer(serializers.ModelSerializer):

@@ -105,7 +105,7 @@ class TriggerSerializer(serializers.Serializer):
     kind = serializers.CharField()
     params = serializers.DictField(required=False, default=dict)
     priority = serializers.IntegerField(min_value=0, max_value=9, required=False)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
     run_at = serializers.DateTimeField(required=False, help_text="Start at this time (not in the past; at most "
                                        "JOB_MAX_START_DELAY_DAYS ahead).")
     countdown = serializers.FloatField(required=False, help_text="Start this many seconds from now.")
@@ -119,7 +119,7 @@ class TriggerSerializer(serializers.Serializer):
 
 
 class ActionSerializer(serializers.Serializer):
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class CancelSerializer(ActionSerializer):

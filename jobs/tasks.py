@@ -41,8 +41,10 @@ def sleep(job, *, seconds: float, steps: int) -> dict:
 
 
 class PruneParams(serializers.Serializer):
-    succeeded_days = serializers.IntegerField(min_value=0, required=False, help_text="Keep successes this long.")
-    failed_days = serializers.IntegerField(min_value=0, required=False, help_text="Keep failures this long.")
+    succeeded_days = serializers.IntegerField(min_value=0, max_value=36500, required=False,
+                                              help_text="Keep successes this long (at most 100 years).")
+    failed_days = serializers.IntegerField(min_value=0, max_value=36500, required=False,
+                                           help_text="Keep failures this long (at most 100 years).")
 
 
 @job_kind(

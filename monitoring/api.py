@@ -69,7 +69,7 @@ class StatusView(APIView):
 
 class ScanRequestSerializer(serializers.Serializer):
     mode = serializers.ChoiceField(choices=ScanRun.Mode.choices, default=ScanRun.Mode.FULL)
-    reason = serializers.CharField(required=False, allow_blank=True, default="")
+    reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class ScanView(APIView):

@@ -74,7 +74,8 @@ def worker_snapshot(job) -> dict:
 
 
 class CleanupParams(serializers.Serializer):
-    older_than_hours = serializers.IntegerField(min_value=1, default=24, help_text="Delete files older than this.")
+    older_than_hours = serializers.IntegerField(min_value=1, max_value=24 * 3650, default=24,
+                                                help_text="Delete files older than this (at most ten years).")
 
 
 @job_kind("monitoring.cleanup_temp_files", label="Delete temporary files", queue="maintenance", priority=8,
