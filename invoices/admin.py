@@ -27,6 +27,7 @@ from invoices.models import (
     Vendor,
 )
 from invoices.review_page.views import page_image_view, review_queue_view, review_view
+from invoices.selectors import invoices_visible_to
 from invoices.services import (
     InvoiceNotAllowed,
     invoice_decide,
@@ -120,6 +121,10 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [field for fieldset in self.fieldsets for field in fieldset[1]["fields"]]
+
+    def get_queryset(self, request):
+        # The one visibility rule (invoices.selectors), as in the API and the commands.
+        return invoices_visible_to(request.user).order_by(*self.ordering)
 
     def has_add_permission(self, request):
         return False  # invoices come in through "Upload invoices", never typed in

@@ -180,3 +180,23 @@ def test_the_review_digest_tells_each_member_what_waits_once_a_day(make_user):
     assert message.to == ["clerk@example.com"] and "1 invoices wait for review" in message.subject
     assert f"#{invoice.pk} SupplierOfficialName Ltd" in message.body
     assert review_digest_send(digest=digest)["sent"] == 0 and len(mail.outbox) == 1  # once per day
+
+
+@pytest.mark.django_db
+def test_subscriptions_are_edited_in_the_admin_through_the_service(make_user, client, settings):
+    from jobs.models import AuditEntry
+
+    settings.EVENTS_ALLOW_PRIVATE_HOSTS = False
+    client.force_login(make_user("root", superuser=True))
+    refused = client.post("/admin/events/eventsubscription/add/", {
+        "name": "inside", "url": "http://127.0.0.1:6379/", "events": ["invoice.approved"], "enabled": "on"})
+    assert refused.status_code == 200 and b"loopback" in refused.content
+    saved = client.post("/admin/events/eventsubscription/add/", {
+        "name": "erp", "url": "https://8.8.8.8/hook", "events": ["invoice.approved", "invoice.exported"],
+        "enabled": "on"}, follow=True)
+    assert saved.status_code == 200 and b"shown once" in saved.content
+    subscription = EventSubscription.objects.get()
+    assert subscription.events == ["invoice.approved", "invoice.exported"] and len(subscription.secret) >= 32
+    assert subscription.secret.encode() not in client.get(
+        f"/admin/events/eventsubscription/{subscription.pk}/change/").content
+    assert AuditEntry.objects.filter(action="events.subscription_create").exists()
