@@ -4,16 +4,28 @@ Every knob is read from the environment here and nowhere else; each one is
 documented in docs/configuration.md.
 """
 
+import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
+import environ
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
 from config.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A local, git-ignored env file (`make run` writes `.env` in the checkout with
+# development values) fills in what the real environment does not set: real
+# environment variables always win. ENV_FILE names another file; empty disables
+# it (the test suite does, so a developer's `.env` never leaks into tests).
+ENV_FILE = os.environ.get("ENV_FILE", str(BASE_DIR / ".env"))
+ENV_FILE_READ = None
+if ENV_FILE and Path(ENV_FILE).is_file():
+    environ.Env.read_env(ENV_FILE, overwrite=False)
+    ENV_FILE_READ = ENV_FILE
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)

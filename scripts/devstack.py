@@ -4,6 +4,11 @@
 SQLite at var/db.sqlite3, a local Redis (REDIS_URL, else 127.0.0.1:6379 if it
 answers, else a private redis-server under var/), migrations, default
 schedules, an admin user, then web + worker + beat under honcho.
+
+First it writes (or completes) `.env` in the checkout (git-ignored): DEBUG=1, a
+generated SECRET_KEY and FIELD_ENCRYPTION_KEY, and the REDIS_URL it chose.
+Settings read that file, so `python manage.py ...` works in another terminal
+without exporting anything. `--write-env-only` stops after writing it.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import sys
 from pathlib import Path
 
 import redis
+from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parent.parent
 VAR = Path(os.environ.get("VAR_DIR", ROOT / "var"))
@@ -49,6 +55,35 @@ def choose_redis(env: dict) -> list[str] | None:
             "--save", "", "--appendonly", "no"]
 
 
+def env_file_path() -> Path | None:
+    """Where settings read the env file from (ENV_FILE, else `.env` in the checkout); None if disabled."""
+    configured = os.environ.get("ENV_FILE")
+    if configured is None:
+        return ROOT / ".env"
+    return Path(configured) if configured else None
+
+
+def write_env_file(path: Path, *, redis_url: str) -> dict:
+    """Write development values to the env file, keeping the secrets a previous run
+    generated (stored passwords stay decryptable) and any line the user added."""
+    values: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            key, sep, value = line.partition("=")
+            if sep and not line.lstrip().startswith("#"):
+                values[key.strip()] = value.strip()
+    values.setdefault("DEBUG", "1")
+    values.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+    values.setdefault("FIELD_ENCRYPTION_KEY", Fernet.generate_key().decode())
+    values["REDIS_URL"] = redis_url
+    lines = ["# Written by `make run` for development in this checkout (git-ignored; never commit it).",
+             "# Real environment variables override these values."]
+    lines += [f"{key}={value}" for key, value in values.items()]
+    path.write_text("\n".join(lines) + "\n")
+    path.chmod(0o600)  # it holds a secret key
+    return values
+
+
 def manage(*args: str, env: dict) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
@@ -57,6 +92,12 @@ def main() -> None:
     VAR.mkdir(exist_ok=True)
     env = {**os.environ, "DEBUG": os.environ.get("DEBUG", "1"), "PATH": f"{VENV_BIN}:{os.environ['PATH']}"}
     redis_command = choose_redis(env)
+    path = env_file_path()
+    if path is not None:
+        write_env_file(path, redis_url=env["REDIS_URL"])
+        print(f"Development settings: {path} (manage.py reads it in this checkout)")
+    if "--write-env-only" in sys.argv[1:]:
+        return
     # A private Redis lives exactly as long as this command (Ctrl-C stops it too).
     private_redis = subprocess.Popen(redis_command, cwd=ROOT) if redis_command else None
     try:
