@@ -157,18 +157,17 @@ def review_form(invoice: Invoice, *, posted=None, errors: dict[str, list[str]] |
     by_path = {r.path: r for section in sections for r in section.rows}
     line_issues, vendor_issues, general = [], [], []
     for issue in issues:
-        placed = False
-        for name in issue_fields(issue.code, issue.message):
-            if name in by_path:
-                by_path[name].issues.append(issue)
-                placed = True
-            elif name == "lines" and issue not in line_issues:
-                line_issues.append(issue)
-                placed = True
-            elif name == "vendor" and issue not in vendor_issues:
-                vendor_issues.append(issue)
-                placed = True
-        if not placed:
+        # At the first field the issue names (the rule's subject: "BT-112 = BT-109 + BT-110" is
+        # about BT-112), once: the same message at every field it mentions drowned the form.
+        place = next((name for name in issue_fields(issue.code, issue.message)
+                      if name in by_path or name in ("lines", "vendor")), None)
+        if place == "lines":
+            line_issues.append(issue)
+        elif place == "vendor":
+            vendor_issues.append(issue)
+        elif place is not None:
+            by_path[place].issues.append(issue)
+        else:
             general.append(issue)
 
     removed = set(posted.getlist("remove")) if posted is not None else set()

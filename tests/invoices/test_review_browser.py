@@ -164,6 +164,7 @@ def test_ubl_invoice_rendered_from_xml_beside_the_form_edit_revalidate_approve(l
     gross = browser.find_element(By.CSS_SELECTOR, "[data-path=total_gross]")
     assert "totals.net_tax_gross" not in gross.text and "corrected" in gross.text
     assert "Freight" in [e.get_attribute("value") for e in browser.find_elements(By.CSS_SELECTOR, "#lines input")]
+    browser.execute_script("document.getElementById('section-totals').scrollIntoView();")
     screenshot(browser, "review-ubl-corrected")
 
     click_and_wait(browser, "btn-approve")
@@ -176,6 +177,7 @@ def test_the_queue_page_and_reject_needs_a_reason_in_the_browser(logged_in, live
 
     browser = logged_in
     invoice = needs_review_invoice("queue")
+    needs_review_invoice("queue-2"), needs_review_invoice("queue-3")
     browser.get(live_server.url + reverse("admin:invoices_invoice_review_queue"))
     row = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"tr[data-invoice-id='{invoice.pk}']"), timeout=20,
                    what="the queue row")[0]
