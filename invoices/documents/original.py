@@ -15,10 +15,12 @@ from django.core.files.storage import default_storage
 
 from invoices.documents.einvoice import EInvoiceDocument, render_einvoice, xml_source
 from invoices.documents.errors import DocumentUnreadable
+from invoices.documents.image import image_page_count, render_image_page
 from invoices.documents.pdf import pdf_page_count, render_pdf_page
 from invoices.extract.base import InvalidInvoice
 from invoices.extract.csv_table import decode_csv_bytes, sniff_delimiter
 from invoices.extract.facturx import looks_like_pdf
+from invoices.extract.images import image_kind
 from invoices.extract.xmlsafe import looks_like_xml
 from invoices.models import Invoice
 
@@ -35,7 +37,7 @@ class OriginalMissing(Exception):
 class OriginalView:
     """The left pane of the review page."""
 
-    kind: str  # "pdf" | "einvoice" | "xml" | "csv" | "other"
+    kind: str  # "pdf" (PDF or scan: page images) | "einvoice" | "xml" | "csv" | "other"
     error: str = ""
     page_count: int = 0
     searchable_copy: bool = False  # pages come from the OCR's searchable PDF, not the original
@@ -58,8 +60,14 @@ def invoice_original_bytes(invoice: Invoice) -> bytes:
 def invoice_display_pdf(invoice: Invoice, content: bytes | None = None) -> tuple[bytes, bool] | None:
     """The PDF whose pages the review page shows, and whether it is the OCR's searchable copy.
 
-    None when the original is not a PDF.
+    The searchable PDF that OCR stored beside the original (issue 12) wins when it
+    exists; else the original when it is a PDF; else None.
     """
+    searchable = invoice.searchable_pdf.name
+    if searchable and default_storage.exists(searchable):
+        # A scan that OCR read: its searchable copy shows the same pages (deskewed, turned upright).
+        with default_storage.open(searchable, "rb") as handle:
+            return handle.read(), True
     content = invoice_original_bytes(invoice) if content is None else content
     if not _is_pdf(invoice, content):
         return None
@@ -77,11 +85,19 @@ def invoice_original_view(invoice: Invoice) -> OriginalView:
         content = invoice_original_bytes(invoice)
     except OriginalMissing as exc:
         return OriginalView(kind="other", error=str(exc))
-    display = invoice_display_pdf(invoice, content)
+    try:
+        display = invoice_display_pdf(invoice, content)
+    except OSError as exc:  # the searchable copy is there but unreadable: show why, keep the page
+        return OriginalView(kind="pdf", error=f"The searchable copy made by OCR cannot be read: {exc}.")
     if display is not None:
         pdf, searchable = display
         try:
             return OriginalView(kind="pdf", page_count=pdf_page_count(pdf), searchable_copy=searchable)
+        except DocumentUnreadable as exc:
+            return OriginalView(kind="pdf", error=str(exc))
+    if image_kind(content) is not None:
+        try:
+            return OriginalView(kind="pdf", page_count=image_page_count(content))
         except DocumentUnreadable as exc:
             return OriginalView(kind="pdf", error=str(exc))
     if looks_like_xml(content):
@@ -125,7 +141,10 @@ def invoice_page_image(invoice: Invoice, page_number: int, dpi: int = 150) -> by
     Raises OriginalMissing, NotAPdf, PageOutOfRange, DocumentUnreadable, or
     ValueError for a dpi outside the renderer's range.
     """
-    display = invoice_display_pdf(invoice)
-    if display is None:
-        raise NotAPdf("This invoice's original is not a PDF; it has no page images.")
-    return render_pdf_page(display[0], page_number, dpi)
+    content = invoice_original_bytes(invoice)
+    display = invoice_display_pdf(invoice, content)
+    if display is not None:
+        return render_pdf_page(display[0], page_number, dpi)
+    if image_kind(content) is not None:  # a scan OCR did not turn into a PDF
+        return render_image_page(content, page_number, dpi)
+    raise NotAPdf("This invoice's original is not a PDF or an image; it has no page images.")

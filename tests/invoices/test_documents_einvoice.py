@@ -136,3 +136,66 @@ class TestOriginalView:
         invoice = invoice_import_sync(content=path.read_bytes(), filename=path.name)
         default_storage.delete(invoice.original.name)
         assert invoice_original_view(invoice).error == "The stored original file is missing."
+
+
+@pytest.mark.services
+@pytest.mark.django_db
+class TestScans:
+    """A scan (image) shows its own frames; once OCR stored a searchable PDF, that one's pages."""
+
+    @pytest.fixture(autouse=True)
+    def _media(self, settings, tmp_path):
+        settings.MEDIA_ROOT = tmp_path / "media"
+
+    @pytest.fixture
+    def scan(self):
+        import io
+
+        from PIL import Image
+
+        from invoices.documents import render_pdf_page
+        from invoices.services import invoice_ingest
+
+        pdf = (SAMPLES / "facturx-zugferd" / "Facture_FR_BASICWL.pdf").read_bytes()
+        page = Image.open(io.BytesIO(render_pdf_page(pdf, 1, dpi=200)))
+        buffer = io.BytesIO()
+        page.convert("L").save(buffer, format="JPEG", quality=80)
+        # Stored only: whether OCR is installed here does not matter to what the page shows.
+        return invoice_ingest(content=buffer.getvalue(), filename="scan.jpg", source="upload", process=False), pdf
+
+    def test_a_scan_without_a_searchable_copy_shows_its_image_at_page_width(self, scan):
+        import io
+
+        from PIL import Image
+
+        from invoices.documents.original import invoice_page_image
+
+        invoice, _pdf = scan
+        view = invoice_original_view(invoice)
+        assert (view.kind, view.page_count, view.searchable_copy, view.error) == ("pdf", 1, False, "")
+        image = Image.open(io.BytesIO(invoice_page_image(invoice, 1, 150)))
+        assert image.format == "PNG" and image.width == round(8.27 * 150)
+        from invoices.documents.errors import PageOutOfRange
+
+        with pytest.raises(PageOutOfRange, match="the image has 1"):
+            invoice_page_image(invoice, 2, 150)
+
+    def test_the_searchable_pdf_made_by_ocr_is_shown_when_there_is_one(self, scan):
+        from django.core.files.base import ContentFile
+
+        from invoices.documents import render_pdf_page
+        from invoices.documents.original import invoice_page_image
+
+        invoice, pdf = scan
+        invoice.searchable_pdf.save(f"{invoice.sha256}-ocr.pdf", ContentFile(pdf))
+        view = invoice_original_view(invoice)
+        assert (view.kind, view.page_count, view.searchable_copy) == ("pdf", 1, True)
+        assert invoice_page_image(invoice, 1, 100) == render_pdf_page(pdf, 1, 100)
+
+    def test_a_damaged_image_is_reported(self):
+        from invoices.services import invoice_ingest
+
+        invoice = invoice_ingest(content=b"\xff\xd8\xff\xe0 not really a jpeg", filename="x.jpg", source="upload",
+                                 process=False)
+        view = invoice_original_view(invoice)
+        assert view.kind == "pdf" and view.error.startswith("The image cannot be displayed")
