@@ -201,7 +201,8 @@ def review_queue_counts(*, user, filters: ReviewFilters | None = None) -> dict[s
         count_total=Count("pk"),
         count_needs_review=Count("pk", filter=Q(status=InvoiceStatus.NEEDS_REVIEW)),
         count_awaiting_approval=Count("pk", filter=Q(awaiting_approval=True)),
-        count_mine=Count("pk", filter=Q(assigned_to=user)),
+        # The system (user None) has nothing assigned to it.
+        count_mine=Count("pk", filter=Q(assigned_to=user) if user is not None else Q(pk__in=[])),
         count_unassigned=Count("pk", filter=Q(assigned_to__isnull=True)),
         count_due_soon=Count("pk", filter=Q(due_soon=True)),
     )

@@ -222,3 +222,14 @@ def test_reprocess_can_discard_the_corrections(clerk, client_for):
     assert client.get(f"/api/v1/invoices/{invoice.pk}/").json()["corrected_fields"] == []
     entry = AuditEntry.objects.get(action="invoice.reprocess")
     assert entry.details["corrections_discarded"] == 1
+
+
+@pytest.mark.django_db
+def test_the_command_without_as_sees_the_whole_queue_and_owns_none_of_it(clerk, capsys):
+    needs_review_invoice("1", owner=clerk)
+    needs_review_invoice("2")
+    call_command("invoices", "review-queue", "--json")
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["counts"]["total"] == 2 and listed["counts"]["mine"] == 0 and listed["counts"]["unassigned"] == 2
+    call_command("invoices", "review-queue")
+    assert "2 waiting: 2 need review" in capsys.readouterr().out
