@@ -47,7 +47,7 @@ class VatBreakdown:
 class ExtractedInvoice:
     """What an extractor read from one file."""
 
-    format: str  # ubl | cii | facturx | zugferd1 | csv | pdf-text
+    format: str  # ubl | cii | facturx | zugferd1 | csv | pdf-text | image (no OCR ran); pdf-ocr is set after OCR
     invoice_number: str = ""  # BT-1
     issue_date: dt.date | None = None  # BT-2
     type_code: str = ""  # BT-3 as written (380, 381, ...)
