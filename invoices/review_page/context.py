@@ -194,3 +194,32 @@ def review_form(invoice: Invoice, *, posted=None, errors: dict[str, list[str]] |
 def _is_new_line_key(key: str) -> bool:
     head, _, _ = key.partition(".")
     return head.startswith("new-") and head[4:].isdigit()
+
+
+def shown_value(value) -> str:
+    """A correction's value for the history table: a line (added or removed) as its fields."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return ", ".join(f"{name}: {field}" for name, field in value.items() if field not in (None, ""))
+    return str(value)
+
+
+@dataclass
+class CorrectionRow:
+    correction: object
+    extracted: str
+    previous: str
+    new: str
+
+
+def correction_rows(corrections) -> list[CorrectionRow]:
+    """The correction history as the page shows it."""
+    rows = []
+    for c in corrections:
+        new = shown_value(c.new_value)
+        if not new:
+            removed_line = c.new_value is None and c.field_path.startswith("lines[") and "." not in c.field_path
+            new = "(line removed)" if removed_line else "(empty)"
+        rows.append(CorrectionRow(c, shown_value(c.extracted_value), shown_value(c.previous_value), new))
+    return rows

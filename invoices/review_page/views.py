@@ -20,7 +20,7 @@ from invoices.documents.original import NotAPdf, OriginalMissing, invoice_origin
 from invoices.documents.pdf import MAX_DPI, MIN_DPI
 from invoices.models import Invoice, ValidationRuleSetting, Vendor
 from invoices.page_api import DEFAULT_DPI, page_image_response
-from invoices.review_page.context import review_form
+from invoices.review_page.context import correction_rows, review_form
 from invoices.review_page.form import posted_changes
 from invoices.review_page.services import review_form_save
 from invoices.selectors import (
@@ -204,7 +204,7 @@ def _render(model_admin, request, invoice: Invoice, query: str, *, posted=None, 
         "form": review_form(invoice, posted=posted, errors=errors),
         "posted_reason": (posted or {}).get("reason", ""),
         "posted_decision_reason": (posted or {}).get("decision_reason", ""),
-        "corrections": list(invoice_corrections(invoice=invoice)[:100]),
+        "corrections": correction_rows(invoice_corrections(invoice=invoice)[:100]),
         "previous_url": _review_url(previous, query) if previous else "",
         "next_url": _review_url(following, query) if following else "",
         "queue_url": reverse("admin:invoices_invoice_review_queue") + (f"?{query}" if query else ""),

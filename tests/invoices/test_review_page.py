@@ -156,6 +156,8 @@ def test_lines_are_added_and_removed_as_corrections(clerk_client):
     assert not invoice.lines.filter(position=2).exists()
     paths = sorted(InvoiceCorrection.objects.filter(invoice=invoice).values_list("field_path", flat=True))
     assert "lines[2]" in paths and len(paths) == 3
+    history = clerk_client.get(review_url(invoice)).content.decode().split('id="corrections"', 1)[1]
+    assert "(line removed)" in history and "name: Freight, quantity: 1" in history
 
 
 def test_a_bad_value_in_a_new_line_is_shown_in_that_row(clerk_client):
