@@ -200,3 +200,26 @@ def test_subscriptions_are_edited_in_the_admin_through_the_service(make_user, cl
     assert subscription.secret.encode() not in client.get(
         f"/admin/events/eventsubscription/{subscription.pk}/change/").content
     assert AuditEntry.objects.filter(action="events.subscription_create").exists()
+
+
+@pytest.mark.django_db
+def test_the_pipeline_publishes_needs_review_failed_and_exported(settings):
+    from invoices.exports import export_create, export_run
+    from invoices.services import invoice_decide, invoice_import_sync
+
+    settings.EVENTS_ALLOW_PRIVATE_HOSTS = True
+    subscription_save(subscription=EventSubscription(
+        name="all", url="http://127.0.0.1:9/", events=["invoice.needs_review", "invoice.failed", "invoice.exported",
+                                                       "invoice.rejected"]), actor=SYSTEM)
+    invoice = needs_review_invoice()
+    broken = invoice_import_sync(content=b"<Invoice>not an invoice", filename="broken.xml")
+    assert broken.status == "failed"
+    invoice_decide(invoice=invoice, approve=True, actor=SYSTEM)  # approved: nobody subscribed to that
+    batch, _ = export_create(format="csv", actor=SYSTEM, invoices=type(invoice).objects.filter(pk=invoice.pk))
+    export_run(batch=batch)
+    deliveries = EventDelivery.objects.order_by("pk")
+    assert [(d.event, d.subject_id) for d in deliveries] == [
+        ("invoice.needs_review", str(invoice.pk)), ("invoice.failed", str(broken.pk)),
+        ("invoice.exported", str(invoice.pk))]
+    assert deliveries[2].payload["invoice"]["status"] == "exported"
+    assert all(Job.objects.filter(pk=d.job_id, kind="events.deliver_webhook").exists() for d in deliveries)
