@@ -245,3 +245,18 @@ def test_the_invoice_pages_link_to_the_review_page(clerk_client):
 ])
 def test_issues_map_to_the_fields_they_concern(code, message, fields):
     assert issue_fields(code, message) == fields
+
+
+def test_fields_read_with_low_confidence_are_marked(clerk_client):
+    # A plain PDF read by the text extractor: its guesses carry a confidence per field.
+    path = SAMPLES / "unstructured-pdf" / "hetzner-2016-01-19.pdf"
+    invoice = invoice_import_sync(content=path.read_bytes(), filename=path.name)
+    assert invoice.format == "pdf-text"
+    Invoice.objects.filter(pk=invoice.pk).update(confidence={**invoice.confidence, "total_gross": 0.4,
+                                                             "invoice_number": 0.95})
+    html = clerk_client.get(review_url(invoice)).content.decode()
+    gross = html.split('data-path="total_gross"', 1)[1].split('class="rv-field', 1)[0]
+    number = html.split('data-path="invoice_number"', 1)[1].split('class="rv-field', 1)[0]
+    assert "low confidence 0.40" in gross and "rv-has-warning" in html
+    assert "low confidence" not in number
+    assert 'id="page-image"' in html
