@@ -132,8 +132,8 @@ def bench_review_page(rounds: int) -> list[list[object]]:
     from django.test import Client
     from django.urls import reverse
 
+    from core.roles import ensure_roles
     from invoices.services import invoice_import_sync
-    from jobs.roles import ensure_roles
 
     ensure_roles()
     user = get_user_model().objects.create_user("bench-clerk", password="x", is_staff=True)

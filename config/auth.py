@@ -19,7 +19,7 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.throttling import SimpleRateThrottle
 
-from config.parsers import DepthLimitedJSONParser
+from core.parsers import DepthLimitedJSONParser
 
 logger = logging.getLogger(__name__)
 

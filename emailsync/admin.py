@@ -10,6 +10,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 
+from core.admin import REFUSALS, admin_actor
 from emailsync.api import oauth_redirect_uri
 from emailsync.models import Mailbox, MailMessage, MailRule, SyncRun
 from emailsync.oauth_connect import OAuthConnectError, oauth_start
@@ -28,8 +29,6 @@ from emailsync.services import (
     mailbox_test_connection,
     mailbox_validate_settings,
 )
-from jobs.admin import admin_actor
-from jobs.errors import JobNotAllowed
 
 
 class MailboxForm(forms.ModelForm):
@@ -52,7 +51,8 @@ class MailboxForm(forms.ModelForm):
             try:
                 mailbox_validate_settings(host=cleaned["host"], security=cleaned["security"])
             except MailboxInvalid as exc:
-                self.add_error("host", str(exc))
+                for field, errors in (exc.field_errors or {None: [exc.message]}).items():
+                    self.add_error(field, errors)
         return cleaned
 
 
@@ -195,7 +195,7 @@ class MailboxAdmin(admin.ModelAdmin):
         for mailbox in queryset:
             try:
                 job = mailbox_sync_enqueue(mailbox=mailbox, actor=admin_actor(request))
-            except PermissionDenied as exc:
+            except REFUSALS as exc:
                 self.message_user(request, str(exc), messages.ERROR)
                 return
             note = "already running" if job.deduplicated else "queued"
@@ -240,7 +240,7 @@ class MailboxAdmin(admin.ModelAdmin):
             try:
                 mailbox_cancel_sync(mailbox=mailbox, actor=admin_actor(request))
                 self.message_user(request, f"{mailbox}: cancel requested.", messages.SUCCESS)
-            except (JobNotAllowed, PermissionDenied) as exc:
+            except REFUSALS as exc:
                 self.message_user(request, f"{mailbox}: {exc}", messages.WARNING)
 
 

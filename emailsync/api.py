@@ -16,15 +16,16 @@ from rest_framework.permissions import DjangoModelPermissions, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
+from core.actors import require_permission
+from core.api import actor_for
+from core.errors import NotAllowed
 from emailsync.models import Mailbox, MailRule, OAuthAuthorization, SyncRun
 from emailsync.oauth_connect import OAuthConnectError, oauth_finish, oauth_start
-from emailsync.rules import RuleInvalid
 from emailsync.selectors import mailboxes_visible_to
 from emailsync.services import (
     MAILBOX_FIELDS,
     RULE_FIELDS,
     RULES_TEST_MAX,
-    MailboxInvalid,
     mail_rule_delete,
     mail_rule_save,
     mailbox_active_sync,
@@ -35,9 +36,8 @@ from emailsync.services import (
     mailbox_sync_enqueue,
     mailbox_test_connection,
 )
-from jobs.api import JobSerializer, actor_for, job_as_seen_by
-from jobs.errors import JobNotAllowed
-from jobs.services import require_permission
+from jobs.api import JobSerializer, job_as_seen_by, job_started
+from jobs.models import Job
 
 
 class MailboxSerializer(serializers.ModelSerializer):
@@ -148,11 +148,8 @@ class MailboxViewSet(viewsets.ModelViewSet):
     def _save(self, serializer, mailbox=None):
         data = dict(serializer.validated_data)
         secret, refresh = data.pop("secret", None), data.pop("refresh_token", None)
-        try:
-            return mailbox_save(actor=actor_for(self.request), mailbox=mailbox, secret=secret,
-                                refresh_token=refresh, **data)
-        except MailboxInvalid as exc:
-            raise serializers.ValidationError({"host": [str(exc)]}) from exc
+        return mailbox_save(actor=actor_for(self.request), mailbox=mailbox, secret=secret,
+                            refresh_token=refresh, **data)
 
     def perform_create(self, serializer):
         serializer.instance = self._save(serializer)
@@ -173,11 +170,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
         body.is_valid(raise_exception=True)
         job = mailbox_sync_enqueue(mailbox=mailbox, actor=actor_for(request), months=body.validated_data.get("months"),
                                    folders=body.validated_data.get("folders"), reason=body.validated_data["reason"])
-        if job.deduplicated:
-            return Response(job_as_seen_by(job, request, self.get_serializer_context()),
-                            status=status.HTTP_409_CONFLICT)
-        return Response(JobSerializer(job, context=self.get_serializer_context()).data,
-                        status=status.HTTP_202_ACCEPTED)
+        return job_started(job, request, self.get_serializer_context())
 
     @extend_schema(request=OAuthStartSerializer, responses={200: OpenApiResponse(
         description='{"authorization_url"}: send the user there; the provider comes back to oauth/callback/.')})
@@ -233,8 +226,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
         body.is_valid(raise_exception=True)
         job = mailbox_sync_enqueue(mailbox=mailbox, actor=actor_for(request), months=body.validated_data.get("months"),
                                    groups=True, reason=body.validated_data["reason"])
-        code = status.HTTP_409_CONFLICT if job.deduplicated else status.HTTP_202_ACCEPTED
-        return Response(JobSerializer(job, context=self.get_serializer_context()).data, status=code)
+        return job_started(job, request, self.get_serializer_context())
 
     @extend_schema(responses={200: OpenApiResponse(description="The active or last sync job, with progress and "
                                                                "ETA, and the last run's counts.")})
@@ -255,11 +247,8 @@ class MailboxViewSet(viewsets.ModelViewSet):
     @extend_schema(request=None, responses={200: JobSerializer, 409: OpenApiResponse(description="Nothing to cancel.")})
     @action(detail=True, methods=["post"], url_path="cancel-sync")
     def cancel_sync(self, request, pk=None):
-        try:
-            job = mailbox_cancel_sync(mailbox=self.get_object(), actor=actor_for(request),
-                                      reason=request.data.get("reason", ""))
-        except JobNotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        job = mailbox_cancel_sync(mailbox=self.get_object(), actor=actor_for(request),
+                                  reason=request.data.get("reason", ""))
         return Response(JobSerializer(job, context=self.get_serializer_context()).data)
 
     @extend_schema(responses=SyncRunSerializer(many=True))
@@ -295,7 +284,7 @@ class MailboxViewSet(viewsets.ModelViewSet):
     @action(detail=False, methods=["get"])
     def statistics(self, request):
         if not request.user.is_staff:
-            return Response({"detail": "Staff only."}, status=status.HTTP_403_FORBIDDEN)
+            raise NotAllowed("Staff only.")
         rows = (SyncRun.objects.annotate(day=TruncDate("started_at")).values("mailbox__name", "day")
                 .annotate(messages_new=Sum("messages_new"), messages_seen=Sum("messages_seen"),
                           invoices_created=Sum("invoices_created"), errors=Sum("errors"))
@@ -315,8 +304,6 @@ def _attempt_source(state: str) -> str | None:
 
 
 def _last_sync_job(mailbox: Mailbox):
-    from jobs.models import Job
-
     return Job.objects.filter(kind="emailsync.sync_mailbox", subject_id=str(mailbox.pk)).order_by(
         "-created_at").first()
 
@@ -354,10 +341,7 @@ class MailRuleViewSet(viewsets.ModelViewSet):
     def _save(self, serializer, rule=None):
         data = dict(serializer.validated_data)
         mailbox = data.pop("mailbox", None)
-        try:
-            return mail_rule_save(actor=actor_for(self.request), mailbox=mailbox, rule=rule, **data)
-        except RuleInvalid as exc:
-            raise serializers.ValidationError({name: [message] for name, message in exc.errors.items()}) from exc
+        return mail_rule_save(actor=actor_for(self.request), mailbox=mailbox, rule=rule, **data)
 
     def perform_create(self, serializer):
         serializer.instance = self._save(serializer)

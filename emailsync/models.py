@@ -6,7 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from config.encryption import decrypt, encrypt
+from core.encryption import decrypt, encrypt
 
 
 class Mailbox(models.Model):

@@ -28,10 +28,10 @@ from django.utils import timezone
 from oauthlib.oauth2 import OAuth2Error
 from requests_oauthlib import OAuth2Session
 
+from core.actors import Actor, require_permission
+from core.audit import audit_record
 from emailsync.models import Mailbox, OAuthAuthorization
 from emailsync.oauth import provider_config
-from jobs.audit import audit_record
-from jobs.services import Actor, require_permission
 
 PROVIDERS = (Mailbox.OAuthProvider.GOOGLE, Mailbox.OAuthProvider.MICROSOFT)
 

@@ -26,6 +26,7 @@ from html.parser import HTMLParser
 
 import regex
 
+from core.errors import Invalid
 from emailsync.attachments import Attachment, ParsedMessage
 from emailsync.mime import decode_text
 from emailsync.models import Mailbox, MailRule
@@ -38,11 +39,12 @@ MAX_BODY_CHARS = 200_000
 _RECIPIENT_HEADERS = ("To", "Cc", "Delivered-To", "X-Original-To")
 
 
-class RuleInvalid(ValueError):
-    """A rule's pattern or setting is not acceptable; `errors` maps field names to messages."""
+class RuleInvalid(Invalid, ValueError):
+    """A rule's pattern or setting is not acceptable; `errors` maps field names to messages (400)."""
 
     def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()))
+        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()),
+                         field_errors={name: [message] for name, message in errors.items()})
         self.errors = errors
 
 

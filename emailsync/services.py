@@ -11,6 +11,9 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor, require_permission
+from core.audit import audit_record
+from core.errors import Invalid
 from emailsync.attachments import candidate_attachments
 from emailsync.errors import MailboxAuthError, MailboxError, MailboxFolderMissing, MailboxTLSError, UnparseableMessage
 from emailsync.hostcheck import check_host_allowed
@@ -19,10 +22,9 @@ from emailsync.models import Mailbox, MailMessage, MailRule, SyncRun
 from emailsync.oauth import access_token_for
 from emailsync.rules import RuleInvalid, enabled_rules, rule_validate
 from emailsync.sync import Progress, SyncCounts, group_folders, mailbox_scan, message_decision
-from jobs.audit import audit_record
 from jobs.errors import JobCancelled, JobNotAllowed
 from jobs.models import ACTIVE_STATUSES, Job
-from jobs.services import Actor, job_cancel, job_enqueue, require_permission
+from jobs.services import job_cancel, job_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,11 @@ MAILBOX_FIELDS = ("name", "host", "port", "security", "username", "auth", "oauth
                   "lookback_months", "enabled", "after_processing", "move_to_folder")
 
 
-class MailboxInvalid(ValueError):
-    """A mailbox setting is not acceptable; the message says which and why."""
+class MailboxInvalid(Invalid, ValueError):
+    """A mailbox setting is not acceptable; the message says why, `field` which setting (400)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field_errors={field: [message]} if field else None)
 
 
 def imap_settings_for(mailbox: Mailbox) -> ImapSettings:
@@ -49,11 +54,11 @@ def mailbox_validate_settings(*, host: str, security: str) -> None:
     """Refuse plain IMAP and internal hosts unless the settings allow them."""
     if security == Mailbox.Security.PLAIN and not settings.EMAILSYNC_ALLOW_INSECURE:
         raise MailboxInvalid("Plain (unencrypted) IMAP is not allowed; use SSL or STARTTLS, or set "
-                             "EMAILSYNC_ALLOW_INSECURE=1.")
+                             "EMAILSYNC_ALLOW_INSECURE=1.", field="security")
     try:
         check_host_allowed(host, allow_private=settings.EMAILSYNC_ALLOW_PRIVATE_HOSTS)
     except MailboxError as exc:
-        raise MailboxInvalid(str(exc)) from exc
+        raise MailboxInvalid(str(exc), field="host") from exc
 
 
 def mailbox_save(*, actor: Actor, mailbox: Mailbox | None = None, secret: str | None = None,

@@ -13,7 +13,8 @@ from emailsync.errors import (
 from emailsync.models import Mailbox
 from emailsync.selectors import mailboxes_visible_to
 from emailsync.services import mailbox_sync, mailboxes_sync_all
-from jobs.registry import TRANSIENT_ERRORS, JobSubject, job_kind
+from jobs.kinds import TRANSIENT_ERRORS, JobSubject
+from jobs.registry import job_kind
 
 # A dropped connection or a server that is restarting: try again with backoff.
 # Bad credentials, certificates or folders are not here: they need a person.

@@ -7,9 +7,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 
+from core.admin import admin_actor, apply_to_each
 from events.models import Event, EventDelivery, EventSubscription, ReviewDigest
 from events.services import delivery_replay, review_digest_send, subscription_clean, subscription_save
-from jobs.admin import admin_actor, apply_to_each
 
 
 class SubscriptionForm(forms.ModelForm):

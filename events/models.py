@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib.auth.models import Group
 from django.db import models
 
-from config.encryption import decrypt, encrypt
+from core.encryption import decrypt, encrypt
 
 
 class Event(models.TextChoices):

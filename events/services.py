@@ -18,11 +18,12 @@ from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor, require_permission
+from core.audit import audit_record
+from core.models import model_label
 from events import webhooks
 from events.models import Event, EventDelivery, EventSubscription, ReviewDigest
-from jobs.audit import audit_record
-from jobs.models import model_label
-from jobs.services import Actor, job_enqueue, require_permission
+from jobs.services import job_enqueue
 
 logger = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from config.hostcheck import HostNotAllowed, HostUnresolvable, UrlNotAllowed, check_url_allowed
+from core.hostcheck import HostNotAllowed, HostUnresolvable, UrlNotAllowed, check_url_allowed
 
 SIGNATURE_HEADER = "X-APIntake-Signature"
 TIMESTAMP_HEADER = "X-APIntake-Timestamp"
@@ -55,7 +55,7 @@ class WebhookRefused(Exception):
 
 def check_webhook_url(url: str) -> None:
     """Refuse anything but http(s) to a public host on a valid port (SSRF): the one check every
-    outbound connection uses (config.hostcheck). EVENTS_ALLOW_PRIVATE_HOSTS=1 allows private and
+    outbound connection uses (core.hostcheck). EVENTS_ALLOW_PRIVATE_HOSTS=1 allows private and
     loopback addresses."""
     try:
         check_url_allowed(url, allow_private=settings.EVENTS_ALLOW_PRIVATE_HOSTS, what="webhook",

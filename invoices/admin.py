@@ -13,8 +13,9 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from core.admin import REFUSALS, admin_actor, apply_to_each
 from invoices.api import original_response, searchable_pdf_response
-from invoices.exports import NothingToExport, export_create
+from invoices.exports import export_create
 from invoices.models import (
     ExportBatch,
     ExportFormat,
@@ -29,13 +30,12 @@ from invoices.models import (
 from invoices.review_page.views import page_image_view, review_queue_view, review_view
 from invoices.selectors import invoices_visible_to
 from invoices.services import (
-    InvoiceNotAllowed,
     invoice_decide,
     invoice_ingest,
     invoice_reprocess,
     invoice_revalidate,
 )
-from jobs.admin import STATUS_COLOURS, EstimatedCountPaginator, admin_actor, apply_to_each
+from jobs.admin import STATUS_COLOURS, EstimatedCountPaginator
 from jobs.models import Job
 
 INVOICE_COLOURS = {
@@ -43,10 +43,6 @@ INVOICE_COLOURS = {
     InvoiceStatus.NEEDS_REVIEW: "#fd7e14", InvoiceStatus.FAILED: "#dc3545", InvoiceStatus.DUPLICATE: "#adb5bd",
     InvoiceStatus.APPROVED: "#20c997", InvoiceStatus.REJECTED: "#6f42c1", InvoiceStatus.EXPORTED: "#212529",
 }
-
-
-# What a bulk action may meet on some of the selected invoices, reported per invoice.
-REFUSALS = (InvoiceNotAllowed, PermissionDenied)
 
 
 class InvoiceLineInline(admin.TabularInline):
@@ -229,7 +225,7 @@ class InvoiceAdmin(admin.ModelAdmin):
                 invoice_decide(invoice=invoice, approve=approve, actor=admin_actor(request),
                                reason=request.POST.get("reason", ""))
                 self.message_user(request, f"Invoice {'approved' if approve else 'rejected'}.", messages.SUCCESS)
-            except (InvoiceNotAllowed, PermissionDenied) as exc:
+            except REFUSALS as exc:
                 self.message_user(request, str(exc), messages.ERROR)
         return HttpResponseRedirect(reverse("admin:invoices_invoice_change", args=[invoice_id]))
 
@@ -242,25 +238,25 @@ class InvoiceAdmin(admin.ModelAdmin):
     def reprocess_selected(self, request, queryset):
         apply_to_each(self, request, queryset,
                       lambda invoice, actor: invoice_reprocess(invoice=invoice, actor=actor, reason="admin action"),
-                      verb="Queued reprocessing of", noun="invoice(s)", refusals=REFUSALS)
+                      verb="Queued reprocessing of", noun="invoice(s)")
 
     @admin.action(description="Validate again", permissions=["reprocess"])
     def revalidate_selected(self, request, queryset):
         apply_to_each(self, request, queryset,
                       lambda invoice, actor: invoice_revalidate(invoice=invoice, actor=actor, reason="admin action"),
-                      verb="Queued validation of", noun="invoice(s)", refusals=REFUSALS)
+                      verb="Queued validation of", noun="invoice(s)")
 
     @admin.action(description="Approve selected", permissions=["approve"])
     def approve_selected(self, request, queryset):
         apply_to_each(self, request, queryset,
                       lambda invoice, actor: invoice_decide(invoice=invoice, approve=True, actor=actor,
                                                             reason="admin action"),
-                      verb="Approved", noun="invoice(s)", refusals=REFUSALS)
+                      verb="Approved", noun="invoice(s)")
 
     def _export(self, request, queryset, format):
         try:
             batch, _job = export_create(format=format, actor=admin_actor(request), invoices=queryset)
-        except (NothingToExport, PermissionDenied) as exc:
+        except REFUSALS as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return None
         self.message_user(request, f"Export {batch.pk} of {batch.items.count()} invoice(s) queued.", messages.SUCCESS)

@@ -12,13 +12,15 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.parsers import FormParser, MultiPartParser
-from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from config.parsers import DepthLimitedJSONParser
-from invoices.corrections import FIELD_SPECS, LINE_FIELDS, InvalidCorrection
-from invoices.exports import NothingToExport, export_create
+from core.api import HasPermission, actor_for
+from core.errors import Conflict, Invalid
+from core.parsers import DepthLimitedJSONParser
+from invoices.corrections import FIELD_SPECS, LINE_FIELDS
+from invoices.exports import export_create
 from invoices.models import (
     EXPORTABLE_STATUSES,
     ExportBatch,
@@ -38,7 +40,6 @@ from invoices.selectors import (
     review_queue_counts,
 )
 from invoices.services import (
-    InvoiceNotAllowed,
     exports_visible_to,
     invoice_assign,
     invoice_correct,
@@ -48,7 +49,7 @@ from invoices.services import (
     invoice_reprocess,
     vendor_create_from_invoice,
 )
-from jobs.api import JobSerializer, actor_for, job_as_seen_by
+from jobs.api import JobSerializer, job_started
 
 
 class IssueSerializer(serializers.Serializer):
@@ -312,7 +313,10 @@ class VendorLinkSerializer(serializers.Serializer):
 
 
 class ErrorSerializer(serializers.Serializer):
+    """The one error shape (core.api.exception_handler); field errors, if any, under their field names."""
+
     detail = serializers.CharField()
+    code = serializers.CharField()
 
 
 class UploadSerializer(serializers.Serializer):
@@ -356,14 +360,6 @@ class ExportSerializer(serializers.ModelSerializer):
 class ExportCreatedSerializer(serializers.Serializer):
     export = ExportSerializer()
     job = JobSerializer()
-
-
-class HasPermission(BasePermission):
-    """Per-action Django permissions: `required_perms = {"create": "invoices.add_invoice"}`."""
-
-    def has_permission(self, request, view) -> bool:
-        perm = getattr(view, "required_perms", {}).get(view.action)
-        return perm is None or request.user.has_perm(perm)
 
 
 class InvoiceFilter(django_filters.FilterSet):
@@ -446,8 +442,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """Upload one or many invoice files; each is stored and queued for processing."""
         files = request.FILES.getlist("files") or request.FILES.getlist("file")
         if not files:
-            return Response({"files": ["Send one or more files in the multipart field `files`."]},
-                            status=status.HTTP_400_BAD_REQUEST)
+            raise Invalid(field_errors={"files": ["Send one or more files in the multipart field `files`."]})
         created = [invoice_ingest(content=upload.read(), filename=upload.name, source=InvoiceSource.UPLOAD,
                                   owner=request.user, source_ref="api") for upload in files]
         return Response([invoice_as_dict(invoice, viewer=request.user) for invoice in created],
@@ -460,17 +455,11 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """Extract and validate again (a job). A decided invoice needs `force`."""
         body = ReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            job = invoice_reprocess(invoice=self.get_object(), actor=actor_for(request),
-                                    reason=body.validated_data["reason"], force=body.validated_data["force"],
-                                    discard_corrections=body.validated_data["discard_corrections"])
-        except InvoiceNotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        if job.deduplicated:  # already being processed: maybe by someone else
-            return Response(job_as_seen_by(job, request, self.get_serializer_context()),
-                            status=status.HTTP_409_CONFLICT)
-        return Response(JobSerializer(job, context=self.get_serializer_context()).data,
-                        status=status.HTTP_202_ACCEPTED)
+        job = invoice_reprocess(invoice=self.get_object(), actor=actor_for(request),
+                                reason=body.validated_data["reason"], force=body.validated_data["force"],
+                                discard_corrections=body.validated_data["discard_corrections"])
+        # already being processed (maybe by someone else): a conflict carrying that job
+        return job_started(job, request, self.get_serializer_context())
 
     @extend_schema(request=DecisionSerializer, responses={200: InvoiceDetailSerializer})
     @action(detail=True, methods=["post"])
@@ -485,11 +474,8 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def _decide(self, request, *, approve: bool) -> Response:
         body = DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            invoice = invoice_decide(invoice=self.get_object(), approve=approve, actor=actor_for(request),
-                                     reason=body.validated_data["reason"])
-        except InvoiceNotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        invoice = invoice_decide(invoice=self.get_object(), approve=approve, actor=actor_for(request),
+                                 reason=body.validated_data["reason"])
         return self._detail(invoice)
 
     def _detail(self, invoice: Invoice) -> Response:
@@ -505,8 +491,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """Correct fields (each change is stored as a correction row); optionally re-validate at once."""
         invoice = self.get_object()
         if not isinstance(request.data, dict):
-            return Response({"detail": "Send a JSON object of fields to correct."},
-                            status=status.HTTP_400_BAD_REQUEST)
+            raise Invalid("Send a JSON object of fields to correct.")
         body = InvoiceCorrectionRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
@@ -514,13 +499,8 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         changes.update(data.get("changes") or {})
         # Fields we do not know are refused by the whitelist (the service names what may be corrected).
         changes.update({key: value for key, value in request.data.items() if key not in body.fields})
-        try:
-            invoice_correct(invoice=invoice, changes=changes, actor=actor_for(request), reason=data["reason"],
-                            revalidate=data["revalidate"])
-        except InvalidCorrection as exc:
-            return Response(exc.errors, status=status.HTTP_400_BAD_REQUEST)
-        except InvoiceNotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        invoice_correct(invoice=invoice, changes=changes, actor=actor_for(request), reason=data["reason"],
+                        revalidate=data["revalidate"])
         return self._detail(invoice)
 
     @extend_schema(responses={200: InvoiceCorrectionSerializer(many=True)})
@@ -548,7 +528,7 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         try:
             filters = ReviewFilters.from_query(request.query_params)
         except ValueError as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+            raise Invalid(str(exc)) from exc
         queue = review_queue(user=request.user, filters=filters).prefetch_related("issues", "lines")
         page = self.paginate_queryset(queue)
         context = self.get_serializer_context()
@@ -573,12 +553,9 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         else:
             assignee = get_user_model().objects.filter(username=body.validated_data["username"]).first()
             if assignee is None:
-                return Response({"username": ["No such user."]}, status=status.HTTP_400_BAD_REQUEST)
-        try:
-            invoice_assign(invoice=invoice, assignee=assignee, actor=actor_for(request),
-                           reason=body.validated_data["reason"])
-        except InvoiceNotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+                raise Invalid(field_errors={"username": ["No such user."]})
+        invoice_assign(invoice=invoice, assignee=assignee, actor=actor_for(request),
+                       reason=body.validated_data["reason"])
         return self._detail(invoice)
 
     @extend_schema(request=VendorLinkSerializer, responses={
@@ -591,16 +568,13 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         invoice = self.get_object()
         body = VendorLinkSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            if body.validated_data.get("create_from_seller"):
-                vendor_create_from_invoice(invoice=invoice, actor=actor_for(request))
-            else:
-                vendor = Vendor.objects.filter(pk=body.validated_data["vendor_id"]).first()
-                if vendor is None:
-                    return Response({"vendor_id": ["No such vendor."]}, status=status.HTTP_400_BAD_REQUEST)
-                invoice_link_vendor(invoice=invoice, vendor=vendor, actor=actor_for(request))
-        except InvoiceNotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+        if body.validated_data.get("create_from_seller"):
+            vendor_create_from_invoice(invoice=invoice, actor=actor_for(request))
+        else:
+            vendor = Vendor.objects.filter(pk=body.validated_data["vendor_id"]).first()
+            if vendor is None:
+                raise Invalid(field_errors={"vendor_id": ["No such vendor."]})
+            invoice_link_vendor(invoice=invoice, vendor=vendor, actor=actor_for(request))
         return self._detail(invoice)
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="The original file.")})
@@ -649,11 +623,8 @@ class ExportViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
             invoices = invoices.filter(pk__in=body.validated_data["invoice_ids"])
         else:  # "everything validated": what has not been exported yet
             invoices = invoices.filter(status__in=EXPORTABLE_STATUSES)
-        try:
-            batch, job = export_create(format=body.validated_data["format"], actor=actor_for(request),
-                                       invoices=invoices, reason=body.validated_data["reason"])
-        except NothingToExport as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        batch, job = export_create(format=body.validated_data["format"], actor=actor_for(request),
+                                   invoices=invoices, reason=body.validated_data["reason"])
         context = self.get_serializer_context()
         return Response({"export": ExportSerializer(batch, context=context).data,
                          "job": JobSerializer(job, context=context).data}, status=status.HTTP_202_ACCEPTED)
@@ -663,7 +634,6 @@ class ExportViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
     def download(self, request, pk=None):
         batch = self.get_object()
         if batch.status != ExportBatch.Status.DONE or batch.file_deleted_at or not batch.file:
-            return Response({"detail": f"The export is {batch.status}; no file to download."},
-                            status=status.HTTP_409_CONFLICT)
+            raise Conflict(f"The export is {batch.status}; no file to download.")
         return FileResponse(default_storage.open(batch.file.name, "rb"), as_attachment=True,
                             filename=batch.file.name.rsplit("/", 1)[-1])

@@ -1,8 +1,23 @@
 from django.apps import AppConfig
 
+# view_all: invoices belong to the AP team, not to whoever uploaded them (docs/invoices.md).
+INVOICE_READ = ["invoices.view_invoice", "invoices.view_all", "invoices.view_vendor", "invoices.view_exportbatch",
+                "invoices.view_invoicecorrection"]
+INVOICE_WORK = [*INVOICE_READ, "invoices.add_invoice", "invoices.add_invoicecorrection", "invoices.add_vendor",
+                "invoices.reprocess_invoice", "invoices.approve_invoice", "invoices.export_invoice",
+                "invoices.add_exportbatch"]
+
 
 class InvoicesConfig(AppConfig):
     name = "invoices"
+    # What each role may do with invoices (core.roles assembles the groups).
+    role_permissions = {
+        "viewer": INVOICE_READ,
+        "operator": [*INVOICE_READ, "invoices.reprocess_invoice"],
+        "ap_clerk": INVOICE_WORK,
+        # A clerk who may also approve invoices above the approval threshold (four-eyes still applies).
+        "ap_approver": [*INVOICE_WORK, "invoices.approve_above_threshold"],
+    }
 
     def ready(self) -> None:
         from celery.signals import worker_process_init

@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 
 from iso4217 import Currency
 
+from core.errors import Invalid
 from invoices.models import Invoice, InvoiceLine, InvoiceType
 
 ISO_4217_CODES = frozenset(currency.code for currency in Currency)
@@ -30,11 +31,12 @@ LINE_PATH_RE = re.compile(r"^lines\[(?P<position>\d{1,6}|\+)\](?:\.(?P<field>[a-
 MAX_LINES = 5000
 
 
-class InvalidCorrection(ValueError):
-    """One or more corrections cannot be applied; `errors` maps each field path to messages."""
+class InvalidCorrection(Invalid, ValueError):
+    """One or more corrections cannot be applied; `errors` maps each field path to messages (400)."""
 
     def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{path}: {' '.join(messages)}" for path, messages in errors.items()))
+        super().__init__("; ".join(f"{path}: {' '.join(messages)}" for path, messages in errors.items()),
+                         field_errors=errors)
         self.errors = errors
 
 

@@ -9,14 +9,16 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
+from core.actors import Actor, require_permission
+from core.audit import audit_record
+from core.errors import Invalid
 from invoices.models import EXPORTABLE_STATUSES, ExportBatch, ExportFormat, ExportItem, Invoice, InvoiceStatus
-from jobs.audit import audit_record
-from jobs.services import Actor, job_enqueue, require_permission
+from jobs.services import job_enqueue
 
 EXTENSIONS = {ExportFormat.CSV: "csv", ExportFormat.JSON: "json", ExportFormat.UBL: "zip"}
 
 
-class NothingToExport(Exception):
+class NothingToExport(Invalid):
     """The selection holds no invoice that can be exported."""
 
 

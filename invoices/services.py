@@ -18,6 +18,9 @@ from django.core.files.storage import default_storage
 from django.db import DataError, IntegrityError, models, transaction
 from django.utils import timezone
 
+from core.actors import Actor, require_permission
+from core.audit import audit_record
+from core.errors import Conflict
 from invoices import corrections as fields
 from invoices.corrections import InvalidCorrection
 from invoices.extract import extract
@@ -36,9 +39,7 @@ from invoices.models import (
 )
 from invoices.ocr import OcrOutcome, apply_word_confidence, document_ocr, extract_scanned
 from invoices.selectors import invoice_approval_need, invoices_visible_to
-from jobs.audit import audit_record
-from jobs.errors import JobNotAllowed
-from jobs.services import Actor, job_enqueue, require_permission
+from jobs.services import job_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +51,8 @@ EXTRACTED_FIELDS = (
 )
 
 
-class InvoiceNotAllowed(JobNotAllowed):
-    """The invoice cannot take this action in its current state (a conflict, 409).
-
-    A JobNotAllowed, so a refusal raised while a job is being triggered for the
-    invoice is answered like any other job conflict.
-    """
+class InvoiceNotAllowed(Conflict):
+    """The invoice cannot take this action in its current state (409)."""
 
 
 # A person decided these: extracting again would silently drop that decision.

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from rest_framework import serializers
 
+from core.actors import Actor
 from invoices.exports import export_run, exports_cleanup
 from invoices.inbox import inbox_scan
 from invoices.models import ExportBatch, Invoice
@@ -17,8 +18,8 @@ from invoices.services import (
     invoice_reprocess_check,
     invoice_validate,
 )
-from jobs.registry import JobSubject, job_kind
-from jobs.services import Actor
+from jobs.kinds import JobSubject
+from jobs.registry import job_kind
 
 
 class InvoiceParams(serializers.Serializer):

@@ -10,7 +10,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.functional import cached_property
@@ -18,13 +18,15 @@ from django.utils.html import format_html
 from django_celery_beat.admin import PeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
+from core.admin import REFUSALS, admin_actor, apply_to_each
+from core.audit import audit_record
+from core.models import AuditEntry
 from jobs.admin_forms import form_params, params_form_class
-from jobs.audit import audit_record
-from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound, UnknownJobKind
-from jobs.models import AuditEntry, Job, JobExecution, JobStatus, TriggerSource
-from jobs.registry import all_kinds, get_kind, kinds_for_user
+from jobs.errors import JobParamsInvalid, UnknownJobKind
+from jobs.kinds import all_kinds, get_kind, kinds_for_user
+from jobs.models import Job, JobExecution, JobStatus
 from jobs.selectors import job_actual_duration, job_time_left
-from jobs.services import Actor, job_cancel, job_retry, job_terminate, job_trigger
+from jobs.services import job_cancel, job_retry, job_terminate, job_trigger
 
 STATUS_COLOURS = {
     JobStatus.QUEUED: "#6c757d",
@@ -34,26 +36,6 @@ STATUS_COLOURS = {
     JobStatus.FAILED: "#dc3545",
     JobStatus.CANCELLED: "#adb5bd",
 }
-
-
-def admin_actor(request: HttpRequest) -> Actor:
-    return Actor(user=request.user, source=TriggerSource.ADMIN)
-
-
-def apply_to_each(model_admin, request, objects, operation, *, verb: str, noun: str, refusals) -> None:
-    """Run one service call per selected object (`operation(obj, actor)`); say how many
-    worked and why the others were refused."""
-    actor = admin_actor(request)
-    done, refused = 0, []
-    for obj in objects:
-        try:
-            operation(obj, actor)
-            done += 1
-        except refusals as exc:
-            refused.append(f"{obj}: {exc}")
-    model_admin.message_user(request, f"{verb} {done} {noun}.", messages.SUCCESS if done else messages.WARNING)
-    if refused:
-        model_admin.message_user(request, "Skipped " + "; ".join(refused[:10]), messages.WARNING)
 
 
 # Below this many rows an exact COUNT(*) is cheap enough and exact counts read better.
@@ -284,7 +266,7 @@ class JobAdmin(admin.ModelAdmin):
         operations = {"cancel": job_cancel, "retry": job_retry, "terminate": job_terminate}
         try:
             result = operations[operation](job=job, actor=admin_actor(request), reason=request.POST.get("reason", ""))
-        except (JobNotAllowed, PermissionDenied) as exc:
+        except REFUSALS as exc:
             self.message_user(request, str(exc), messages.ERROR)
             return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job_id]))
         if operation == "retry":
@@ -315,7 +297,7 @@ class JobAdmin(admin.ModelAdmin):
             except JobParamsInvalid as exc:
                 for field, errors in exc.errors.items():
                     form.add_error(field if field in form.fields else None, errors)
-            except (JobSubjectNotFound, JobNotAllowed, PermissionDenied) as exc:
+            except REFUSALS as exc:
                 form.add_error(None, str(exc))
             else:
                 verb = "is already active" if job.deduplicated else "was started"
@@ -330,20 +312,20 @@ class JobAdmin(admin.ModelAdmin):
     def cancel_selected(self, request, queryset):
         apply_to_each(self, request, queryset,
                       lambda job, actor: job_cancel(job=job, actor=actor, reason="bulk action"),
-                      verb="Cancelled", noun="job(s)", refusals=(JobNotAllowed, PermissionDenied))
+                      verb="Cancelled", noun="job(s)")
 
     @admin.action(description="Retry selected failed or cancelled jobs", permissions=["retry"])
     def retry_selected(self, request, queryset):
         apply_to_each(self, request, queryset,
                       lambda job, actor: job_retry(job=job, actor=actor, reason="bulk action"),
-                      verb="Retried", noun="job(s)", refusals=(JobNotAllowed, PermissionDenied))
+                      verb="Retried", noun="job(s)")
 
     @admin.action(description="Terminate selected running jobs (kills the worker process)",
                   permissions=["terminate"])
     def terminate_selected(self, request, queryset):
         apply_to_each(self, request, queryset,
                       lambda job, actor: job_terminate(job=job, actor=actor, reason="bulk action"),
-                      verb="Terminated", noun="job(s)", refusals=(JobNotAllowed, PermissionDenied))
+                      verb="Terminated", noun="job(s)")
 
     def has_cancel_permission(self, request):
         return request.user.has_perm("jobs.cancel_job")
@@ -360,24 +342,6 @@ class JobAdmin(admin.ModelAdmin):
                          "can_retry": self.has_retry_permission(request),
                          "can_terminate": self.has_terminate_permission(request)}
         return super().change_view(request, object_id, form_url, extra_context)
-
-
-@admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "actor_label", "action", "source", "target_label", "job", "reason"]
-    list_filter = ["action", "source", "created_at"]
-    search_fields = ["actor_label", "action", "target_label", "reason"]
-    list_select_related = ["job"]
-    show_full_result_count = False
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 admin.site.unregister(PeriodicTask)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from rest_framework import serializers
 
-from jobs.registry import JobKind
+from jobs.kinds import JobKind
 
 
 def params_form_class(kind: JobKind) -> type[forms.Form]:

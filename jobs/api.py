@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import django_filters
-from django.core.exceptions import PermissionDenied
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -13,20 +12,15 @@ from rest_framework.permissions import IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from config.pagination import CheckedCursorPagination
-from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound, UnknownJobKind
-from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
-from jobs.registry import kinds_for_user, params_json_schema
+from core.api import actor_for
+from core.errors import NotAllowed
+from core.models import TriggerSource
+from core.pagination import CheckedCursorPagination
+from jobs.errors import JobAlreadyActive, JobParamsInvalid
+from jobs.kinds import kinds_for_user, params_json_schema
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 from jobs.selectors import job_actual_duration, job_estimated_duration, job_time_left, jobs_visible_to
-from jobs.services import (
-    Actor,
-    job_cancel,
-    job_cancel_all,
-    job_retry,
-    job_start_time,
-    job_terminate,
-    job_trigger,
-)
+from jobs.services import job_cancel, job_cancel_all, job_retry, job_start_time, job_terminate, job_trigger
 
 
 class JobSerializer(serializers.ModelSerializer):
@@ -175,8 +169,13 @@ class NewestFirst(CheckedCursorPagination):
     max_page_size = 500
 
 
-def actor_for(request) -> Actor:
-    return Actor(user=request.user, source=TriggerSource.API)
+def job_started(job: Job, request, context: dict | None = None) -> Response:
+    """202 + the job just started. A job already active under the same unique key is
+    a JobAlreadyActive conflict (409) carrying that job as the caller may see it."""
+    if job.deduplicated:
+        raise JobAlreadyActive(current=job_as_seen_by(job, request, context))
+    return Response(JobSerializer(job, context=context or {"request": request}).data,
+                    status=status.HTTP_202_ACCEPTED)
 
 
 def job_as_seen_by(job: Job, request, context: dict | None = None) -> dict:
@@ -216,9 +215,6 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return [*super().get_throttles(), ScopedRateThrottle()]
         return super().get_throttles()
 
-    def _job_response(self, job: Job, code: int) -> Response:
-        return Response(JobSerializer(job, context=self.get_serializer_context()).data, status=code)
-
     @extend_schema(request=TriggerSerializer, responses={
         202: JobSerializer, 409: OpenApiResponse(JobSerializer, description="An active job with the same unique key."),
         400: OpenApiResponse(description="Unknown kind or invalid parameters (field errors under `params`)."),
@@ -228,22 +224,10 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         """Trigger a job of a registered kind."""
         body = TriggerSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            job = job_trigger(kind=body.validated_data["kind"], params=body.validated_data["params"],
-                              actor=actor_for(request), priority=body.validated_data.get("priority"),
-                              reason=body.validated_data["reason"], run_at=body.validated_data["start_at"])
-        except UnknownJobKind as exc:
-            return Response({"kind": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
-        except JobParamsInvalid as exc:
-            return Response({"params": exc.errors}, status=status.HTTP_400_BAD_REQUEST)
-        except JobSubjectNotFound as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_404_NOT_FOUND)
-        except JobNotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        if job.deduplicated:
-            return Response(job_as_seen_by(job, request, self.get_serializer_context()),
-                            status=status.HTTP_409_CONFLICT)
-        return self._job_response(job, status.HTTP_202_ACCEPTED)
+        job = job_trigger(kind=body.validated_data["kind"], params=body.validated_data["params"],
+                          actor=actor_for(request), priority=body.validated_data.get("priority"),
+                          reason=body.validated_data["reason"], run_at=body.validated_data["start_at"])
+        return job_started(job, request, self.get_serializer_context())
 
     @extend_schema(responses=JobKindSerializer(many=True))
     @action(detail=False, methods=["get"])
@@ -266,11 +250,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         body = CancelSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         operation = job_terminate if body.validated_data["terminate"] else job_cancel
-        try:
-            job = operation(job=job, actor=actor_for(request), reason=body.validated_data["reason"])
-        except JobNotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        return self._job_response(job, status.HTTP_200_OK)
+        job = operation(job=job, actor=actor_for(request), reason=body.validated_data["reason"])
+        return Response(JobSerializer(job, context=self.get_serializer_context()).data)
 
     @extend_schema(request=ActionSerializer, responses={202: JobSerializer, 409: OpenApiResponse(
         description="The job is not failed or cancelled, or an active job holds its unique key.")})
@@ -280,14 +261,8 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = self.get_object()
         body = ActionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            new_job = job_retry(job=job, actor=actor_for(request), reason=body.validated_data["reason"])
-        except JobNotAllowed as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
-        if new_job.deduplicated:
-            return Response(job_as_seen_by(new_job, request, self.get_serializer_context()),
-                            status=status.HTTP_409_CONFLICT)
-        return self._job_response(new_job, status.HTTP_202_ACCEPTED)
+        new_job = job_retry(job=job, actor=actor_for(request), reason=body.validated_data["reason"])
+        return job_started(new_job, request, self.get_serializer_context())
 
     @extend_schema(request=CancelAllSerializer, responses={200: OpenApiResponse(
         description='{"cancelled": N}')})
@@ -297,7 +272,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         body = CancelAllSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         if not request.user.is_staff:
-            raise PermissionDenied("Only staff may cancel all jobs.")
+            raise NotAllowed("Only staff may cancel all jobs.")
         count = job_cancel_all(actor=actor_for(request), kind=body.validated_data["kind"] or None,
                                reason=body.validated_data["reason"])
         return Response({"cancelled": count})

@@ -3,19 +3,17 @@ most lost or duplicated tasks (shared/LESSONS.md)."""
 
 from __future__ import annotations
 
+from celery import current_app
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
-from django.core.exceptions import ImproperlyConfigured
+
+from jobs.kinds import all_kinds
 
 LONG_JOB_QUEUES = ("invoices", "email", "exports", "maintenance")
 
 
 @register(Tags.compatibility)
 def celery_configuration(app_configs=None, **kwargs):
-    from celery import current_app
-
-    from jobs.registry import all_kinds
-
     conf = current_app.conf
     problems = []
     serializers_in_use = {conf.task_serializer, conf.result_serializer, *conf.accept_content}
@@ -73,36 +71,3 @@ def celery_configuration(app_configs=None, **kwargs):
             hint="See config/celery.py.", id="jobs.W005",
         ))
     return problems
-
-
-@register(Tags.security)
-def encryption_key_valid(app_configs=None, **kwargs):
-    """A key that is set but not a Fernet key fails `check` (and every start), not the first
-    time a mailbox secret is saved or read."""
-    from config.encryption import fernet
-
-    if not settings.FIELD_ENCRYPTION_KEY:
-        return []
-    try:
-        fernet()
-    except ImproperlyConfigured:
-        return [Error(
-            "FIELD_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes).",
-            hint="Generate one with `python -c 'from cryptography.fernet import Fernet; "
-                 "print(Fernet.generate_key().decode())'`.",
-            id="jobs.E010",
-        )]
-    return []
-
-
-@register(Tags.security, deploy=True)
-def encryption_key_configured(app_configs=None, **kwargs):
-    if settings.FIELD_ENCRYPTION_KEY:
-        return []
-    return [Warning(
-        "FIELD_ENCRYPTION_KEY is not set: stored secrets are encrypted with a key derived from SECRET_KEY, "
-        "so rotating SECRET_KEY would make them unreadable.",
-        hint="Generate one with `python -c 'from cryptography.fernet import Fernet; "
-             "print(Fernet.generate_key().decode())'`.",
-        id="jobs.W010",
-    )]

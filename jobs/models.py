@@ -8,10 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-
-def model_label(instance) -> str:
-    """"app_label.modelname" of a model instance: how jobs and audit rows name what they are about."""
-    return instance._meta.label_lower
+from core.models import TriggerSource
 
 
 def model_instance(label: str, pk: str):
@@ -36,14 +33,6 @@ class JobStatus(models.TextChoices):
 
 ACTIVE_STATUSES = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.RETRYING)
 FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
-
-
-class TriggerSource(models.TextChoices):
-    SCHEDULE = "schedule", "Schedule"
-    ADMIN = "admin", "Admin"
-    API = "api", "API"
-    COMMAND = "command", "Command"
-    SYSTEM = "system", "System"
 
 
 class Job(models.Model):
@@ -195,32 +184,3 @@ class JobExecution(models.Model):
 
     def __str__(self) -> str:
         return f"{self.job_id} attempt {self.attempt}: {self.outcome}"
-
-
-class AuditEntry(models.Model):
-    """Who did what to which object, when, from where and why."""
-
-    created_at = models.DateTimeField(auto_now_add=True)
-    actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    actor_label = models.CharField(max_length=150, blank=True, default="")
-    action = models.CharField(max_length=60)
-    source = models.CharField(max_length=10, choices=TriggerSource.choices)
-    job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")
-    target_type = models.CharField(max_length=100, blank=True, default="")
-    target_id = models.CharField(max_length=64, blank=True, default="")
-    target_label = models.CharField(max_length=200, blank=True, default="")
-    reason = models.TextField(blank=True, default="")
-    details = models.JSONField(default=dict, blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        verbose_name_plural = "audit entries"
-        indexes = [
-            models.Index(fields=["-created_at"], name="audit_created"),
-            models.Index(fields=["target_type", "target_id", "-created_at"], name="audit_target"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.actor_label or 'system'} {self.action} {self.target_label}"

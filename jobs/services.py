@@ -11,21 +11,24 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 
+from celery import current_app
+from celery.app.task import Task
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from jobs.audit import audit_record
+from core.actors import Actor, require_permission
+from core.audit import audit_record
+from core.errors import NotAllowed
+from core.models import TriggerSource, model_label
 from jobs.durability import relaxed_from
 from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound
-from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource, model_label
-from jobs.registry import JobKind, get_kind
+from jobs.kinds import JobKind, get_kind
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -37,18 +40,6 @@ PUBLISH_RETRY_POLICY = {"max_retries": 1, "interval_start": 0, "interval_step": 
 # JOB_PUBLISH_RETRY_AFTER_SECONDS: a frozen Redis costs one socket timeout, not one
 # per request; the jobs wait in their rows and the sweeper publishes them.
 _broker_down_until = 0.0
-
-
-@dataclass(frozen=True)
-class Actor:
-    """Who acts, and through which door."""
-
-    user: object | None
-    source: str
-
-    @classmethod
-    def system(cls) -> Actor:
-        return cls(user=None, source=TriggerSource.SYSTEM)
 
 
 def job_enqueue(
@@ -213,8 +204,6 @@ def job_publish_many(*, jobs: Iterable[Job]) -> int:
     wait in the row instead of the broker (Redis redelivers long-delayed
     messages; shared/LESSONS.md); the sweeper publishes them when due.
     """
-    from celery import current_app
-
     global _broker_down_until
     sent = []
     job = None
@@ -250,9 +239,6 @@ def _mark_published(ids: list) -> None:
 
 def _send(job: Job, producer) -> bool:
     """Publish one job's message, unless its start is too far ahead for the broker."""
-    from celery import current_app
-    from celery.app.task import Task
-
     start_at = job.next_attempt_at if job.status == JobStatus.RETRYING else job.not_before
     countdown = max(0.0, (start_at - timezone.now()).total_seconds()) if start_at else 0.0
     if countdown > settings.JOB_MAX_BROKER_COUNTDOWN:
@@ -269,14 +255,6 @@ def _send(job: Job, producer) -> bool:
         retry_policy=PUBLISH_RETRY_POLICY,
     )
     return True
-
-
-def require_permission(user, perm: str, *, staff: bool = False) -> None:
-    """Raise PermissionDenied unless the user holds the permission (and is staff)."""
-    if user is None:  # trusted system caller (sweeper, shell without --as)
-        return
-    if not user.is_authenticated or not user.has_perm(perm) or (staff and not user.is_staff):
-        raise PermissionDenied("You do not have permission to do that.")
 
 
 def job_start_time(*, run_at: datetime | None = None, countdown: float | None = None) -> datetime | None:
@@ -316,7 +294,7 @@ def job_trigger(*, kind: str, params: dict | None, actor: Actor, priority: int |
     """
     job_kind = get_kind(kind)
     if actor.user is not None and not job_kind.may_trigger(actor.user):
-        raise PermissionDenied(f"You may not start {kind} jobs.")
+        raise NotAllowed(f"You may not start {kind} jobs.")
     params = job_kind.validate(params)
     start_at = job_start_time(run_at=run_at, countdown=countdown)
     subject = None
@@ -357,8 +335,6 @@ def job_cancel(*, job: Job, actor: Actor, reason: str = "") -> Job:
 
 def job_terminate(*, job: Job, actor: Actor, reason: str = "") -> Job:
     """Stop a stuck running job now: kill its worker process and mark it cancelled (staff)."""
-    from celery import current_app
-
     require_permission(actor.user, "jobs.terminate_job", staff=True)
     with transaction.atomic():
         ended = Job.objects.filter(pk=job.pk, status__in=ACTIVE_STATUSES).update(

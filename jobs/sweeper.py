@@ -22,8 +22,10 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from jobs.broker import queue_length, unacked_task_ids
+from jobs.kinds import get_kind
 from jobs.models import Job, JobExecution, JobStatus
-from jobs.registry import get_kind
+from jobs.services import job_publish, job_publish_many
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +123,6 @@ def _expire(now, report: SweepReport) -> None:
 
 
 def _publish_due(now, report: SweepReport) -> None:
-    from jobs.services import job_publish_many
-
     horizon = now + timedelta(seconds=settings.JOB_MAX_BROKER_COUNTDOWN)
     due = Job.objects.filter(published_at__isnull=True).filter(
         Q(status=JobStatus.QUEUED, not_before__isnull=True)
@@ -134,8 +134,6 @@ def _publish_due(now, report: SweepReport) -> None:
 
 
 def _republish_vanished(now, report: SweepReport, queue_lengths) -> None:
-    from jobs.services import job_publish
-
     waited_since = now - timedelta(seconds=settings.JOB_QUEUED_REPUBLISH_AFTER_SECONDS)
     candidates = Job.objects.filter(
         status=JobStatus.QUEUED, published_at__lt=waited_since
@@ -156,8 +154,6 @@ def _republish_vanished(now, report: SweepReport, queue_lengths) -> None:
 
 def _nobody_reserved(job: Job) -> bool:
     """True unless a worker holds this message unacked (prefetched or delayed)."""
-    from jobs.broker import unacked_task_ids
-
     try:
         return str(job.pk) not in unacked_task_ids()
     except Exception:
@@ -165,6 +161,4 @@ def _nobody_reserved(job: Job) -> bool:
 
 
 def broker_queue_length(queue: str) -> int:
-    from jobs.broker import queue_length
-
     return queue_length(queue)

@@ -28,11 +28,13 @@ from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import Case, F, When
 from django.utils import timezone
 
+from core.models import TriggerSource
 from jobs.durability import commit_without_waiting_for_disk, relaxed_from
-from jobs.errors import JobCancelled, JobLost
-from jobs.models import Job, JobExecution, JobStatus, TriggerSource
-from jobs.registry import JobKind, get_kind
+from jobs.errors import JobCancelled, JobLost, JobParamsInvalid
+from jobs.kinds import JobKind, get_kind
+from jobs.models import Job, JobExecution, JobStatus
 from jobs.results import UPDATED_COLUMNS, store_success_row, success_row
+from jobs.services import job_enqueue, job_publish
 from jobs.worker_health import database_unavailable
 
 logger = logging.getLogger(__name__)
@@ -47,8 +49,6 @@ class TrackedTask(Task):
 
     def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None,
                     shadow=None, **options):
-        from jobs.services import job_enqueue
-
         if args:
             raise TypeError(f"{self.name} takes keyword parameters only (its job parameters), got {args!r}.")
         headers = options.get("headers") or {}
@@ -210,9 +210,6 @@ def run_tracked_job(*, task: Task, job_id: str | None, params: dict) -> Any:
 def _adopt(task: Task, params: dict) -> Job | None:
     """A message sent around job_enqueue (beat admin's "run now", Flower, a bare
     send_task): record it as a job now, under the message's task id."""
-    from jobs.errors import JobParamsInvalid
-    from jobs.services import job_enqueue
-
     schedule_name = (task.request.headers or {}).get("periodic_task_name") or ""
     try:
         job = job_enqueue(task.name, params, source=TriggerSource.SCHEDULE if schedule_name else TriggerSource.SYSTEM,
@@ -360,8 +357,6 @@ def _fail(job: Job, token, message: str, exc: BaseException) -> None:
 
 def _schedule_retry(job: Job, token, kind: JobKind, exc: BaseException) -> bool:
     """Put the job back as `retrying` with exponential backoff and jitter."""
-    from jobs.services import job_publish
-
     # Up to 50 % added jitter spreads retries of many jobs failing together,
     # while each delay stays longer than the one before.
     delay = min(kind.backoff_max, kind.backoff_base * 2 ** (job.attempts - 1)) * random.uniform(1.0, 1.5)

@@ -4,14 +4,12 @@ violations, snapshots and reports are read here. Actions call monitoring.service
 from __future__ import annotations
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from jobs.models import TriggerSource
-from jobs.services import Actor
+from core.admin import REFUSALS, admin_actor
 from monitoring.models import (
     Alert,
     AlertNotification,
@@ -26,10 +24,6 @@ from monitoring.models import (
     WorkerSnapshot,
 )
 from monitoring.services import scan_trigger
-
-
-def _actor(request: HttpRequest) -> Actor:
-    return Actor(user=request.user, source=TriggerSource.ADMIN)
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -109,9 +103,9 @@ class PolicyRuleAdmin(admin.ModelAdmin):
 
 def _start_scan(request: HttpRequest, mode: str) -> None:
     try:
-        job = scan_trigger(actor=_actor(request), mode=mode, reason="from the admin")
-    except PermissionDenied:
-        messages.error(request, "You may not run compliance scans (monitoring.run_scan).")
+        job = scan_trigger(actor=admin_actor(request), mode=mode, reason="from the admin")
+    except REFUSALS as exc:
+        messages.error(request, str(exc))
         return
     url = reverse("admin:jobs_job_change", args=[job.pk])
     if job.deduplicated:

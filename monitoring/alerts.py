@@ -23,8 +23,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from jobs.errors import UnknownJobKind
+from jobs.kinds import get_kind
 from jobs.models import Job, JobStatus
-from jobs.registry import get_kind
 from monitoring.models import Alert, AlertNotification, AlertRule, AlertRuleKind, AlertStatus, RuntimeBudget
 from monitoring.notifications import alert_notify
 

@@ -18,7 +18,9 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from jobs.api import JobSerializer, NewestFirst, actor_for
+from core.api import actor_for
+from core.errors import Conflict
+from jobs.api import JobSerializer, NewestFirst, job_started
 from monitoring.health import health_report
 from monitoring.metrics import kind_metrics, recent_failures
 from monitoring.models import Alert, AlertStatus, ScanRun, Violation, ViolationStatus
@@ -89,8 +91,7 @@ class ScanView(APIView):
         body.is_valid(raise_exception=True)
         job = scan_trigger(actor=actor_for(request), mode=body.validated_data["mode"],
                            reason=body.validated_data["reason"])
-        code = status.HTTP_409_CONFLICT if job.deduplicated else status.HTTP_202_ACCEPTED
-        return Response(JobSerializer(job, context={"request": request}).data, status=code)
+        return job_started(job, request)
 
 
 class QueuesView(APIView):
@@ -148,7 +149,9 @@ class ScheduleViewSet(viewsets.ViewSet):
         """Send this periodic task now (audited)."""
         task = get_object_or_404(PeriodicTask, pk=pk)
         outcome = schedule_run_now(task=task, actor=actor_for(request), reason=request.data.get("reason", ""))
-        return Response(outcome, status=status.HTTP_409_CONFLICT if outcome["deduplicated"] else 202)
+        if outcome["deduplicated"]:
+            raise Conflict(f"Job {outcome['job_id']} of {task.task} is already active.", current=outcome)
+        return Response(outcome, status=status.HTTP_202_ACCEPTED)
 
 
 class AlertSerializer(serializers.ModelSerializer):

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 
 from django.utils import timezone
 
+from jobs.kinds import all_kinds
 from jobs.models import Job, JobStatus
-from jobs.registry import all_kinds
 
 WINDOWS = {"last_minute": timedelta(minutes=1), "last_hour": timedelta(hours=1), "last_day": timedelta(days=1)}
 SLOW_JOBS_LIMIT = 10

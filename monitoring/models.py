@@ -7,6 +7,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from monitoring.webhook_urls import alert_webhook_url_problem
+
 
 class Heartbeat(models.Model):
     """The last time a periodic signal arrived (e.g. "beat": the heartbeat task beat sends)."""
@@ -151,8 +153,6 @@ class AlertRule(models.Model):
     def clean(self):
         super().clean()
         if self.webhook_url:
-            from monitoring.notifications import alert_webhook_url_problem
-
             problem = alert_webhook_url_problem(self.webhook_url, require_resolvable=False)
             if problem:
                 raise ValidationError({"webhook_url": problem})

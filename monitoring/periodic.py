@@ -27,8 +27,9 @@ from django.conf import settings
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-from jobs.models import Job, JobStatus, TriggerSource
-from jobs.registry import all_kinds
+from core.models import TriggerSource
+from jobs.kinds import all_kinds
+from jobs.models import Job, JobStatus
 
 WINDOW = timedelta(hours=24)
 PERIOD_SECONDS = {

@@ -11,14 +11,15 @@ import logging
 import uuid
 from functools import partial
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
-from jobs.audit import audit_record
+from core.actors import Actor, require_permission
+from core.audit import audit_record
+from core.errors import NotAllowed
+from jobs.kinds import get_kind
 from jobs.models import Job
-from jobs.registry import get_kind
-from jobs.services import Actor, job_enqueue, job_trigger, require_permission
+from jobs.services import job_enqueue, job_trigger
 from monitoring.models import ScanRun
 from monitoring.periodic import tracked_task_names
 
@@ -42,7 +43,7 @@ def schedule_run_now(*, task: PeriodicTask, actor: Actor, reason: str = "") -> d
     if task.task in tracked_task_names():
         kind = get_kind(task.task)
         if actor.user is not None and not kind.may_trigger(actor.user) and not actor.user.is_superuser:
-            raise PermissionDenied(f"You may not start {task.task} jobs.")
+            raise NotAllowed(f"You may not start {task.task} jobs.")
         job = job_enqueue(task.task, kwargs, owner=actor.user, source=actor.source, schedule_name=task.name)
         audit_record(actor=actor, action="schedule.run_now", job=job, target=task, reason=reason,
                      details={"task": task.task, "job": str(job.pk), "deduplicated": job.deduplicated})

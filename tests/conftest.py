@@ -128,7 +128,7 @@ def make_user(django_user_model):
     def make(username: str, *, role: str | None = None, staff: bool = False, superuser: bool = False):
         from django.contrib.auth.models import Group
 
-        from jobs.roles import ensure_roles
+        from core.roles import ensure_roles
 
         ensure_roles()  # transactional tests flush the groups the migration made
         user = django_user_model.objects.create_user(username=username, password="pw-" + username,

@@ -1,5 +1,7 @@
 from django.db import migrations
 
+from core.roles import grant_role_permissions
+
 # Written out here (not read from the live role table) so this migration always grants the same.
 REVIEW_GRANTS = {
     "viewer": ["invoices.view_all", "invoices.view_invoicecorrection"],
@@ -18,8 +20,6 @@ REVIEW_GRANTS = {
 
 
 def grant_review_permissions(apps, schema_editor):
-    from jobs.roles import grant_role_permissions
-
     grant_role_permissions(apps, REVIEW_GRANTS)
 
 

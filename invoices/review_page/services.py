@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from django.db import transaction
 
+from core.actors import Actor
+from core.audit import audit_record
 from invoices.corrections import InvalidCorrection
 from invoices.models import Invoice, InvoiceCorrection
 from invoices.services import invoice_correct, invoice_validate
-from jobs.audit import audit_record
-from jobs.services import Actor
 
 
 def review_form_save(*, invoice: Invoice, changes: dict[str, object], new_lines: list[tuple[int, dict]],

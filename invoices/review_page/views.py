@@ -14,6 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
+from core.admin import admin_actor
 from invoices.corrections import InvalidCorrection
 from invoices.documents.errors import DocumentUnreadable, PageOutOfRange
 from invoices.documents.original import NotAPdf, OriginalMissing, invoice_original_view, invoice_page_image
@@ -41,7 +42,6 @@ from invoices.services import (
     invoice_link_vendor,
     vendor_create_from_invoice,
 )
-from jobs.admin import admin_actor
 
 # Refusals a person can act on: shown as a message, never a server error.
 REFUSED = (InvoiceNotAllowed, PermissionDenied)

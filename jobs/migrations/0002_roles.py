@@ -1,10 +1,10 @@
 from django.db import migrations
 
+from core.roles import grant_role_permissions, role_permissions
+
 
 def create_roles(apps, schema_editor):
-    from jobs.roles import ROLE_PERMISSIONS, grant_role_permissions
-
-    grant_role_permissions(apps, ROLE_PERMISSIONS)
+    grant_role_permissions(apps, role_permissions())
 
 
 class Migration(migrations.Migration):

@@ -2,6 +2,8 @@ from decimal import Decimal
 
 from django.db import migrations
 
+from core.roles import grant_role_permissions, role_permissions
+
 DEFAULT_ALERT_RULES = [
     {"name": "Queue backlog over 1,000", "kind": "queue_backlog", "threshold": 1000, "severity": "warning"},
     {"name": "Oldest waiting job older than 15 minutes", "kind": "oldest_waiting", "threshold": 900,
@@ -30,9 +32,7 @@ DEFAULT_POLICY_RULES = [
 
 
 def create_defaults(apps, schema_editor):
-    from jobs.roles import ROLE_PERMISSIONS, grant_role_permissions
-
-    grant_role_permissions(apps, ROLE_PERMISSIONS)
+    grant_role_permissions(apps, role_permissions())
     AlertRule = apps.get_model("monitoring", "AlertRule")
     PolicyRule = apps.get_model("monitoring", "PolicyRule")
     for rule in DEFAULT_ALERT_RULES:

@@ -8,12 +8,13 @@ import secrets
 
 import pytest
 
+from core.models import AuditEntry
 from emailsync.imap import Namespaces, parse_namespace_line
 from emailsync.models import Mailbox, MailLocation, MailMessage, SyncRun
 from emailsync.services import mailbox_sync, mailbox_sync_enqueue
 from invoices.models import Invoice
 from jobs.errors import JobCancelled
-from jobs.models import AuditEntry, Job, JobStatus
+from jobs.models import Job, JobStatus
 from tests.emailsync.messages import CII, UBL, file_attachment, invoice_mail
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess

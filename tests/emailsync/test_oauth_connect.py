@@ -17,11 +17,11 @@ import requests
 from django.db import connection
 from django.utils import timezone
 
+from core.models import AuditEntry
 from emailsync.errors import MailboxAuthError
 from emailsync.models import Mailbox, OAuthAuthorization
 from emailsync.services import mailbox_sync, mailboxes_sync_all
 from invoices.models import Invoice
-from jobs.models import AuditEntry
 from monitoring.alerts import alerts_evaluate
 from monitoring.models import Alert, AlertStatus
 from tests.emailsync.messages import CII, UBL, file_attachment, invoice_mail
@@ -162,8 +162,8 @@ def test_a_refused_refresh_asks_for_a_reconnect(provider, account, clerk, client
     mailbox.refresh_from_db()
     assert mailbox.reconnect_required and "revoked" in mailbox.last_error
     # Storing new credentials by hand also clears the prompt.
+    from core.actors import Actor
     from emailsync.services import mailbox_save
-    from jobs.services import Actor
 
     mailbox_save(actor=Actor(user=None, source="command"), mailbox=mailbox, secret="pasted-access-token")
     mailbox.refresh_from_db()

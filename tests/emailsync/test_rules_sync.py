@@ -12,12 +12,12 @@ import pytest
 from django.core.files.storage import default_storage
 from pypdf import PdfReader
 
+from core.actors import Actor
+from core.models import AuditEntry
 from emailsync.models import Mailbox, MailMessage, MailRule
 from emailsync.services import mail_rule_save, mailbox_rules_test, mailbox_sync
 from invoices.models import Invoice, Vendor
 from invoices.services import invoice_process
-from jobs.models import AuditEntry
-from jobs.services import Actor
 from tests.emailsync.messages import CII, PLAIN_PDF, UBL, file_attachment, invoice_mail
 
 pytestmark = [pytest.mark.imap, pytest.mark.django_db]

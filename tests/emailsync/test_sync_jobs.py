@@ -7,11 +7,12 @@ import re
 
 import pytest
 
+from core.actors import Actor
+from core.models import TriggerSource
 from emailsync.models import Mailbox, MailMessage, SyncRun
 from emailsync.services import mailbox_sync_enqueue
 from invoices.models import Invoice, InvoiceStatus
-from jobs.models import Job, JobStatus, TriggerSource
-from jobs.services import Actor
+from jobs.models import Job, JobStatus
 from tests.emailsync.messages import UBL, invoice_mail
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess

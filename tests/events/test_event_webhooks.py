@@ -15,11 +15,12 @@ import pytest
 from django.core import mail
 from django.core.exceptions import ValidationError
 
+from core.actors import Actor
+from core.models import TriggerSource
 from events.models import EventDelivery, EventSubscription, ReviewDigest
 from events.services import delivery_replay, event_publish, review_digest_send, subscription_save, webhook_deliver
 from events.webhooks import WebhookRefused
-from jobs.models import Job, JobExecution, TriggerSource
-from jobs.services import Actor
+from jobs.models import Job, JobExecution
 from tests.invoices.review_support import needs_review_invoice
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
@@ -184,7 +185,7 @@ def test_the_review_digest_tells_each_member_what_waits_once_a_day(make_user):
 
 @pytest.mark.django_db
 def test_subscriptions_are_edited_in_the_admin_through_the_service(make_user, client, settings):
-    from jobs.models import AuditEntry
+    from core.models import AuditEntry
 
     settings.EVENTS_ALLOW_PRIVATE_HOSTS = False
     client.force_login(make_user("root", superuser=True))

@@ -4,9 +4,9 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from core.models import AuditEntry
 from invoices.models import Invoice, InvoiceStatus
 from invoices.services import invoice_import_sync
-from jobs.models import AuditEntry
 from tests.invoices.einvoice_reference import SAMPLES
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]

@@ -9,10 +9,11 @@ import zipfile
 
 import pytest
 
+from core.models import AuditEntry
 from invoices.extract.ubl import UblExtractor
 from invoices.models import ExportBatch, Invoice, InvoiceStatus
 from invoices.services import invoice_import_sync
-from jobs.models import AuditEntry, Job
+from jobs.models import Job
 from tests.invoices.einvoice_reference import SAMPLES, reference_values
 from tests.support.waiting import wait_for
 
@@ -150,8 +151,8 @@ def test_export_ubl_round_trip_and_idempotent_rerun(celery_worker, clerk, client
 
 @pytest.mark.django_db
 def test_json_export_has_the_contract_fields(clerk):
+    from core.actors import Actor
     from invoices.exports import export_create, export_run
-    from jobs.services import Actor
 
     invoice = invoice_import_sync(content=PEPPOL.read_bytes(), filename="p.xml", owner=clerk)
     Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.VALIDATED)

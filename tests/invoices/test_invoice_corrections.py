@@ -8,6 +8,8 @@ from decimal import Decimal
 import pytest
 from django.core.exceptions import PermissionDenied
 
+from core.actors import Actor
+from core.models import AuditEntry, TriggerSource
 from invoices.corrections import InvalidCorrection
 from invoices.models import Invoice, InvoiceCorrection, Vendor
 from invoices.selectors import invoice_approval_need, invoice_corrections, invoice_field_values
@@ -19,8 +21,6 @@ from invoices.services import (
     invoice_process,
     vendor_create_from_invoice,
 )
-from jobs.models import AuditEntry, TriggerSource
-from jobs.services import Actor
 from tests.invoices.review_support import (
     RIGHT_GROSS,
     VALID_IBAN,

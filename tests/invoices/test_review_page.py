@@ -10,10 +10,10 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from PIL import Image
 
+from core.models import AuditEntry
 from invoices.models import Invoice, InvoiceCorrection, InvoiceStatus
 from invoices.review_page.issues import issue_fields
 from invoices.services import invoice_import_sync
-from jobs.models import AuditEntry
 from tests.invoices.einvoice_reference import SAMPLES
 from tests.invoices.review_support import RIGHT_GROSS, WRONG_GROSS, needs_review_invoice
 

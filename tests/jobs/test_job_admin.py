@@ -3,7 +3,8 @@
 import pytest
 from django.urls import reverse
 
-from jobs.models import AuditEntry, Job, JobStatus
+from core.models import AuditEntry
+from jobs.models import Job, JobStatus
 from jobs.services import job_enqueue
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]

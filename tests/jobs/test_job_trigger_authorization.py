@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import pytest
 
+from core.actors import Actor
+from core.models import AuditEntry
 from emailsync.models import Mailbox
 from invoices.models import Invoice, InvoiceStatus
 from invoices.services import invoice_import_sync
-from jobs.models import AuditEntry, Job
-from jobs.services import Actor, job_enqueue
+from jobs.models import Job
+from jobs.services import job_enqueue
 from tests.invoices.einvoice_reference import SAMPLES
 from tests.support.waiting import wait_for
 

@@ -9,7 +9,8 @@ import pytest
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
-from jobs.models import AuditEntry, Job
+from core.models import AuditEntry
+from jobs.models import Job
 from jobs.schedules import schedules_ensure
 from monitoring.periodic import schedule_report
 

@@ -3,7 +3,7 @@ webhooks): internal addresses in any disguise, non-HTTP schemes and bad ports ar
 
 import pytest
 
-from config.hostcheck import HostNotAllowed, UrlNotAllowed, check_url_allowed
+from core.hostcheck import HostNotAllowed, UrlNotAllowed, check_url_allowed
 from emailsync.errors import MailboxHostNotAllowed
 from emailsync.hostcheck import check_host_allowed
 

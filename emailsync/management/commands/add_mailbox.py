@@ -7,10 +7,10 @@ import os
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from core.actors import Actor
+from core.models import TriggerSource
 from emailsync.models import Mailbox
 from emailsync.services import MailboxInvalid, mailbox_save
-from jobs.models import TriggerSource
-from jobs.services import Actor
 
 
 class Command(BaseCommand):

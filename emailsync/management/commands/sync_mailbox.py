@@ -7,11 +7,12 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.actors import Actor
+from core.models import TriggerSource
 from emailsync.errors import MailboxError
 from emailsync.models import Mailbox
 from emailsync.services import mailbox_sync, mailbox_sync_enqueue
-from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
-from jobs.services import Actor
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 
 SUMMARY_KEYS = ("folders", "messages_seen", "messages_new", "attachments", "invoices_created", "skipped", "errors")
 

@@ -8,11 +8,12 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management.base import BaseCommand, CommandError
 
+from core.actors import Actor
+from core.errors import ApplicationError
+from core.models import TriggerSource
 from invoices.corrections import InvalidCorrection
 from invoices.selectors import ReviewFilters, invoices_visible_to, review_queue, review_queue_counts
-from invoices.services import InvoiceNotAllowed, invoice_correct
-from jobs.models import TriggerSource
-from jobs.services import Actor
+from invoices.services import invoice_correct
 
 
 class Command(BaseCommand):
@@ -47,7 +48,7 @@ class Command(BaseCommand):
             return getattr(self, "do_" + action.replace("-", "_"))(**options)
         except PermissionDenied as exc:
             raise CommandError(f"Permission denied: {exc}") from exc
-        except InvoiceNotAllowed as exc:
+        except ApplicationError as exc:
             raise CommandError(str(exc)) from exc
 
     def _user(self, username: str | None):

@@ -13,10 +13,13 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound, UnknownJobKind
-from jobs.models import ACTIVE_STATUSES, Job, JobStatus, TriggerSource
+from core.actors import Actor
+from core.errors import ApplicationError
+from core.models import TriggerSource
+from jobs.errors import JobParamsInvalid
+from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 from jobs.selectors import job_time_left
-from jobs.services import Actor, job_cancel, job_retry, job_terminate, job_trigger
+from jobs.services import job_cancel, job_retry, job_terminate, job_trigger
 
 BAR_WIDTH = 30
 
@@ -72,7 +75,7 @@ class Command(BaseCommand):
             return getattr(self, f"do_{action}")(**options)
         except PermissionDenied as exc:
             raise CommandError(f"Permission denied: {exc}") from exc
-        except (JobNotAllowed, JobSubjectNotFound, UnknownJobKind) as exc:
+        except ApplicationError as exc:
             raise CommandError(str(exc)) from exc
 
     def _user(self, username: str | None):

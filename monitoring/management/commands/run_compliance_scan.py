@@ -6,8 +6,8 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.models import TriggerSource
-from jobs.services import Actor
+from core.actors import Actor
+from core.models import TriggerSource
 from monitoring.compliance import compliance_scan_run
 from monitoring.models import ScanRun
 from monitoring.services import scan_trigger

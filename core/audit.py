@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from jobs.models import AuditEntry, Job, model_label
+from core.actors import Actor
+from core.models import AuditEntry, model_label
 
 
-def audit_record(*, actor, action: str, job: Job | None = None, target=None, reason: str = "",
+def audit_record(*, actor: Actor, action: str, job=None, target=None, reason: str = "",
                  details: dict | None = None) -> AuditEntry:
     """Write who did `action` to `target` (and which job it concerns), from where and why.
 
-    `actor` is a jobs.services.Actor (user may be None for the system).
+    `actor.user` may be None for the system.
     """
     user = actor.user if getattr(actor.user, "pk", None) else None
     entry = AuditEntry(
