@@ -18,6 +18,7 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from core.api import HasPermission, actor_for
 from core.errors import Conflict, Invalid
+from core.filters import UTCIsoDateTimeFilter
 from core.parsers import DepthLimitedJSONParser
 from invoices.corrections import FIELD_SPECS, LINE_FIELDS
 from invoices.exports import export_create
@@ -368,8 +369,8 @@ class InvoiceFilter(django_filters.FilterSet):
     vendor = django_filters.NumberFilter(field_name="vendor_id")
     invoice_number = django_filters.CharFilter()
     seller_vat_id = django_filters.CharFilter()
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = Invoice

@@ -14,6 +14,7 @@ from rest_framework.throttling import ScopedRateThrottle
 
 from core.api import actor_for
 from core.errors import NotAllowed
+from core.filters import UTCIsoDateTimeFilter
 from core.models import TriggerSource
 from core.pagination import CheckedCursorPagination
 from jobs.errors import JobAlreadyActive, JobParamsInvalid
@@ -143,8 +144,8 @@ class JobFilter(django_filters.FilterSet):
     source = django_filters.ChoiceFilter(choices=TriggerSource.choices)
     dead_letter = django_filters.BooleanFilter(field_name="is_dead_letter")
     active = django_filters.BooleanFilter(method="filter_active")
-    created_after = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    created_before = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    created_after = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    created_before = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
     subject_type = django_filters.CharFilter(help_text='e.g. "invoices.invoice"')
     subject_id = django_filters.CharFilter()
     mine = django_filters.BooleanFilter(method="filter_mine", help_text="Only jobs you started (staff see everyone's).")
