@@ -24,7 +24,7 @@ _install_worker_steps(app)
 @app.on_after_configure.connect
 def reuse_database_connections(sender: Celery, **kwargs) -> None:
     """Celery's Django fixup reads this raw, un-namespaced key; without it every
-    task opens a fresh database connection (shared/LESSONS.md)."""
+    task opens a fresh database connection (docs/benchmarks.md)."""
     from django.conf import settings
 
     sender.conf["CELERY_DB_REUSE_MAX"] = settings.CELERY_DB_REUSE_MAX

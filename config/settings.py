@@ -293,7 +293,7 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ------------------------------------------------------------------
 # Every value here is chosen against a known way Celery on Redis loses or
-# duplicates work; shared/LESSONS.md and docs/jobs.md explain each one.
+# duplicates work; docs/jobs.md ("What protects a job", "Configuration doctor") explains each one.
 JOB_QUEUES = ["default", "invoices", "email", "exports", "maintenance"]
 JOB_DEFAULT_SOFT_TIME_LIMIT = env_int("JOB_DEFAULT_SOFT_TIME_LIMIT", 300)
 JOB_DEFAULT_TIME_LIMIT = env_int("JOB_DEFAULT_TIME_LIMIT", 360)
@@ -355,19 +355,13 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_DEFAULT_PRIORITY = 5
 CELERY_TASK_QUEUE_MAX_PRIORITY = 9
 CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in JOB_QUEUES]
-CELERY_TASK_ROUTES = {
-    "invoices.*": {"queue": "invoices"},
-    "invoices.export_invoices": {"queue": "exports"},
-    "emailsync.*": {"queue": "email"},
-    "monitoring.*": {"queue": "maintenance"},
-    "jobs.sweep": {"queue": "maintenance"},
-    "jobs.prune": {"queue": "maintenance"},
-}
+# One source for queues: each job kind's `queue` (plain tasks: their own `queue`).
+CELERY_TASK_ROUTES = ("jobs.routing.route_task",)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Celery's Django fixup closes the DB connection around every task unless this
-# raw key is set; reusing it doubles throughput (shared/LESSONS.md).
+# raw key is set; reusing it doubles throughput (docs/benchmarks.md).
 # Copied onto the Celery app as the raw key its Django fixup reads (config/celery.py):
-# reusing connections doubles task throughput (shared/LESSONS.md).
+# reusing connections doubles task throughput (docs/benchmarks.md).
 CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 DJANGO_CELERY_BEAT_TZ_AWARE = True
 

@@ -1,6 +1,6 @@
 """The invoice as JSON: one shape for `import_invoices --json`, the API and exports.
 
-Amounts are decimal strings ("1234.50"), dates ISO 8601 (shared/ARCHITECTURE.md).
+Amounts are decimal strings ("1234.50"), dates ISO 8601 (the API contract, docs/invoices.md).
 """
 
 from __future__ import annotations

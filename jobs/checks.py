@@ -1,5 +1,5 @@
 """Configuration doctor: `manage.py check` flags the Celery settings behind
-most lost or duplicated tasks (shared/LESSONS.md)."""
+most lost or duplicated tasks (docs/jobs.md, "Configuration doctor")."""
 
 from __future__ import annotations
 

@@ -69,8 +69,9 @@ class JobKind:
     permission: str = "jobs.trigger_job"
     staff_only: bool = False
     user_triggerable: bool = True
-    soft_time_limit: int = 300
-    time_limit: int = 360
+    # Unless a kind sets its own: JOB_DEFAULT_SOFT_TIME_LIMIT / JOB_DEFAULT_TIME_LIMIT.
+    soft_time_limit: int = field(default_factory=lambda: settings.JOB_DEFAULT_SOFT_TIME_LIMIT)
+    time_limit: int = field(default_factory=lambda: settings.JOB_DEFAULT_TIME_LIMIT)
     max_attempts: int = 3
     # Poison-pill limit: runs lost with their worker before the job is a dead letter
     # (None: JOB_MAX_LOST_RUNS).
@@ -119,6 +120,11 @@ _KINDS: dict[str, JobKind] = {}
 def register_kind(kind: JobKind) -> None:
     """Make a kind known under its name (jobs.registry.job_kind calls this)."""
     _KINDS[kind.name] = kind
+
+
+def find_kind(name: str) -> JobKind | None:
+    """The kind of that name, or None (a plain Celery task, or nothing)."""
+    return _KINDS.get(name)
 
 
 def get_kind(name: str) -> JobKind:

@@ -86,8 +86,3 @@ def job_actual_duration(job: Job, *, now=None) -> float | None:
         return None
     end = job.finished_at or (now or timezone.now())
     return max((end - job.started_at).total_seconds(), 0.0)
-
-
-def dead_letters() -> QuerySet[Job]:
-    return Job.objects.filter(is_dead_letter=True)
-

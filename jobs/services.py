@@ -202,7 +202,7 @@ def job_publish_many(*, jobs: Iterable[Job]) -> int:
     Stops at the first broker failure: the rest stay queued with no
     `published_at`, for the sweeper. Delays longer than JOB_MAX_BROKER_COUNTDOWN
     wait in the row instead of the broker (Redis redelivers long-delayed
-    messages; shared/LESSONS.md); the sweeper publishes them when due.
+    messages; docs/jobs.md "What protects a job"); the sweeper publishes them when due.
     """
     global _broker_down_until
     sent = []
@@ -375,13 +375,6 @@ def job_retry(*, job: Job, actor: Actor, reason: str = "") -> Job:
         audit_record(actor=actor, action="job.retry", job=job, target=job, reason=reason,
                      details={"new_job": str(new_job.pk)})
     return new_job
-
-
-
-def job_retry_many(*, jobs: QuerySet, actor: Actor, reason: str = "") -> list[Job]:
-    """Retry every failed or cancelled job of a selection; others are left alone."""
-    retryable = jobs.filter(status__in=[JobStatus.FAILED, JobStatus.CANCELLED])
-    return [job_retry(job=job, actor=actor, reason=reason) for job in retryable.iterator()]
 
 
 def job_cancel_many(*, jobs: QuerySet, actor: Actor, reason: str = "") -> int:

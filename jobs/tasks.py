@@ -63,7 +63,8 @@ def prune(job, *, succeeded_days: int | None = None, failed_days: int | None = N
     return jobs_prune(succeeded_days=succeeded_days, failed_days=failed_days, progress=job.progress).as_dict()
 
 
-@shared_task(name="jobs.sweep", ignore_result=True, acks_late=False, soft_time_limit=100, time_limit=110)
+@shared_task(name="jobs.sweep", queue="maintenance", ignore_result=True, acks_late=False, soft_time_limit=100,
+             time_limit=110)
 def sweep() -> dict | None:
     """Recover lost jobs and publish waiting ones. Untracked on purpose: it is
     what keeps tracking honest, and must not depend on it."""

@@ -236,10 +236,6 @@ def default_checks() -> list[NamedCheck]:
     ]
 
 
-def check_names() -> list[str]:
-    return [named.name for named in default_checks()]
-
-
 # --- running them ----------------------------------------------------------------------
 
 

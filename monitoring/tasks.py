@@ -27,7 +27,8 @@ from monitoring.maintenance import (
 from monitoring.models import Heartbeat, ScanRun
 
 
-@shared_task(name="monitoring.beat_heartbeat", ignore_result=True, acks_late=False, soft_time_limit=20, time_limit=30)
+@shared_task(name="monitoring.beat_heartbeat", queue="maintenance", ignore_result=True, acks_late=False,
+             soft_time_limit=20, time_limit=30)
 def beat_heartbeat() -> None:
     """Record that beat sent this task just now (read by the `beat` health check)."""
     Heartbeat.objects.update_or_create(name="beat", defaults={"beat_at": timezone.now()})

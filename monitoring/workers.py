@@ -196,8 +196,3 @@ def workers_problems(hosts: list[str]) -> dict[str, str]:
                                               connection=connection, limit=len(hosts))._request("apintake_health")
     return {host: (state or {}).get("problem") or "unhealthy" for host, state in (replies or {}).items()
             if state and state.get("healthy") is False}
-
-
-def online_worker_count(*, fresh: bool = False) -> int:
-    """How many workers answer a ping right now."""
-    return len(workers_ping(fresh=fresh))

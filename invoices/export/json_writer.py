@@ -3,7 +3,7 @@
     {"exported_at": "2026-03-01T10:00:00+00:00",
      "invoices": [{...the contract's invoice object..., "lines": [...], "vat_breakdown": [...]}]}
 
-Each invoice carries the field names of the contract (shared/ARCHITECTURE.md: the
+Each invoice carries the field names of the contract (docs/invoices.md: the
 shape of `import_invoices --json` and the API) plus the remaining EN 16931 fields
 we store; amounts are decimal strings, dates ISO 8601.
 """
