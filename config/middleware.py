@@ -86,4 +86,5 @@ def _mib(size: int) -> str:
 
 
 def _json_error(status: int, detail: str) -> JsonResponse:
-    return JsonResponse({"detail": detail}, status=status)
+    # The error model's shape (core.api.error_body): `detail` for people, `code` for scripts.
+    return JsonResponse({"detail": detail, "code": "too_large" if status == 413 else "invalid"}, status=status)

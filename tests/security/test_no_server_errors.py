@@ -63,7 +63,7 @@ def test_a_body_over_the_limit_is_a_json_413(make_user, client_for, content_type
         body = "kind=jobs.prune&reason=" + "x" * (6 * 1024 * 1024)
     response = client.post("/api/v1/jobs/", body, content_type=content_type)
     _assert_json_4xx(response, 413)
-    assert "MiB" in response.json()["detail"]
+    assert "MiB" in response.json()["detail"] and response.json()["code"] == "too_large"
     assert not Job.objects.exists()
 
 
