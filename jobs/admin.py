@@ -26,7 +26,7 @@ from jobs.errors import JobParamsInvalid, UnknownJobKind
 from jobs.kinds import all_kinds, get_kind, kinds_for_user
 from jobs.models import Job, JobExecution, JobStatus
 from jobs.selectors import job_actual_duration, job_time_left
-from jobs.services import job_cancel, job_retry, job_terminate, job_trigger
+from jobs.services import job_cancel, job_retry, job_terminate, job_trigger, schedule_run_now
 
 STATUS_COLOURS = {
     JobStatus.QUEUED: "#6c757d",
@@ -388,5 +388,8 @@ class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
 
     @admin.action(description="Run selected tasks now")
     def run_tasks(self, request, queryset):
-        self._audit_bulk(request, queryset, "run_now")
-        super().run_tasks(request, queryset)
+        # The same checked, audited service as the API (django-celery-beat's own action
+        # would send any task, whoever asks).
+        apply_to_each(self, request, queryset,
+                      lambda task, actor: schedule_run_now(task=task, actor=actor, reason="admin action"),
+                      verb="Sent", noun="task(s)")

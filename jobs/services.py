@@ -7,6 +7,7 @@ the same function.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
@@ -20,6 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
 
 from core.actors import Actor, require_permission
 from core.audit import audit_record
@@ -27,7 +29,7 @@ from core.errors import NotAllowed
 from core.models import TriggerSource, model_label
 from jobs.durability import relaxed_from
 from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound
-from jobs.kinds import JobKind, get_kind
+from jobs.kinds import JobKind, find_kind, get_kind
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -403,3 +405,28 @@ def job_cancel_all(*, actor: Actor, kind: str | None = None, reason: str = "") -
 def _cancel_message(actor: Actor, reason: str, verb: str = "Cancelled") -> str:
     who = getattr(actor.user, "username", None) or actor.source
     return f"{verb} by {who}" + (f": {reason}" if reason else "")
+
+
+@transaction.atomic
+def schedule_run_now(*, task: PeriodicTask, actor: Actor, reason: str = "") -> dict:
+    """Send a periodic task now, outside its schedule (staff), from the beat admin or the API.
+    Tracked kinds become a Job (linked to the schedule by name) if the actor may start
+    that kind; plain tasks are sent to Celery as they are. Audited either way."""
+    require_permission(actor.user, "django_celery_beat.change_periodictask", staff=True)
+    kwargs = json.loads(task.kwargs or "{}")
+    kind = find_kind(task.task)
+    if kind is not None:
+        if actor.user is not None and not kind.may_trigger(actor.user) and not actor.user.is_superuser:
+            raise NotAllowed(f"You may not start {task.task} jobs.")
+        job = job_enqueue(task.task, kwargs, owner=actor.user, source=actor.source, schedule_name=task.name)
+        audit_record(actor=actor, action="schedule.run_now", job=job, target=task, reason=reason,
+                     details={"task": task.task, "job": str(job.pk), "deduplicated": job.deduplicated})
+        return {"schedule": task.name, "task": task.task, "job_id": str(job.pk), "deduplicated": job.deduplicated}
+    args = json.loads(task.args or "[]")
+    options = {"queue": task.queue} if task.queue else {}
+    task_id = str(uuid.uuid4())
+    transaction.on_commit(partial(current_app.send_task, task.task, args=args, kwargs=kwargs, task_id=task_id,
+                                  **options))
+    audit_record(actor=actor, action="schedule.run_now", target=task, reason=reason,
+                 details={"task": task.task, "task_id": task_id})
+    return {"schedule": task.name, "task": task.task, "task_id": task_id, "job_id": None, "deduplicated": False}

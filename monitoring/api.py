@@ -21,13 +21,14 @@ from rest_framework.views import APIView
 from core.api import actor_for
 from core.errors import Conflict
 from jobs.api import JobSerializer, NewestFirst, job_started
+from jobs.services import schedule_run_now
 from monitoring.health import health_report
 from monitoring.metrics import kind_metrics, recent_failures
 from monitoring.models import Alert, AlertStatus, ScanRun, Violation, ViolationStatus
 from monitoring.periodic import schedule_report, schedules_overview
 from monitoring.queues import queue_overview
 from monitoring.selectors import monitoring_status
-from monitoring.services import scan_trigger, schedule_run_now
+from monitoring.services import scan_trigger
 from monitoring.workers import workers_overview
 
 HealthSerializer = inline_serializer("Health", {

@@ -110,3 +110,31 @@ def test_run_now_creates_an_audited_job_linked_to_the_schedule(make_user, client
     assert (entry.actor, entry.reason, entry.target_label) == (admin_user, "testing", str(task))
     # a manual run does not count as the schedule running twice
     assert schedule_report(task)["actual_runs"] == 0
+
+
+@pytest.mark.django_db
+def test_run_now_from_the_beat_admin_is_the_same_checked_and_audited_service(make_user, client,
+                                                                           django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import Permission
+
+    schedules_ensure()
+    task = PeriodicTask.objects.get(name="monitoring: system report")
+    # Staff who may edit schedules but not start this kind: the admin used to send it anyway.
+    editor = make_user("beat-editor", staff=True)
+    editor.user_permissions.add(*Permission.objects.filter(
+        content_type__app_label="django_celery_beat", codename__in=["view_periodictask", "change_periodictask"]))
+    client.force_login(editor)
+    url = "/admin/django_celery_beat/periodictask/"
+    with django_capture_on_commit_callbacks(execute=False):
+        refused = client.post(url, {"action": "run_tasks", "_selected_action": [task.pk]}, follow=True)
+    assert not Job.objects.filter(kind="monitoring.system_report").exists()
+    assert "You may not start monitoring.system_report jobs." in refused.content.decode()
+
+    root = make_user("beat-root", superuser=True)
+    client.force_login(root)
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(url, {"action": "run_tasks", "_selected_action": [task.pk]})
+    job = Job.objects.get(kind="monitoring.system_report")
+    assert (job.schedule_name, job.source) == (task.name, "admin")
+    entry = AuditEntry.objects.get(action="schedule.run_now")
+    assert (entry.actor, entry.reason, entry.job) == (root, "admin action", job)
