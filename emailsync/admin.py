@@ -49,7 +49,8 @@ class MailboxForm(forms.ModelForm):
             self.add_error("secret", "A new mailbox needs its password or token.")
         if cleaned.get("host") and cleaned.get("security"):
             try:
-                mailbox_validate_settings(host=cleaned["host"], security=cleaned["security"])
+                mailbox_validate_settings(host=cleaned["host"], security=cleaned["security"],
+                                          port=cleaned.get("port"))
             except MailboxInvalid as exc:
                 for field, errors in (exc.field_errors or {None: [exc.message]}).items():
                     self.add_error(field, errors)

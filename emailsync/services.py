@@ -50,8 +50,10 @@ def imap_settings_for(mailbox: Mailbox) -> ImapSettings:
     )
 
 
-def mailbox_validate_settings(*, host: str, security: str) -> None:
-    """Refuse plain IMAP and internal hosts unless the settings allow them."""
+def mailbox_validate_settings(*, host: str, security: str, port: int | None = None) -> None:
+    """Refuse plain IMAP and internal hosts unless the settings allow them, and a port outside 1-65535."""
+    if port is not None and not 1 <= port <= 65535:
+        raise MailboxInvalid(f"The port {port} is outside 1-65535.", field="port")
     if security == Mailbox.Security.PLAIN and not settings.EMAILSYNC_ALLOW_INSECURE:
         raise MailboxInvalid("Plain (unencrypted) IMAP is not allowed; use SSL or STARTTLS, or set "
                              "EMAILSYNC_ALLOW_INSECURE=1.", field="security")
@@ -72,8 +74,8 @@ def mailbox_save(*, actor: Actor, mailbox: Mailbox | None = None, secret: str | 
         raise MailboxInvalid(f"Unknown mailbox fields: {', '.join(sorted(unknown))}.")
     for name, value in fields.items():
         setattr(mailbox, name, value)
-    if fields.keys() & {"host", "security"} or creating:
-        mailbox_validate_settings(host=mailbox.host, security=mailbox.security)
+    if fields.keys() & {"host", "security", "port"} or creating:
+        mailbox_validate_settings(host=mailbox.host, security=mailbox.security, port=mailbox.port)
     if secret is not None:
         mailbox.set_secret(secret)
         mailbox.access_token_expires_at = None

@@ -164,7 +164,9 @@ def _mailbox_problem(values: dict) -> str | None:
     from emailsync.services import MailboxInvalid, mailbox_validate_settings
 
     try:
-        mailbox_validate_settings(host=str(values.get("host") or ""), security=str(values.get("security") or "ssl"))
+        port = values.get("port")
+        mailbox_validate_settings(host=str(values.get("host") or ""), security=str(values.get("security") or "ssl"),
+                                  port=port if isinstance(port, int) else None)
     except MailboxInvalid as exc:
         if isinstance(exc.__cause__, MailboxDNSError):
             return None  # no DNS here and now is no danger: the host is checked again before each connection

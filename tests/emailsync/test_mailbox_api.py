@@ -55,6 +55,13 @@ def test_plain_imap_and_private_hosts_are_refused_by_default(clerk, client_for, 
     assert private.status_code == 400 and "127.0.0.1" in json.dumps(private.json())
 
 
+@pytest.mark.parametrize("port", [0, 65536, 70000])
+def test_a_port_outside_1_to_65535_is_refused(clerk, client_for, port):
+    response = create(client_for(clerk), name=f"port-{port}", port=port)
+    assert response.status_code == 400 and "port" in response.json()
+    assert "65535" in json.dumps(response.json())
+
+
 def test_users_see_only_their_own_mailboxes(clerk, make_user, client_for):
     mailbox_id = create(client_for(clerk)).json()["id"]
     other = client_for(make_user("other", role="ap_clerk"))
