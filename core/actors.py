@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from core.errors import NotAllowed
 from core.models import TriggerSource
@@ -12,7 +13,7 @@ from core.models import TriggerSource
 class Actor:
     """Who acts, and through which door (a TriggerSource)."""
 
-    user: object | None
+    user: Any  # a user (possibly anonymous), or None for the system
     source: str
 
     @classmethod

@@ -22,8 +22,8 @@ class CheckedCursorPagination(CursorPagination):
             self._check_position(cursor.position)
         return cursor
 
-    def _check_position(self, position: str) -> None:
-        if "\x00" in position:  # PostgreSQL cannot hold a NUL in text
+    def _check_position(self, position: str | int) -> None:
+        if "\x00" in str(position):  # PostgreSQL cannot hold a NUL in text
             raise NotFound(self.invalid_cursor_message)
         model = getattr(self, "_ordering_model", None)
         ordering = self.ordering if isinstance(self.ordering, (list, tuple)) else (self.ordering,)

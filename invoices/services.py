@@ -10,6 +10,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -279,7 +280,8 @@ def _apply_extraction(invoice: Invoice, data: ExtractedInvoice) -> None:
     InvoiceLine.objects.bulk_create([
         InvoiceLine(invoice=invoice, position=position, line_id=line.line_id[:100], name=line.name[:500],
                     quantity=line.quantity, unit_code=line.unit_code[:10], net_price=line.net_price,
-                    line_amount=line.line_amount, vat_category=line.vat_category[:5], vat_rate=line.vat_rate)
+                    line_amount=cast(Decimal, line.line_amount), vat_category=line.vat_category[:5],
+                    vat_rate=line.vat_rate)
         for position, line in enumerate(data.lines, start=1)
     ])
     # Read back from the database so amounts carry the stored precision ("12.00", not "12").
@@ -450,7 +452,8 @@ def invoice_correct(*, invoice: Invoice, changes: dict, actor: Actor, reason: st
             if change.action == "set":
                 original = extracted.get(path) if extracted else first_seen.get(path, previous)
             elif change.action == "remove_line":
-                original = _extracted_line(extracted, change.position) or previous
+                original = (_extracted_line(extracted, change.position) if change.position is not None
+                            else None) or previous
             else:
                 original = None
             rows.append(InvoiceCorrection(invoice=invoice, field_path=path, extracted_value=original,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -27,7 +28,7 @@ def broker_client() -> redis.Redis:
 
 def priority_queue_names(queue: str) -> list[str]:
     """The Redis list of each priority step of a queue, highest priority first."""
-    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    options: dict[str, Any] = settings.CELERY_BROKER_TRANSPORT_OPTIONS
     sep = options.get("sep", "\x06\x16")
     return [queue if step == 0 else f"{queue}{sep}{step}" for step in options["priority_steps"]]
 
@@ -41,7 +42,8 @@ def queue_length(queue: str) -> int:
 
 
 def queue_lengths_by_priority(queue: str) -> dict[int, int]:
-    steps = settings.CELERY_BROKER_TRANSPORT_OPTIONS["priority_steps"]
+    options: dict[str, Any] = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    steps: list[int] = options["priority_steps"]
     with broker_client().pipeline() as pipe:
         for name in priority_queue_names(queue):
             pipe.llen(name)

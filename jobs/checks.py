@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import current_app
 from django.conf import settings
-from django.core.checks import Error, Tags, Warning, register
+from django.core.checks import CheckMessage, Error, Tags, Warning, register
 
 from jobs.kinds import all_kinds
 
@@ -15,7 +15,7 @@ LONG_JOB_QUEUES = ("invoices", "email", "exports", "maintenance")
 @register(Tags.compatibility)
 def celery_configuration(app_configs=None, **kwargs):
     conf = current_app.conf
-    problems = []
+    problems: list[CheckMessage] = []
     serializers_in_use = {conf.task_serializer, conf.result_serializer, *conf.accept_content}
     if serializers_in_use - {"json", "application/json"}:
         problems.append(Error(

@@ -38,6 +38,10 @@ FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 class Job(models.Model):
     """A tracked background job. Its id is the Celery task id."""
 
+    # Not a column: job_enqueue sets it, True when the active job holding the same
+    # unique key was returned instead of a new one.
+    deduplicated: bool = False
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     kind = models.CharField(max_length=100)
     queue = models.CharField(max_length=50)

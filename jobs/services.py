@@ -165,7 +165,8 @@ def _active_holders(keys: set) -> dict[str, Job]:
     keys.discard(None)
     if not keys:
         return {}
-    return {job.unique_key: job for job in Job.objects.filter(unique_key__in=keys, status__in=ACTIVE_STATUSES)}
+    return {job.unique_key or "": job
+            for job in Job.objects.filter(unique_key__in=keys, status__in=ACTIVE_STATUSES)}
 
 
 def _insert_unless_active(job: Job) -> Job | None:

@@ -25,7 +25,7 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import Case, F, When
+from django.db.models import Case, F, Field, When
 from django.utils import timezone
 
 from core.models import TriggerSource
@@ -165,7 +165,7 @@ def run_tracked_job(*, task: Task, job_id: str | None, params: dict) -> Any:
     """Body of every tracked Celery task: claim the job, run it, record the outcome."""
     if job_id is None:
         adopted = _adopt(task, params)
-        job_id = adopted.pk if adopted is not None else None
+        job_id = str(adopted.pk) if adopted is not None else None
     try:
         claimed = _claim(job_id, hostname=task.request.hostname or "") if job_id else None
     except (OperationalError, InterfaceError) as exc:
@@ -251,7 +251,7 @@ def _claim(job_id, *, hostname: str) -> tuple[Job, uuid.UUID] | None:
         ("status", JobStatus.QUEUED), ("status", JobStatus.RETRYING), ("expires_at", now),
         ("status", JobStatus.RETRYING), ("started_at", now), ("started_at", now + timedelta(seconds=1)),
     ]
-    params = [Job._meta.get_field(name).get_db_prep_value(value, connection) for name, value in values]
+    params = [_concrete(name).get_db_prep_value(value, connection) for name, value in values]
     claimed = list(Job.objects.raw(_claim_sql(connection.vendor), params))  # one round trip, no disk wait
     if claimed:
         return claimed[0], token
@@ -259,9 +259,16 @@ def _claim(job_id, *, hostname: str) -> tuple[Job, uuid.UUID] | None:
     return None
 
 
+def _concrete(name: str) -> Field:
+    field = Job._meta.get_field(name)
+    assert isinstance(field, Field)  # every claim column is a concrete field
+    return field
+
+
 @functools.cache
 def _claim_sql(vendor: str) -> str:
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in Job._meta.concrete_fields)
+    fields = [field for field in Job._meta.get_fields() if isinstance(field, Field) and field.concrete]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     return _CLAIM_SQL.format(table=Job._meta.db_table, relaxed=relaxed_from(), columns=columns)
 
 
@@ -380,7 +387,7 @@ def _schedule_retry(job: Job, token, kind: JobKind, exc: BaseException) -> bool:
 def _record_execution(job: Job, finished_at, outcome: str, error: str = "") -> None:
     JobExecution.objects.create(
         job=job, attempt=job.attempts, worker=job.worker, worker_pid=job.worker_pid,
-        started_at=job.started_at, finished_at=finished_at, outcome=outcome, error=error[:2000],
+        started_at=job.started_at or finished_at, finished_at=finished_at, outcome=outcome, error=error[:2000],
     )
 
 

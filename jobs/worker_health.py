@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from celery import bootsteps
 from celery.exceptions import Reject
@@ -26,7 +27,7 @@ from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
-_state = {"healthy": True, "problem": None, "since": None}
+_state: dict[str, Any] = {"healthy": True, "problem": None, "since": None}
 _state_lock = threading.Lock()
 
 
