@@ -15,6 +15,7 @@ from emailsync.api import oauth_redirect_uri
 from emailsync.models import Mailbox, MailMessage, MailRule, SyncRun
 from emailsync.oauth_connect import OAuthConnectError, oauth_start
 from emailsync.rules import RuleInvalid, rule_validate
+from emailsync.selectors import mailboxes_visible_to
 from emailsync.services import (
     MAILBOX_FIELDS,
     RULE_FIELDS,
@@ -109,6 +110,10 @@ class MailboxAdmin(admin.ModelAdmin):
     inlines = [MailRuleInline]
     change_form_template = "admin/emailsync/mailbox/change_form.html"
     change_list_template = "admin/emailsync/mailbox/change_list.html"
+
+    def get_queryset(self, request):
+        # The one visibility rule (emailsync.selectors), as in the API and the commands.
+        return mailboxes_visible_to(request.user)
     list_display = ["name", "username", "host", "port", "security", "enabled", "attention", "last_sync_at", "owner"]
     list_filter = ["enabled", "needs_attention", "security", "auth"]
     search_fields = ["name", "username", "host"]

@@ -25,7 +25,7 @@ from jobs.admin_forms import form_params, params_form_class
 from jobs.errors import JobParamsInvalid, UnknownJobKind
 from jobs.kinds import all_kinds, get_kind, kinds_for_user
 from jobs.models import Job, JobExecution, JobStatus
-from jobs.selectors import job_actual_duration, job_time_left
+from jobs.selectors import job_actual_duration, job_time_left, jobs_visible_to
 from jobs.services import job_cancel, job_retry, job_terminate, job_trigger, schedule_run_now
 
 STATUS_COLOURS = {
@@ -183,8 +183,10 @@ class JobAdmin(admin.ModelAdmin):
         return request.user.is_superuser
 
     def get_queryset(self, request):
-        jobs = super().get_queryset(request)
-        return jobs if request.user.is_staff and request.user.has_perm("jobs.view_job") else jobs.none()
+        # The one visibility rule (jobs.selectors), as in the API and the `jobs` command.
+        if not (request.user.is_staff and request.user.has_perm("jobs.view_job")):
+            return Job.objects.none()
+        return jobs_visible_to(request.user)
 
     def get_search_results(self, request, queryset, search_term):
         term = search_term.strip()

@@ -15,9 +15,11 @@ DURATION_CACHE_SECONDS = 60
 
 
 def jobs_visible_to(user) -> QuerySet[Job]:
-    """Staff see every job; everyone else only the jobs they own."""
+    """Staff see every job; everyone else only the jobs they own. `None` is a trusted
+    system caller (a command run without --as): every job. The one answer for the
+    API, the admin and the `jobs` command."""
     jobs = Job.objects.select_related("owner")
-    if user.is_staff:
+    if user is None or user.is_staff:
         return jobs
     return jobs.filter(owner=user)
 

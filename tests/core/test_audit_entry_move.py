@@ -29,9 +29,13 @@ def test_a_row_written_before_the_move_is_read_after_it(django_user_model):
                                      target_type="jobs.job", target_id="42", reason="stuck",
                                      details={"count": 1})
         # A group was given the audit trail's view permission while it lived in jobs.
-        Permission = old_apps.get_model("auth", "Permission")
+        # (Created here if an earlier test's flush left no permissions behind.)
+        content_type, _ = old_apps.get_model("contenttypes", "ContentType").objects.get_or_create(
+            app_label="jobs", model="auditentry")
+        view, _ = old_apps.get_model("auth", "Permission").objects.get_or_create(
+            content_type=content_type, codename="view_auditentry", defaults={"name": "Can view audit entry"})
         auditors = old_apps.get_model("auth", "Group").objects.create(name="auditors")
-        auditors.permissions.add(Permission.objects.get(content_type__app_label="jobs", codename="view_auditentry"))
+        auditors.permissions.add(view)
     finally:
         _migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
 

@@ -11,6 +11,7 @@ from core.actors import Actor
 from core.models import TriggerSource
 from emailsync.errors import MailboxError
 from emailsync.models import Mailbox
+from emailsync.selectors import mailboxes_visible_to
 from emailsync.services import mailbox_sync, mailbox_sync_enqueue
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 
@@ -48,9 +49,9 @@ class Command(BaseCommand):
             raise CommandError(f"Sync {summary['status']}: {summary.get('error') or ''}".strip())
 
     def _mailbox(self, name_or_id: str) -> Mailbox:
-        box = Mailbox.objects.filter(name=name_or_id).first()
+        box = mailboxes_visible_to(None).filter(name=name_or_id).first()
         if box is None and name_or_id.isdigit():
-            box = Mailbox.objects.filter(pk=int(name_or_id)).first()
+            box = mailboxes_visible_to(None).filter(pk=int(name_or_id)).first()
         if box is None:
             raise CommandError(f"No mailbox named or numbered {name_or_id!r}.")
         return box

@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import json
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from core.actors import Actor
-from core.errors import ApplicationError
-from core.models import TriggerSource
+from core.commands import OperatorCommand
 from invoices.corrections import InvalidCorrection
 from invoices.selectors import ReviewFilters, invoices_visible_to, review_queue, review_queue_counts
 from invoices.services import invoice_correct
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "The review queue, and corrections of invoice fields."
 
     def add_arguments(self, parser):
@@ -40,24 +36,6 @@ class Command(BaseCommand):
         correct.add_argument("--reason", default="")
         correct.add_argument("--revalidate", action="store_true", help="Run every rule on the corrected values.")
         correct.add_argument("--json", action="store_true")
-
-    def handle(self, *args, action, as_user=None, **options):
-        self.user = self._user(as_user)
-        self.actor = Actor(user=self.user, source=TriggerSource.COMMAND)
-        try:
-            return getattr(self, "do_" + action.replace("-", "_"))(**options)
-        except PermissionDenied as exc:
-            raise CommandError(f"Permission denied: {exc}") from exc
-        except ApplicationError as exc:
-            raise CommandError(str(exc)) from exc
-
-    def _user(self, username: str | None):
-        if not username:
-            return None  # whoever has the shell is trusted like the system
-        try:
-            return get_user_model().objects.get(username=username)
-        except get_user_model().DoesNotExist:
-            raise CommandError(f"No user {username!r}.") from None
 
     def do_review_queue(self, *, mine, unassigned, vendor, rule, amount_min, amount_max, due_before, limit,
                         json: bool, **_):

@@ -7,18 +7,14 @@ import sys
 import time
 import uuid
 
-from django.contrib.auth import get_user_model
-from django.core.exceptions import PermissionDenied
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
-from core.actors import Actor
-from core.errors import ApplicationError
-from core.models import TriggerSource
+from core.commands import OperatorCommand
 from jobs.errors import JobParamsInvalid
 from jobs.models import ACTIVE_STATUSES, Job, JobStatus
-from jobs.selectors import job_time_left
+from jobs.selectors import job_time_left, jobs_visible_to
 from jobs.services import job_cancel, job_retry, job_terminate, job_trigger
 
 BAR_WIDTH = 30
@@ -35,7 +31,7 @@ def parse_param(text: str) -> tuple[str, object]:
         return key.strip(), raw
 
 
-class Command(BaseCommand):
+class Command(OperatorCommand):
     help = "List, show, run, cancel and retry jobs."
 
     def add_arguments(self, parser):
@@ -69,26 +65,8 @@ class Command(BaseCommand):
                           help="Start this many seconds from now.")
         run.add_argument("--wait", action="store_true", help="Show progress until it ends; non-zero if it fails.")
 
-    def handle(self, *args, action, as_user=None, **options):
-        self.actor = Actor(user=self._user(as_user), source=TriggerSource.COMMAND)
-        try:
-            return getattr(self, f"do_{action}")(**options)
-        except PermissionDenied as exc:
-            raise CommandError(f"Permission denied: {exc}") from exc
-        except ApplicationError as exc:
-            raise CommandError(str(exc)) from exc
-
-    def _user(self, username: str | None):
-        if not username:
-            return None  # whoever has the shell is trusted like the system
-        try:
-            return get_user_model().objects.get(username=username)
-        except get_user_model().DoesNotExist:
-            raise CommandError(f"No user {username!r}.") from None
-
     def _visible_jobs(self):
-        user = self.actor.user
-        return Job.objects.all() if user is None or user.is_staff else Job.objects.filter(owner=user)
+        return jobs_visible_to(self.actor.user)
 
     def _job(self, job_id: str) -> Job:
         try:
