@@ -32,7 +32,8 @@ from invoices.models import (
     OcrStatus,
     Vendor,
 )
-from invoices.representation import invoice_as_dict, money, visible_duplicate_of
+from invoices.money import money_or_none
+from invoices.representation import invoice_as_dict, visible_duplicate_of
 from invoices.selectors import (
     ReviewFilters,
     invoice_corrections,
@@ -179,15 +180,15 @@ class InvoiceDetailSerializer(InvoiceSerializer):
             "type_code": invoice.type_code or None,
             "seller_country": invoice.seller_country or None,
             "buyer_country": invoice.buyer_country or None,
-            "rounding_amount": money(invoice.rounding_amount),
+            "rounding_amount": money_or_none(invoice.rounding_amount),
             "buyer_vat_id": invoice.buyer_vat_id or None,
             "buyer_reference": invoice.buyer_reference or None,
             "purchase_order_reference": invoice.purchase_order_reference or None,
             "payment_iban": invoice.payment_iban or None,
-            "line_total": money(invoice.line_total),
-            "allowance_total": money(invoice.allowance_total),
-            "charge_total": money(invoice.charge_total),
-            "prepaid_amount": money(invoice.prepaid_amount),
+            "line_total": money_or_none(invoice.line_total),
+            "allowance_total": money_or_none(invoice.allowance_total),
+            "charge_total": money_or_none(invoice.charge_total),
+            "prepaid_amount": money_or_none(invoice.prepaid_amount),
             "vendor": {"id": invoice.vendor_id, "name": invoice.vendor.name} if invoice.vendor_id else None,
             "vendor_confirmed": invoice.vendor_confirmed,
             "vat_breakdown": invoice.vat_breakdown,
@@ -197,7 +198,7 @@ class InvoiceDetailSerializer(InvoiceSerializer):
                 {"position": line.position, "line_id": line.line_id, "name": line.name,
                  "quantity": None if line.quantity is None else str(line.quantity), "unit_code": line.unit_code,
                  "net_price": None if line.net_price is None else str(line.net_price),
-                 "line_amount": money(line.line_amount), "vat_category": line.vat_category,
+                 "line_amount": money_or_none(line.line_amount), "vat_category": line.vat_category,
                  "vat_rate": None if line.vat_rate is None else str(line.vat_rate)}
                 for line in invoice.lines.all()
             ],

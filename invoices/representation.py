@@ -5,15 +5,10 @@ Amounts are decimal strings ("1234.50"), dates ISO 8601 (the API contract, docs/
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 from invoices.models import Invoice
+from invoices.money import money_or_none
 
 AMOUNT_FIELDS = ("total_net", "tax_total", "total_gross", "amount_due")
-
-
-def money(value: Decimal | None) -> str | None:
-    return None if value is None else f"{value:.2f}"
 
 
 def iso(value) -> str | None:
@@ -40,7 +35,7 @@ def invoice_as_dict(invoice: Invoice, *, file: str | None = None, viewer=None) -
         "seller_name": invoice.seller_name or None,
         "seller_vat_id": invoice.seller_vat_id or None,
         "buyer_name": invoice.buyer_name or None,
-        **{name: money(getattr(invoice, name)) for name in AMOUNT_FIELDS},
+        **{name: money_or_none(getattr(invoice, name)) for name in AMOUNT_FIELDS},
         "line_count": invoice.lines.count() if not _prefetched(invoice, "lines") else len(invoice.lines.all()),
         "issues": [{"code": issue.code, "severity": issue.severity, "message": issue.message}
                    for issue in invoice.issues.all()],

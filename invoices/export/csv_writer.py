@@ -13,9 +13,10 @@ import re
 from collections.abc import Iterable
 from decimal import Decimal
 
-from invoices.export.values import money_text, number_text, ordered, sorted_lines
+from invoices.export.values import number_text, ordered, sorted_lines
 from invoices.extract.csv_table import INVOICE_LEVEL_COLUMNS, LINE_COLUMNS, TOTAL_COLUMNS
 from invoices.models import Invoice, InvoiceLine
+from invoices.money import money_text
 
 # Columns the import does not read (it ignores them), for the ERP and for tracing back to us.
 EXTRA_COLUMNS = (

@@ -16,8 +16,9 @@ from collections.abc import Iterable
 
 from django.utils import timezone
 
-from invoices.export.values import money_text, number_text, ordered, sorted_lines, stored_decimal
+from invoices.export.values import number_text, ordered, sorted_lines, stored_decimal
 from invoices.models import Invoice, InvoiceLine
+from invoices.money import money_or_none, money_text
 from invoices.representation import invoice_as_dict
 
 # EN 16931 fields beyond the contract's, under their model names.
@@ -39,7 +40,7 @@ def invoice_export_dict(invoice: Invoice) -> dict:
     """One invoice as exported: the contract's object, the other EN 16931 fields, lines and VAT breakdown."""
     data = invoice_as_dict(invoice)
     data.update({name: getattr(invoice, name) or None for name in _MORE_TEXT})
-    data.update({name: _money(getattr(invoice, name)) for name in _MORE_MONEY})
+    data.update({name: money_or_none(getattr(invoice, name)) for name in _MORE_MONEY})
     data["lines"] = [_line(line) for line in sorted_lines(invoice)]
     data["vat_breakdown"] = [_vat_row(row) for row in invoice.vat_breakdown or [] if isinstance(row, dict)]
     return data
@@ -53,7 +54,7 @@ def _line(line: InvoiceLine) -> dict:
         "quantity": _number(line.quantity),
         "unit_code": line.unit_code or None,
         "net_price": _number(line.net_price),
-        "line_amount": _money(line.line_amount),
+        "line_amount": money_or_none(line.line_amount),
         "vat_category": line.vat_category or None,
         "vat_rate": _number(line.vat_rate),
     }
@@ -77,10 +78,6 @@ def _vat_row(row: dict) -> dict:
 
 def _raw(value) -> str | None:
     return None if value in (None, "") else str(value)
-
-
-def _money(value) -> str | None:
-    return None if value is None else money_text(value)
 
 
 def _number(value) -> str | None:

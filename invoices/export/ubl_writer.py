@@ -17,13 +17,14 @@ import re
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 from lxml import etree
 
-from invoices.export.values import money_text, number_text, ordered, sorted_lines, stored_decimal
+from invoices.export.values import number_text, ordered, sorted_lines, stored_decimal
 from invoices.extract.common import CREDIT_NOTE_TYPE_CODES
 from invoices.models import Invoice, InvoiceLine, InvoiceType
+from invoices.money import money_text, round_cents
 
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -31,7 +32,6 @@ CAC = "urn:oasis:names:specification:ubl:schema:xsd:CommonAggregateComponents-2"
 CBC = "urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2"
 EN16931_CUSTOMIZATION = "urn:cen.eu:en16931:2017"
 DEFAULT_UNIT = "C62"  # UN/ECE Recommendation 20: "one" (unit)
-CENT = Decimal("0.01")
 # UNTDID 4461: 58 = SEPA credit transfer, 30 = credit transfer, 1 = instrument not defined.
 SEPA_CREDIT_TRANSFER, CREDIT_TRANSFER, NOT_DEFINED = "58", "30", "1"
 # Characters XML 1.0 cannot carry; a supplier's text may contain them.
@@ -231,7 +231,7 @@ def vat_rows(invoice: Invoice, lines: list[InvoiceLine]) -> list[_VatRow]:
         groups[key] = groups.get(key, Decimal(0)) + line.line_amount
     return [
         _VatRow(category=category, rate=rate, taxable_amount=base,
-                tax_amount=(base * rate / 100).quantize(CENT, rounding=ROUND_HALF_UP))
+                tax_amount=round_cents(base * rate / 100))
         for (category, rate), base in groups.items()
     ]
 
@@ -341,7 +341,7 @@ def _line(writer: _Writer, root: etree._Element, line: InvoiceLine, position: in
                     number_text(quantity), unitCode=line.unit_code or DEFAULT_UNIT)  # BT-129, BT-130
     amount = line.line_amount
     if amount is None and line.quantity is not None and line.net_price is not None:
-        amount = (line.quantity * line.net_price).quantize(CENT, rounding=ROUND_HALF_UP)
+        amount = round_cents(line.quantity * line.net_price)
     if amount is None:
         raise UblExportError(f"Invoice {line.invoice_id}, line {line.line_id or position}: no net amount "
                              "(BT-131) and no quantity and price to compute it from.")

@@ -18,11 +18,6 @@ def sorted_lines(invoice: Invoice) -> list[InvoiceLine]:
     return sorted(invoice.lines.all(), key=lambda line: line.position)
 
 
-def money_text(value: Decimal) -> str:
-    """An amount with two decimals and a decimal point: '1234.50', '-7.90'."""
-    return f"{value:.2f}"
-
-
 def number_text(value: Decimal) -> str:
     """A quantity, price or rate without trailing zeros or exponent: '2', '0.125', '19', '100'."""
     text = format(value.normalize(), "f")

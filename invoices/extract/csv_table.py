@@ -16,11 +16,11 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 from invoices.extract.base import ExtractedInvoice, ExtractedLine, Extractor, InvalidInvoice, VatBreakdown
+from invoices.money import round_cents
 
-CENT = Decimal("0.01")
 # Confidence of a total we computed from the lines instead of reading it.
 COMPUTED_CONFIDENCE = 0.9
 
@@ -359,10 +359,6 @@ def parse_currency(raw: str) -> str:
     raise ValueError(f"{value!r} is not a currency code (use a three-letter code such as EUR)")
 
 
-def _money(value: Decimal) -> Decimal:
-    return value.quantize(CENT, rounding=ROUND_HALF_UP)
-
-
 # --- the extractor ----------------------------------------------------------------------------
 
 
@@ -521,7 +517,7 @@ class CsvExtractor(Extractor):
             if line.quantity is None or line.net_price is None:
                 raise InvalidInvoice(f"Row {number}: the line has no amount; fill in the line amount, "
                                      "or both quantity and net price.")
-            line.line_amount = _money(line.quantity * line.net_price)
+            line.line_amount = round_cents(line.quantity * line.net_price)
         category = table.cell(row, "vat_category").upper()
         if category and category not in VAT_CATEGORIES:
             raise table.error(number, "vat_category", f"'{category}' is not a VAT category code "
@@ -540,7 +536,7 @@ class CsvExtractor(Extractor):
             groups[key] = groups.get(key, Decimal("0")) + line.line_amount
         # VAT is computed per rate on the summed base and rounded once (EN 16931 BR-CO-17).
         return [
-            VatBreakdown(category=category, rate=rate, taxable_amount=base, tax_amount=_money(base * rate / 100))
+            VatBreakdown(category=category, rate=rate, taxable_amount=base, tax_amount=round_cents(base * rate / 100))
             for (category, rate), base in groups.items()
         ]
 

@@ -102,13 +102,6 @@ def names_parameter(params: dict, name: str, *, allowed: dict[str, str]) -> list
 # --- amounts ----------------------------------------------------------------------------------------
 
 
-def money(value: Decimal | None, currency: str = "") -> str:
-    """An amount as people read it in a message: '1234.50 EUR'."""
-    if value is None:
-        return "(none)"
-    return f"{value:.2f} {currency}".strip()
-
-
 def as_decimal(value: object) -> Decimal | None:
     """A stored amount (the VAT breakdown keeps strings) as Decimal; None when empty or unreadable."""
     if value is None or value == "":

@@ -8,6 +8,7 @@ from django.core.management.base import CommandError
 
 from core.commands import OperatorCommand
 from invoices.corrections import InvalidCorrection
+from invoices.money import money_or_none
 from invoices.selectors import ReviewFilters, invoices_visible_to, review_queue, review_queue_counts
 from invoices.services import invoice_correct
 
@@ -111,7 +112,7 @@ def _queue_row(invoice) -> dict:
     return {"invoice_id": invoice.pk, "status": invoice.status, "created_at": invoice.created_at.isoformat(),
             "file": invoice.original_filename, "seller_name": invoice.seller_name or None,
             "invoice_number": invoice.invoice_number or None,
-            "total_gross": None if invoice.total_gross is None else f"{invoice.total_gross:.2f}",
+            "total_gross": money_or_none(invoice.total_gross),
             "currency": invoice.currency or None,
             "due_date": invoice.due_date.isoformat() if invoice.due_date else None,
             "due_soon": invoice.due_soon, "awaiting_approval": invoice.awaiting_approval,

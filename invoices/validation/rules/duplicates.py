@@ -14,11 +14,11 @@ from django.db.models import QuerySet
 
 from invoices.identity import normalise_invoice_number
 from invoices.models import Invoice, InvoiceStatus, Severity
+from invoices.money import money_label
 from invoices.validation.base import (
     Finding,
     Rule,
     integer_parameter,
-    money,
     seller_key,
 )
 
@@ -97,5 +97,6 @@ class DuplicateSuspectRule(Rule):
             return []
         return [self.finding(
             f"Possibly received before under another number: same seller, same total "
-            f"{money(invoice.total_gross, invoice.currency)}, issued within {window.days} days: {_describe(others)}."
+            f"{money_label(invoice.total_gross, invoice.currency)}, issued within {window.days} days: "
+            f"{_describe(others)}."
         )]

@@ -10,13 +10,13 @@ from __future__ import annotations
 from decimal import Decimal
 
 from invoices.models import Invoice
+from invoices.money import money_label
 from invoices.validation.base import (
     Finding,
     Rule,
     decimal_parameter,
     invoice_lines,
     is_credit_note,
-    money,
     sums_agree,
 )
 
@@ -38,8 +38,8 @@ class LinesSumRule(Rule):
         if sums_agree(invoice.line_total, plus=[total], tolerance=tolerance, credit_note=is_credit_note(invoice)):
             return []
         return [self.finding(
-            f"The {len(lines)} line amounts add up to {money(total, invoice.currency)}, but the invoice states "
-            f"a sum of lines (BT-106) of {money(invoice.line_total, invoice.currency)}."
+            f"The {len(lines)} line amounts add up to {money_label(total, invoice.currency)}, but the invoice states "
+            f"a sum of lines (BT-106) of {money_label(invoice.line_total, invoice.currency)}."
         )]
 
 
@@ -65,9 +65,9 @@ class NetFromLinesRule(Rule):
             return []
         currency = invoice.currency
         return [self.finding(
-            f"Total without VAT (BT-109) is {money(invoice.total_net, currency)}, but the sum of lines "
-            f"{money(line_total, currency)} - allowances {money(allowances, currency)} + charges "
-            f"{money(charges, currency)} is {money(line_total - allowances + charges, currency)}."
+            f"Total without VAT (BT-109) is {money_label(invoice.total_net, currency)}, but the sum of lines "
+            f"{money_label(line_total, currency)} - allowances {money_label(allowances, currency)} + charges "
+            f"{money_label(charges, currency)} is {money_label(line_total - allowances + charges, currency)}."
         )]
 
 
@@ -85,8 +85,9 @@ class NetTaxGrossRule(Rule):
             return []
         currency = invoice.currency
         return [self.finding(
-            f"Net {money(net, currency)} + VAT {money(tax, currency)} = {money(net + tax, currency)}, but the "
-            f"total with VAT (BT-112) is {money(gross, currency)}."
+            f"Net {money_label(net, currency)} + VAT {money_label(tax, currency)} = "
+            f"{money_label(net + tax, currency)}, but the "
+            f"total with VAT (BT-112) is {money_label(gross, currency)}."
         )]
 
 
@@ -109,7 +110,7 @@ class AmountDueRule(Rule):
             return []
         currency = invoice.currency
         return [self.finding(
-            f"Amount due (BT-115) is {money(due, currency)}, but total {money(gross, currency)} - paid "
-            f"{money(prepaid, currency)} + rounding {money(rounding, currency)} is "
-            f"{money(gross - prepaid + rounding, currency)}."
+            f"Amount due (BT-115) is {money_label(due, currency)}, but total {money_label(gross, currency)} - paid "
+            f"{money_label(prepaid, currency)} + rounding {money_label(rounding, currency)} is "
+            f"{money_label(gross - prepaid + rounding, currency)}."
         )]

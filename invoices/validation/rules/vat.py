@@ -10,7 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from invoices.models import Invoice
-from invoices.validation.base import Finding, Rule, as_decimal, decimal_parameter, is_credit_note, money, sums_agree
+from invoices.money import money_label
+from invoices.validation.base import Finding, Rule, as_decimal, decimal_parameter, is_credit_note, sums_agree
 
 HUNDRED = Decimal(100)
 
@@ -53,8 +54,8 @@ class BreakdownSumRule(Rule):
                 continue
             if not sums_agree(stated, plus=amounts, tolerance=tolerance, credit_note=credit_note):
                 findings.append(self.finding(
-                    f"The VAT breakdown's {what} add up to {money(sum(amounts, Decimal(0)), currency)}, but "
-                    f"{total_name} is {money(stated, currency)}."
+                    f"The VAT breakdown's {what} add up to {money_label(sum(amounts, Decimal(0)), currency)}, but "
+                    f"{total_name} is {money_label(stated, currency)}."
                 ))
         return findings
 
@@ -81,13 +82,14 @@ class BreakdownRateRule(Rule):
                 if tax != 0:
                     findings.append(self.finding(
                         f"The VAT breakdown row {describe_row(row)} has no rate but a tax amount of "
-                        f"{money(tax, currency)}."
+                        f"{money_label(tax, currency)}."
                     ))
                 continue
             expected = base * rate / HUNDRED
             if not sums_agree(tax, plus=[expected], tolerance=tolerance, credit_note=credit_note):
                 findings.append(self.finding(
-                    f"VAT {describe_row(row)} on {money(base, currency)} is {money(expected, currency)}, but the "
-                    f"VAT breakdown states {money(tax, currency)}."
+                    f"VAT {describe_row(row)} on {money_label(base, currency)} is "
+                    f"{money_label(expected, currency)}, but the "
+                    f"VAT breakdown states {money_label(tax, currency)}."
                 ))
         return findings

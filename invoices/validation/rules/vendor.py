@@ -9,13 +9,13 @@ from django.db.models.functions import Replace, Upper
 
 from invoices.identity import normalise_vat_id
 from invoices.models import Invoice, Severity, Vendor
+from invoices.money import money_label
 from invoices.validation.base import (
     Finding,
     Rule,
     RuleParameterError,
     decimal_parameter,
     is_credit_note,
-    money,
 )
 
 
@@ -134,8 +134,8 @@ class ApprovalThresholdRule(Rule):
             return []
         document = "credit note" if is_credit_note(invoice) else "invoice"
         return [self.finding(
-            f"This {document} needs approval: its total {money(amount, invoice.currency)} is above {whose} "
-            f"({money(limit, invoice.currency)})."
+            f"This {document} needs approval: its total {money_label(amount, invoice.currency)} is above {whose} "
+            f"({money_label(limit, invoice.currency)})."
         )]
 
     @staticmethod
