@@ -92,9 +92,9 @@ def baseline_number_candidates(invoice) -> list[int]:
     from django.db.models import F, Value
     from django.db.models.functions import Replace, Trim, Upper
 
+    from invoices.duplicates import NOT_COUNTED_STATUSES as IGNORED_STATUSES
     from invoices.identity import normalise_vat_id
     from invoices.models import Invoice
-    from invoices.validation.rules.duplicates import IGNORED_STATUSES
 
     compact_vat = Upper(Replace(Replace(Replace(F("seller_vat_id"), Value(" "), Value("")), Value("."), Value("")),
                                 Value("-"), Value("")))

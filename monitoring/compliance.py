@@ -23,9 +23,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from invoices.duplicates import NOT_COUNTED_STATUSES, invoices_numbered_like_an_earlier_one
 from invoices.models import Invoice, InvoiceStatus, Vendor
 from monitoring.models import PolicyRule, PolicyRuleKind, ScanRun, Violation, ViolationStatus
 
@@ -36,11 +37,10 @@ CHUNK = 5000
 # looking back a little further costs a few rows and loses nothing.
 WATERMARK_OVERLAP = timedelta(seconds=60)
 # Invoices that are copies of a file already stored, failed to read, or were rejected are out of scope.
-OUT_OF_SCOPE = (InvoiceStatus.DUPLICATE, InvoiceStatus.FAILED, InvoiceStatus.REJECTED)
 
 
 def _in_scope(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
-    return invoices.exclude(status__in=OUT_OF_SCOPE)
+    return invoices.exclude(status__in=NOT_COUNTED_STATUSES)
 
 
 def _over_approval_limit(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> QuerySet[Invoice]:
@@ -65,10 +65,8 @@ def _vendor_requires_po(rule: PolicyRule, invoices: QuerySet[Invoice], today: da
 
 
 def _suspected_duplicate(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> QuerySet[Invoice]:
-    earlier = _in_scope(Invoice.objects.filter(
-        seller_vat_id=OuterRef("seller_vat_id"), invoice_number=OuterRef("invoice_number"), pk__lt=OuterRef("pk"),
-        duplicate_of__isnull=True))
-    return invoices.exclude(seller_vat_id="").exclude(invoice_number="").filter(Exists(earlier))
+    # The same question the duplicate.number validation rule asks (invoices.selectors).
+    return invoices_numbered_like_an_earlier_one(invoices)
 
 
 def _overdue_not_exported(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> QuerySet[Invoice]:
@@ -115,16 +113,16 @@ def _changed_invoice_ids(since: datetime) -> set[int]:
 
 
 def _duplicate_peers(ids: set[int]) -> set[int]:
-    """Invoices sharing seller VAT id and number with these (a change on one can open or
-    resolve a suspected duplicate on the other)."""
+    """Invoices sharing seller and number (`seller_key`, `number_key`) with these (a change
+    on one can open or resolve a suspected duplicate on the other)."""
     peers: set[int] = set()
     for chunk in _chunks(sorted(ids)):
-        keys = set(Invoice.objects.filter(pk__in=chunk).exclude(seller_vat_id="").exclude(invoice_number="")
-                   .values_list("seller_vat_id", "invoice_number"))
+        keys = set(Invoice.objects.filter(pk__in=chunk).exclude(seller_key="").exclude(number_key="")
+                   .values_list("seller_key", "number_key"))
         for key_chunk in _chunks(sorted(keys), size=500):
             condition = Q()
-            for vat_id, number in key_chunk:
-                condition |= Q(seller_vat_id=vat_id, invoice_number=number)
+            for seller, number in key_chunk:
+                condition |= Q(seller_key=seller, number_key=number)
             peers |= set(Invoice.objects.filter(condition).values_list("pk", flat=True))
     return peers
 

@@ -12,8 +12,9 @@ import datetime as dt
 
 from django.db.models import QuerySet
 
+from invoices.duplicates import same_seller_invoices
 from invoices.identity import normalise_invoice_number
-from invoices.models import Invoice, InvoiceStatus, Severity
+from invoices.models import Invoice, Severity
 from invoices.money import money_label
 from invoices.validation.base import (
     Finding,
@@ -22,7 +23,6 @@ from invoices.validation.base import (
     seller_key,
 )
 
-IGNORED_STATUSES = (InvoiceStatus.DUPLICATE, InvoiceStatus.FAILED, InvoiceStatus.REJECTED)
 # How many earlier invoices a message names, and how many are read at most to find them.
 SHOWN = 5
 READ_AT_MOST = 50
@@ -32,8 +32,7 @@ _FIELDS = ("pk", "invoice_number", "issue_date", "status")
 
 def _same_seller_candidates(invoice: Invoice, key: str) -> QuerySet[Invoice]:
     """Other counted invoices of the same type from the same seller (an index lookup on seller_key)."""
-    return (Invoice.objects.filter(seller_key=key, type=invoice.type)
-            .exclude(pk=invoice.pk).exclude(status__in=IGNORED_STATUSES))
+    return same_seller_invoices(invoice, key)
 
 
 def _describe(others: list[Invoice]) -> str:
