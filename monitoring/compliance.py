@@ -28,6 +28,7 @@ from django.utils import timezone
 
 from invoices.duplicates import NOT_COUNTED_STATUSES, invoices_numbered_like_an_earlier_one
 from invoices.models import Invoice, InvoiceStatus, Vendor
+from invoices.vendor_policy import invoices_missing_required_po, invoices_of_blocked_vendors
 from monitoring.models import PolicyRule, PolicyRuleKind, ScanRun, Violation, ViolationStatus
 
 logger = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def _over_approval_limit(rule: PolicyRule, invoices: QuerySet[Invoice], today: d
 
 
 def _blocked_vendor(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> QuerySet[Invoice]:
-    return invoices.filter(vendor__status=Vendor.Status.BLOCKED)
+    return invoices_of_blocked_vendors(invoices)
 
 
 def _missing_po(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> QuerySet[Invoice]:
@@ -61,7 +62,7 @@ def _missing_po(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> Q
 
 
 def _vendor_requires_po(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> QuerySet[Invoice]:
-    return invoices.filter(vendor__requires_purchase_order=True, purchase_order_reference="")
+    return invoices_missing_required_po(invoices)
 
 
 def _suspected_duplicate(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> QuerySet[Invoice]:

@@ -17,6 +17,7 @@ from invoices.validation.base import (
     decimal_parameter,
     is_credit_note,
 )
+from invoices.vendor_policy import purchase_order_missing, vendor_blocked
 
 
 def match_vendor(invoice: Invoice) -> Vendor | None:
@@ -97,7 +98,7 @@ class BlockedVendorRule(Rule):
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
         vendor = invoice_vendor(invoice)
-        if vendor is None or vendor.status != Vendor.Status.BLOCKED:
+        if not vendor_blocked(vendor):
             return []
         reason = f" ({vendor.notes.strip()[:200]})" if vendor.notes.strip() else ""
         return [self.finding(f"The vendor {vendor.name} is blocked{reason}; do not pay this invoice.")]
@@ -110,7 +111,7 @@ class PurchaseOrderRequiredRule(Rule):
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
         vendor = invoice_vendor(invoice)
-        if vendor is None or not vendor.requires_purchase_order or invoice.purchase_order_reference.strip():
+        if not purchase_order_missing(invoice, vendor):
             return []
         return [self.finding(f"The vendor {vendor.name} requires a purchase order number (BT-13) on every invoice; "
                              "this one has none.")]

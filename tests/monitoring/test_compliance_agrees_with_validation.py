@@ -1,4 +1,4 @@
-"""The compliance scan and the duplicate.number validation rule give one answer:
+"""The compliance scan and the validation rules give one answer on duplicates and vendors:
 both ask invoices.selectors (normalised seller and number, document type, issue
 year, the same statuses left out). The scan used to match the raw VAT id and
 number only."""
@@ -49,3 +49,34 @@ def test_neither_counts_an_earlier_copy_that_is_out_of_scope(status):
     rule = PolicyRule.objects.create(name="duplicate", kind="suspected_duplicate")
     assert not DuplicateNumberRule().check(later, {})
     assert not invoices_breaking(rule).filter(pk=later.pk).exists()
+
+
+# --- vendors: blocked, and purchase order required (invoices.vendor_policy) -------------------------
+
+VENDOR_CASES = {
+    # (vendor fields, invoice's purchase order reference, blocked?, purchase order missing?)
+    "an active vendor": ({}, "PO-1", False, False),
+    "a blocked vendor": ({"status": "blocked"}, "PO-1", True, False),
+    "PO required and given": ({"requires_purchase_order": True}, "PO-1", False, False),
+    "PO required, none": ({"requires_purchase_order": True}, "", False, True),
+    # The scan used to accept a reference of blanks that the rule refuses.
+    "PO required, only blanks": ({"requires_purchase_order": True}, "   ", False, True),
+    "PO not required, none": ({}, "", False, False),
+}
+
+
+@pytest.mark.parametrize("name", VENDOR_CASES)
+def test_compliance_and_validation_agree_on_each_vendor_case(name):
+    from invoices.models import Vendor
+    from invoices.validation.rules.vendor import BlockedVendorRule, PurchaseOrderRequiredRule
+
+    fields, reference, blocked, po_missing = VENDOR_CASES[name]
+    vendor = Vendor.objects.create(name="Acme", vat_id="DE999", **fields)
+    invoice = make_invoice(vendor=vendor, seller_vat_id="DE999", purchase_order_reference=reference)
+    blocked_rule = PolicyRule.objects.create(name="blocked", kind="blocked_vendor")
+    po_rule = PolicyRule.objects.create(name="po", kind="vendor_requires_po")
+
+    assert bool(BlockedVendorRule().check(invoice, {})) is blocked
+    assert invoices_breaking(blocked_rule).filter(pk=invoice.pk).exists() is blocked
+    assert bool(PurchaseOrderRequiredRule().check(invoice, {})) is po_missing
+    assert invoices_breaking(po_rule).filter(pk=invoice.pk).exists() is po_missing
