@@ -17,7 +17,6 @@ MessageOverBudget.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import email
 import io
@@ -32,8 +31,9 @@ from pathlib import PurePosixPath
 from typing import Literal
 
 from emailsync.errors import UnparseableMessage
-from emailsync.mime import decode_header_value, decode_text, headers_of, is_attachment_like
-from invoices.extract import image_kind, looks_like_page
+from emailsync.mime import decode_header_value, headers_of, is_attachment_like
+from invoices.extract import image_kind
+from invoices.extract.sniff import declared_kind, file_kind
 
 DEFAULT_MAX_BYTES = 20 * 1024 * 1024
 DEFAULT_ZIP_MAX_MEMBERS = 100
@@ -45,20 +45,9 @@ DEFAULT_MESSAGE_MAX_EXPANDED_BYTES = 100 * 1024 * 1024
 InvoiceKind = Literal["pdf", "xml", "csv", "image"]
 _INVOICE_KINDS = ("pdf", "xml", "csv", "image")
 _KIND_EXTENSIONS = {"pdf": "pdf", "xml": "xml", "csv": "csv", "jpeg": "jpg", "png": "png", "tiff": "tif"}
-_DECLARED_KINDS = {
-    "application/pdf": "pdf",
-    "application/x-pdf": "pdf",
-    "application/xml": "xml",
-    "text/xml": "xml",
-    "text/csv": "csv",
-    "text/comma-separated-values": "csv",
-    "text/tab-separated-values": "csv",
-}
-_EXTENSION_KINDS = {".pdf": "pdf", ".xml": "xml", ".csv": "csv", ".tsv": "csv"}
 _KIND_NAMES = {"pdf": "PDF", "xml": "XML", "csv": "CSV"}
 _MAX_FILENAME_CHARS = 200
 _FORWARDED_MESSAGE_TYPES = ("message/rfc822", "message/global")
-_SNIFF_BYTES = 64 * 1024
 # Only Python's built-in table: the answer must not depend on the host's /etc/mime.types.
 _BUILTIN_MIME_TYPES = mimetypes.MimeTypes(filenames=())
 
@@ -186,30 +175,6 @@ def display_filename(name: str | None) -> str | None:
     return name
 
 
-def detect_kind(content: bytes, *, declared_type: str = "", filename: str | None = None) -> str | None:
-    """"pdf", "xml", "csv", "image" or "zip" from the bytes; None when they are none of those.
-
-    The declared type and extension only relax the CSV check (a one-line CSV
-    named .csv is accepted; an unnamed one is not). An image counts only when it
-    is big enough to be a scanned or photographed page (the invoices extractor
-    registry decides); logos and signature pictures are not invoices.
-    """
-    # Zip first: a stored (uncompressed) PDF member puts "%PDF-" within the archive's first kilobyte.
-    if content.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "zip"
-    # Readers accept junk before the header, so "%PDF-" anywhere in the first kilobyte counts.
-    if b"%PDF-" in content[:1024]:
-        return "pdf"
-    if image_kind(content) is not None:
-        return "image" if looks_like_page(content) else None
-    if _looks_like_xml(content):
-        return "xml"
-    hinted = _declared_kind(declared_type, filename) == "csv"
-    if _looks_like_csv(content, hinted=hinted):
-        return "csv"
-    return None
-
-
 # -- message walk --------------------------------------------------------------
 
 def _require_headers(message: Message) -> None:
@@ -305,7 +270,7 @@ def _classify_content(
     if len(content) > limits.max_bytes:
         skip(f"over the size limit ({_human_size(len(content))} > {_human_size(limits.max_bytes)})")
         return
-    kind = detect_kind(content, declared_type=content_type, filename=name)
+    kind = file_kind(content, declared_type=content_type, filename=name)
     if kind == "zip":
         if archive is not None:
             skip("nested zip archive not expanded")
@@ -318,7 +283,7 @@ def _classify_content(
         filename = name or f"attachment-{len(candidates) + len(skipped) + 1}.{extension}"
         candidates.append(Attachment(filename, content, content_type, kind, archive))
         return
-    declared = _declared_kind(content_type, name)
+    declared = declared_kind(content_type, name)
     if declared is not None:
         skip(f"declared as {_KIND_NAMES[declared]} but the content is not {_KIND_NAMES[declared]}")
     else:
@@ -459,89 +424,6 @@ def _member_name(info: zipfile.ZipInfo) -> str:
         return info.filename.encode("cp437").decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
         return info.filename  # cp437, as zipfile read it; other legacy code pages cannot be told apart
-
-
-# -- content sniffing ----------------------------------------------------------
-
-_XML_PROLOG_NOISE = re.compile(
-    rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.DOTALL | re.IGNORECASE
-)
-_XML_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)[\s/>]")
-_NOT_INVOICE_XML_ROOTS = {b"html", b"svg"}
-
-
-def _looks_like_xml(content: bytes) -> bool:
-    text = _xml_head_as_utf8(content[:_SNIFF_BYTES])
-    if text is None:
-        return False
-    position = 0
-    while match := _XML_PROLOG_NOISE.match(text, position):
-        if match.end() == position:
-            break
-        position = match.end()
-    text = text[position:].lstrip()
-    root = _XML_ROOT.match(text)
-    return root is not None and root.group(1).lower() not in _NOT_INVOICE_XML_ROOTS
-
-
-def _xml_head_as_utf8(head: bytes) -> bytes | None:
-    """The start of a document re-encoded as UTF-8 when it is UTF-16 (with or without BOM)."""
-    if head.startswith(b"\xef\xbb\xbf"):
-        return head[3:]
-    for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
-        if head.startswith(bom):
-            return head[2:].decode(codec, errors="ignore").encode("utf-8")
-    if head.startswith(b"<\x00"):
-        return head.decode("utf-16-le", errors="ignore").encode("utf-8")
-    if head.startswith(b"\x00<"):
-        return head.decode("utf-16-be", errors="ignore").encode("utf-8")
-    stripped = head.lstrip()
-    return stripped if stripped.startswith(b"<") else None
-
-
-_CSV_DELIMITERS = (";", ",", "\t", "|")
-
-
-def _looks_like_csv(content: bytes, *, hinted: bool) -> bool:
-    """Delimited text: the header row and most data rows split into the same number (>= 2) of fields."""
-    head = content[:_SNIFF_BYTES]
-    if b"\x00" in head:
-        return False
-    text = decode_text(head, "utf-8" if _is_utf8(head) else "cp1252").lstrip("\ufeff")
-    if text.lstrip().startswith("<"):
-        return False
-    lines = [line for line in text.splitlines() if line.strip()]
-    if len(content) > _SNIFF_BYTES and len(lines) > 1:
-        lines = lines[:-1]  # the cut may have split the last line
-    lines = lines[:50]
-    if not lines or sum(not char.isprintable() for char in "".join(lines)) > len("".join(lines)) // 100:
-        return False
-    for delimiter in _CSV_DELIMITERS:
-        widths = [len(row) for row in csv.reader(lines, delimiter=delimiter)]
-        header_width = widths[0]
-        if header_width < 2:
-            continue
-        if hinted and (len(widths) == 1 or widths.count(header_width) >= 1 + (len(widths) - 1) // 2):
-            return True
-        if len(widths) >= 2 and widths.count(header_width) >= max(2, int(len(widths) * 0.8)):
-            return True
-    return False
-
-
-def _is_utf8(data: bytes) -> bool:
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as failure:
-        # A multi-byte character cut at the end of the sniffed window is still UTF-8.
-        return failure.start >= len(data) - 3
-    return True
-
-
-def _declared_kind(content_type: str, filename: str | None) -> str | None:
-    declared = _DECLARED_KINDS.get((content_type or "").lower())
-    if declared is None and filename:
-        declared = _EXTENSION_KINDS.get(PurePosixPath(filename.lower()).suffix)
-    return declared
 
 
 def _human_size(size: int) -> str:
