@@ -24,6 +24,8 @@ from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask, PeriodicTasks
 
+from core.actors import Actor
+from core.audit import audit_record
 from invoices.models import ValidationRuleSetting, Vendor
 from monitoring.models import AlertRule, PolicyRule, RuntimeBudget
 
@@ -237,8 +239,10 @@ def _restore_periodic_tasks(rows: list[dict], summary: RestoreSummary) -> None:
     PeriodicTasks.update_changed()  # beat re-reads the schedules
 
 
-def config_restore(*, data: dict, dry_run: bool = False) -> RestoreSummary:
-    """Create or update every row of the backup (atomically); with dry_run, roll back and only report."""
+def config_restore(*, data: dict, actor: Actor | None = None, dry_run: bool = False) -> RestoreSummary:
+    """Create or update every row of the backup (atomically) and audit the restore with its
+    summary; with dry_run, roll back and only report. Rows are checked by their owning
+    app's rules first (ROW_CHECKS)."""
     summary = RestoreSummary()
     with transaction.atomic():
         _restore_periodic_tasks(data.get("periodic_tasks", []), summary)
@@ -257,5 +261,7 @@ def config_restore(*, data: dict, dry_run: bool = False) -> RestoreSummary:
                 _restore_plain(mailbox, data["mailboxes"], "name", "mailboxes", summary)
         if dry_run:
             transaction.set_rollback(True)
+        else:
+            audit_record(actor=actor or Actor.system(), action="config.restore", details=summary.as_dict())
     return summary
 

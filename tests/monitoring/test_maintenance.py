@@ -13,6 +13,7 @@ from django.core.management import call_command
 from django.test import Client
 from django_celery_beat.models import PeriodicTask
 
+from core.models import AuditEntry
 from invoices.models import Vendor
 from jobs.schedules import schedules_ensure
 from monitoring.backup import config_backup_read, config_restore
@@ -103,7 +104,11 @@ def test_configuration_backup_has_no_secrets_and_restores(tmp_path):
     dry = config_restore(data=config_backup_read(path), dry_run=True)
     assert dry.created["alert_rules"] == 1 and not AlertRule.objects.filter(name="big backlog").exists()
 
+    assert not AuditEntry.objects.filter(action="config.restore").exists()  # a dry run changes nothing
+
     call_command("restore_config", str(path))
+    restore = AuditEntry.objects.get(action="config.restore")
+    assert restore.source == "command" and restore.details["created"]["alert_rules"] == 1
     assert AlertRule.objects.get(name="big backlog").threshold == 5000
     assert PolicyRule.objects.get(name="po over 10k").amount == Decimal("10000.00")
     vendor = Vendor.objects.get(vat_id="DE123")

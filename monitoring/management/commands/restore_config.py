@@ -7,6 +7,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from core.actors import Actor
+from core.models import TriggerSource
 from monitoring.backup import BackupInvalid, config_backup_read, config_restore
 
 
@@ -24,7 +26,8 @@ class Command(BaseCommand):
             data = config_backup_read(Path(options["path"]))
         except BackupInvalid as exc:
             raise CommandError(str(exc)) from exc
-        summary = config_restore(data=data, dry_run=options["dry_run"])
+        summary = config_restore(data=data, actor=Actor(user=None, source=TriggerSource.COMMAND),
+                                 dry_run=options["dry_run"])
         if options["json"]:
             self.stdout.write(json.dumps({**summary.as_dict(), "dry_run": options["dry_run"]}))
             return
