@@ -12,10 +12,9 @@ from django.utils import timezone
 from core.actors import Actor, require_permission
 from core.audit import audit_record
 from core.errors import Invalid
-from invoices.models import EXPORTABLE_STATUSES, ExportBatch, ExportFormat, ExportItem, Invoice, InvoiceStatus
+from invoices.export import WRITERS
+from invoices.models import EXPORTABLE_STATUSES, ExportBatch, ExportItem, Invoice, InvoiceStatus
 from jobs.services import job_enqueue
-
-EXTENSIONS = {ExportFormat.CSV: "csv", ExportFormat.JSON: "json", ExportFormat.UBL: "zip"}
 
 
 class NothingToExport(Invalid):
@@ -51,15 +50,13 @@ def export_run(*, batch: ExportBatch, progress=None) -> dict:
     Idempotent: the file name is fixed per batch, so a re-run overwrites the
     same file instead of adding one, and invoices are marked once.
     """
-    from invoices.export import write_csv, write_json, write_ubl_zip
-
-    writers = {ExportFormat.CSV: write_csv, ExportFormat.JSON: write_json, ExportFormat.UBL: write_ubl_zip}
+    writer = WRITERS[batch.format]  # the one registry of export formats (invoices.export)
     invoices = list(Invoice.objects.filter(export_items__batch=batch).order_by("pk")
                     .prefetch_related("lines", "issues"))
     if progress:
         progress(0, len(invoices), f"Writing {len(invoices)} invoices as {batch.format}")
-    content = writers[batch.format](invoices)
-    name = f"exports/export-{batch.pk}.{EXTENSIONS[batch.format]}"
+    content = writer.write(invoices)
+    name = f"exports/export-{batch.pk}.{writer.extension}"
     if default_storage.exists(name):
         default_storage.delete(name)
     saved = default_storage.save(name, ContentFile(content))
