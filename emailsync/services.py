@@ -14,14 +14,13 @@ from django.utils import timezone
 from core.actors import Actor, require_permission
 from core.audit import audit_record
 from core.errors import Invalid
-from emailsync.attachments import candidate_attachments
 from emailsync.errors import MailboxAuthError, MailboxError, MailboxFolderMissing, MailboxTLSError, UnparseableMessage
 from emailsync.hostcheck import check_host_allowed
 from emailsync.imap import ImapConnection, ImapSettings
 from emailsync.models import Mailbox, MailMessage, MailRule, SyncRun
 from emailsync.oauth import access_token_for
 from emailsync.rules import RuleInvalid, enabled_rules, rule_validate
-from emailsync.sync import Progress, SyncCounts, group_folders, mailbox_scan, message_decision
+from emailsync.sync import Progress, SyncCounts, group_folders, mailbox_scan, message_decision, parse_message
 from jobs.errors import JobCancelled, JobNotAllowed
 from jobs.models import ACTIVE_STATUSES, Job
 from jobs.services import job_cancel, job_enqueue
@@ -301,12 +300,7 @@ def _rule_test_result(mailbox: Mailbox, rules: list[MailRule], message: MailMess
         return row
     folder, raw = found
     try:
-        parsed = candidate_attachments(raw, max_bytes=settings.INVOICE_MAX_FILE_BYTES,
-                                       zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
-                                       zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
-                                       zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO,
-                                       message_max_bytes=settings.EMAILSYNC_MESSAGE_MAX_BYTES,
-                                       message_max_expanded_bytes=settings.EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES)
+        parsed = parse_message(raw)
         decision = message_decision(mailbox, rules, raw, parsed, folder=folder)
     except UnparseableMessage as exc:
         row["outcome"] = f"The message cannot be read: {exc.reason}"

@@ -66,6 +66,17 @@ class SyncCounts:
         return {name: getattr(self, name) for name in SyncRun.COUNT_FIELDS}
 
 
+def parse_message(raw: bytes) -> ParsedMessage:
+    """The message's candidate attachments, within the configured size, zip and expansion limits
+    (raises UnparseableMessage or MessageOverBudget)."""
+    return candidate_attachments(raw, max_bytes=settings.INVOICE_MAX_FILE_BYTES,
+                                 zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
+                                 zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
+                                 zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO,
+                                 message_max_bytes=settings.EMAILSYNC_MESSAGE_MAX_BYTES,
+                                 message_max_expanded_bytes=settings.EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES)
+
+
 def lookback_date(months: int, today: dt.date | None = None) -> dt.date:
     return (today or timezone.now().date()) - relativedelta(months=months)
 
@@ -261,12 +272,7 @@ def _process_message(mailbox: Mailbox, connection: ImapConnection, message: Mail
         return
     message.attempts += 1
     try:
-        parsed = candidate_attachments(raw, max_bytes=settings.INVOICE_MAX_FILE_BYTES,
-                                       zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
-                                       zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
-                                       zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO,
-                                       message_max_bytes=settings.EMAILSYNC_MESSAGE_MAX_BYTES,
-                                       message_max_expanded_bytes=settings.EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES)
+        parsed = parse_message(raw)
         decision = message_decision(mailbox, rules, raw, parsed, folder=folder)
     except MessageOverBudget as exc:
         _skip(message, exc.reason, counts)

@@ -6,7 +6,7 @@ examples and the ERP imports expect).
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 CENT = Decimal("0.01")
 
@@ -31,3 +31,15 @@ def money_label(value: Decimal | None, currency: str = "") -> str:
     if value is None:
         return "(none)"
     return f"{money_text(value)} {currency}".strip()
+
+
+def stored_amount(value: object) -> Decimal | None:
+    """An amount as stored in JSON (the VAT breakdown keeps strings) as Decimal; None when
+    empty, unreadable or not finite."""
+    if value is None or value == "":
+        return None
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        return None
+    return number if number.is_finite() else None

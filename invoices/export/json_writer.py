@@ -16,9 +16,9 @@ from collections.abc import Iterable
 
 from django.utils import timezone
 
-from invoices.export.values import number_text, ordered, sorted_lines, stored_decimal
+from invoices.export.values import number_text, ordered, sorted_lines
 from invoices.models import Invoice, InvoiceLine
-from invoices.money import money_or_none, money_text
+from invoices.money import money_or_none, money_text, stored_amount
 from invoices.representation import invoice_as_dict
 
 # EN 16931 fields beyond the contract's, under their model names.
@@ -63,10 +63,10 @@ def _line(line: InvoiceLine) -> dict:
 def _vat_row(row: dict) -> dict:
     """A stored breakdown row with its amounts written like every other amount ('1460.5' -> '1460.50')."""
     def amount(key: str) -> str | None:
-        value = stored_decimal(row.get(key))
+        value = stored_amount(row.get(key))
         return money_text(value) if value is not None else _raw(row.get(key))
 
-    rate = stored_decimal(row.get("rate"))
+    rate = stored_amount(row.get("rate"))
     return {
         "category": row.get("category") or None,
         "rate": number_text(rate) if rate is not None else _raw(row.get("rate")),

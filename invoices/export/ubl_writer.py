@@ -21,10 +21,10 @@ from decimal import Decimal
 
 from lxml import etree
 
-from invoices.export.values import number_text, ordered, sorted_lines, stored_decimal
+from invoices.export.values import number_text, ordered, sorted_lines
 from invoices.extract.common import CREDIT_NOTE_TYPE_CODES
 from invoices.models import Invoice, InvoiceLine, InvoiceType
-from invoices.money import money_text, round_cents
+from invoices.money import money_text, round_cents, stored_amount
 
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -213,12 +213,12 @@ def vat_rows(invoice: Invoice, lines: list[InvoiceLine]) -> list[_VatRow]:
     if stored:
         rows = []
         for row in stored:
-            tax = stored_decimal(row.get("tax_amount"))
+            tax = stored_amount(row.get("tax_amount"))
             if tax is None:
                 continue
             rows.append(_VatRow(
-                category=str(row.get("category") or ""), rate=stored_decimal(row.get("rate")),
-                taxable_amount=stored_decimal(row.get("taxable_amount")), tax_amount=tax,
+                category=str(row.get("category") or ""), rate=stored_amount(row.get("rate")),
+                taxable_amount=stored_amount(row.get("taxable_amount")), tax_amount=tax,
                 exemption_reason=str(row.get("exemption_reason") or ""),
                 exemption_reason_code=str(row.get("exemption_reason_code") or ""),
             ))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 from invoices.models import Invoice, InvoiceLine
 
@@ -22,14 +22,3 @@ def number_text(value: Decimal) -> str:
     """A quantity, price or rate without trailing zeros or exponent: '2', '0.125', '19', '100'."""
     text = format(value.normalize(), "f")
     return "0" if text in ("-0", "") else text
-
-
-def stored_decimal(value: object) -> Decimal | None:
-    """An amount as the VAT breakdown stores it (a string) as Decimal; None when empty or unreadable."""
-    if value is None or value == "":
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None

@@ -102,17 +102,6 @@ def names_parameter(params: dict, name: str, *, allowed: dict[str, str]) -> list
 # --- amounts ----------------------------------------------------------------------------------------
 
 
-def as_decimal(value: object) -> Decimal | None:
-    """A stored amount (the VAT breakdown keeps strings) as Decimal; None when empty or unreadable."""
-    if value is None or value == "":
-        return None
-    try:
-        number = Decimal(str(value))
-    except InvalidOperation:
-        return None
-    return number if number.is_finite() else None
-
-
 def is_credit_note(invoice: Invoice) -> bool:
     return invoice.type == InvoiceType.CREDIT_NOTE
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from invoices.models import Invoice
-from invoices.money import money_label
-from invoices.validation.base import Finding, Rule, as_decimal, decimal_parameter, is_credit_note, sums_agree
+from invoices.money import money_label, stored_amount
+from invoices.validation.base import Finding, Rule, decimal_parameter, is_credit_note, sums_agree
 
 HUNDRED = Decimal(100)
 
@@ -26,7 +26,7 @@ def breakdown_rows(invoice: Invoice) -> list[dict]:
 
 def describe_row(row: dict) -> str:
     category = str(row.get("category") or "").strip() or "without category"
-    rate = as_decimal(row.get("rate"))
+    rate = stored_amount(row.get("rate"))
     return f"category {category} at {rate.normalize():f} %" if rate is not None else f"category {category}"
 
 
@@ -49,7 +49,7 @@ class BreakdownSumRule(Rule):
             ("taxable_amount", invoice.total_net, "taxable amounts", "the total without VAT (BT-109)"),
         )
         for key, stated, what, total_name in checks:
-            amounts = [as_decimal(row.get(key)) for row in rows]
+            amounts = [stored_amount(row.get(key)) for row in rows]
             if stated is None or None in amounts:
                 continue
             if not sums_agree(stated, plus=amounts, tolerance=tolerance, credit_note=credit_note):
@@ -75,7 +75,7 @@ class BreakdownRateRule(Rule):
         currency = invoice.currency
         findings = []
         for row in breakdown_rows(invoice):
-            base, tax, rate = (as_decimal(row.get(key)) for key in ("taxable_amount", "tax_amount", "rate"))
+            base, tax, rate = (stored_amount(row.get(key)) for key in ("taxable_amount", "tax_amount", "rate"))
             if base is None or tax is None:
                 continue
             if rate is None:
