@@ -22,9 +22,10 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-## ruff, then mypy on the typed modules (it loads the Django settings: DEBUG=1 needs no SECRET_KEY).
+## ruff (lint and format), then mypy on the typed modules (it loads the Django settings: DEBUG=1 needs no SECRET_KEY).
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	DEBUG=1 $(PY) -m mypy
 
 ## Benchmarks (need PostgreSQL and Redis); figures go to docs/benchmarks.md.

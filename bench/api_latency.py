@@ -150,12 +150,17 @@ done = function(summary, latency, requests)
 end
 """
 
-WRK_POST = WRK_COMMON + """
+WRK_POST = (
+    WRK_COMMON
+    + """
 wrk.method = "POST"
 wrk.body = '{"kind": "jobs.sleep", "params": {"seconds": 0}}'
 """
+)
 
-WRK_GET = WRK_COMMON + """
+WRK_GET = (
+    WRK_COMMON
+    + """
 local paths = {}
 for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
 local turn = math.random(#paths)
@@ -164,19 +169,44 @@ request = function()
   return wrk.format("GET", paths[turn])
 end
 """
+)
 
 
-def run_wrk(name: str, setup: str, *, port: int, token: str, clients: int, seconds: float, script: str,
-            path: str = "/api/v1/jobs/", extra_env: dict[str, str] | None = None) -> Phase:
+def run_wrk(
+    name: str,
+    setup: str,
+    *,
+    port: int,
+    token: str,
+    clients: int,
+    seconds: float,
+    script: str,
+    path: str = "/api/v1/jobs/",
+    extra_env: dict[str, str] | None = None,
+) -> Phase:
     """`clients` connections send requests back to back for `seconds`; wrk's figures."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
     try:
         completed = subprocess.run(
-            ["wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{seconds:.0f}s", "--timeout", "10s",
-             "-s", handle.name, f"http://{HOST}:{port}{path}"],
+            [
+                "wrk",
+                "-t",
+                str(min(2, clients)),
+                "-c",
+                str(clients),
+                "-d",
+                f"{seconds:.0f}s",
+                "--timeout",
+                "10s",
+                "-s",
+                handle.name,
+                f"http://{HOST}:{port}{path}",
+            ],
             env={**os.environ, "BENCH_TOKEN": token, **(extra_env or {})},
-            capture_output=True, text=True, timeout=seconds + 60,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
         )
     finally:
         os.unlink(handle.name)
@@ -184,11 +214,17 @@ def run_wrk(name: str, setup: str, *, port: int, token: str, clients: int, secon
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     if completed.returncode != 0 or not lines:
         raise BenchError(f"wrk failed ({completed.returncode}): {completed.stderr[-500:]} {completed.stdout[-500:]}")
-    data = json.loads(lines[-1][len("RESULT "):])
+    data = json.loads(lines[-1][len("RESULT ") :])
     return Phase(
-        name=name, setup=setup, requests=data["requests"], seconds=data["duration_us"] / 1e6,
+        name=name,
+        setup=setup,
+        requests=data["requests"],
+        seconds=data["duration_us"] / 1e6,
         errors={key: data[key] for key in ("status", "connect", "read", "write", "timeout") if data[key]},
-        p50=data["p50"] / 1000, p90=data["p90"] / 1000, p99=data["p99"] / 1000, max=data["max"] / 1000,
+        p50=data["p50"] / 1000,
+        p90=data["p90"] / 1000,
+        p99=data["p99"] / 1000,
+        max=data["max"] / 1000,
     )
 
 
@@ -197,8 +233,9 @@ def run_both(setup: str, *, port: int, token: str, clients: int, seconds: float)
     from jobs.models import Job
 
     before = Job.objects.count()
-    trigger = run_wrk("POST /api/v1/jobs/", setup, port=port, token=token, clients=clients, seconds=seconds,
-                      script=WRK_POST)
+    trigger = run_wrk(
+        "POST /api/v1/jobs/", setup, port=port, token=token, clients=clients, seconds=seconds, script=WRK_POST
+    )
     created = Job.objects.count() - before
     # wrk stops at the deadline with up to `clients` requests in flight: those may still create a job.
     if not trigger.requests <= created <= trigger.requests + clients:
@@ -207,12 +244,28 @@ def run_both(setup: str, *, port: int, token: str, clients: int, seconds: float)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as paths:
         paths.write("".join(f"/api/v1/jobs/{job_id}/\n" for job_id in ids))
     try:
-        detail = run_wrk("GET /api/v1/jobs/{id}/", setup, port=port, token=token, clients=clients,
-                         seconds=seconds, script=WRK_GET, extra_env={"BENCH_PATHS": paths.name})
+        detail = run_wrk(
+            "GET /api/v1/jobs/{id}/",
+            setup,
+            port=port,
+            token=token,
+            clients=clients,
+            seconds=seconds,
+            script=WRK_GET,
+            extra_env={"BENCH_PATHS": paths.name},
+        )
     finally:
         os.unlink(paths.name)
-    trivial = run_wrk("GET /bench/trivial/ (same auth)", setup, port=port, token=token, clients=clients,
-                      seconds=seconds, script=WRK_COMMON, path="/bench/trivial/")
+    trivial = run_wrk(
+        "GET /bench/trivial/ (same auth)",
+        setup,
+        port=port,
+        token=token,
+        clients=clients,
+        seconds=seconds,
+        script=WRK_COMMON,
+        path="/bench/trivial/",
+    )
     return [trigger, detail, trivial]
 
 
@@ -220,12 +273,37 @@ def run_both(setup: str, *, port: int, token: str, clients: int, seconds: float)
 
 
 def report(phases: list[Phase]) -> None:
-    rows = [[
-        phase.name, phase.setup, phase.requests, phase.error_count, f"{phase.per_second:.0f}", f"{phase.p50:.1f}",
-        f"{phase.p90:.1f}", f"{phase.p99:.1f}", f"{phase.max:.1f}", "met" if phase.p99 < TARGET_P99_MS else "NOT met",
-    ] for phase in phases]
-    print_table(["endpoint", "setup", "requests", "errors", "req/s", "p50 ms", "p90 ms", "p99 ms", "max ms",
-                 f"p99 < {TARGET_P99_MS:.0f} ms"], rows, title="API latency (wrk, client side)")
+    rows = [
+        [
+            phase.name,
+            phase.setup,
+            phase.requests,
+            phase.error_count,
+            f"{phase.per_second:.0f}",
+            f"{phase.p50:.1f}",
+            f"{phase.p90:.1f}",
+            f"{phase.p99:.1f}",
+            f"{phase.max:.1f}",
+            "met" if phase.p99 < TARGET_P99_MS else "NOT met",
+        ]
+        for phase in phases
+    ]
+    print_table(
+        [
+            "endpoint",
+            "setup",
+            "requests",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            f"p99 < {TARGET_P99_MS:.0f} ms",
+        ],
+        rows,
+        title="API latency (wrk, client side)",
+    )
     for phase in phases:
         if phase.errors:
             print(f"{phase.name} ({phase.setup}): errors {phase.errors}")
@@ -234,8 +312,10 @@ def report(phases: list[Phase]) -> None:
         post, trivial = by_name.get("/api/v1/jobs/"), by_name.get("/bench/trivial/")
         if post and trivial:
             ratio = post.p99 / trivial.p99
-            print(f"{setup}: POST p99 / trivial view p99 = {ratio:.2f} (target <= 2: "
-                  f"{'met' if ratio <= 2 else 'NOT met'})")
+            print(
+                f"{setup}: POST p99 / trivial view p99 = {ratio:.2f} (target <= 2: "
+                f"{'met' if ratio <= 2 else 'NOT met'})"
+            )
 
 
 def job_status_counts() -> dict[str, int]:
@@ -250,11 +330,15 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     command = "python bench/api_latency.py " + shlex.join(argv)
     port = free_port()
-    env = bench_environment(database=args.database, redis_db=args.redis_db, extra={
-        "ALLOWED_HOSTS": HOST,
-        "API_THROTTLE_TRIGGER": UNTHROTTLED,
-        "API_THROTTLE_USER": UNTHROTTLED,
-    })
+    env = bench_environment(
+        database=args.database,
+        redis_db=args.redis_db,
+        extra={
+            "ALLOWED_HOSTS": HOST,
+            "API_THROTTLE_TRIGGER": UNTHROTTLED,
+            "API_THROTTLE_USER": UNTHROTTLED,
+        },
+    )
     require_services()
     if shutil.which("wrk") is None:
         raise BenchError("wrk is not installed: run scripts/setup-system.sh (apt-get install wrk).")
@@ -270,14 +354,33 @@ def main(argv: list[str]) -> int:
             print_header("Jobs API latency (gunicorn, real worker)", command)
             print(f"services: {service_versions()}")
             server_env = {**env, "DJANGO_SETTINGS_MODULE": "bench.api_settings"}  # + the trivial view
-            server = ServerProcess([
-                sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"{HOST}:{port}",
-                "--workers", str(args.web_workers), "--worker-class", args.web_worker_class,
-                "--threads", str(args.web_threads), "--timeout", "60", "--access-logfile", "-",
-            ], env=server_env).start()
+            server = ServerProcess(
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "config.wsgi:application",
+                    "--bind",
+                    f"{HOST}:{port}",
+                    "--workers",
+                    str(args.web_workers),
+                    "--worker-class",
+                    args.web_worker_class,
+                    "--threads",
+                    str(args.web_threads),
+                    "--timeout",
+                    "60",
+                    "--access-logfile",
+                    "-",
+                ],
+                env=server_env,
+            ).start()
             wait_until(lambda: _answers(port, token), timeout=60, interval=0.2, what="gunicorn answering")
-            print(f"server: gunicorn {args.web_workers} x {args.web_worker_class} (threads {args.web_threads}) "
-                  f"on {HOST}:{port}; wrk -t 2 -c {args.clients}, {args.seconds:.0f} s per endpoint", flush=True)
+            print(
+                f"server: gunicorn {args.web_workers} x {args.web_worker_class} (threads {args.web_threads}) "
+                f"on {HOST}:{port}; wrk -t 2 -c {args.clients}, {args.seconds:.0f} s per endpoint",
+                flush=True,
+            )
             common = {"port": port, "token": token, "clients": args.clients}
             run_wrk("warm-up", "", seconds=3, script=WRK_POST, **common)
             phases = run_both("API alone", seconds=args.seconds, **common)

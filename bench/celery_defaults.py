@@ -23,8 +23,11 @@ SEP = "\x06\x16"  # kombu's default
 
 # set_as_current=False: importing this in the benchmark process (to control the
 # worker) must not replace the project's app as Celery's current app.
-app = Celery("bench_defaults", broker=os.environ.get("BENCH_DEFAULTS_BROKER_URL", "redis://127.0.0.1:6379/9"),
-             set_as_current=False)
+app = Celery(
+    "bench_defaults",
+    broker=os.environ.get("BENCH_DEFAULTS_BROKER_URL", "redis://127.0.0.1:6379/9"),
+    set_as_current=False,
+)
 app.conf.task_acks_late = True
 app.conf.worker_prefetch_multiplier = 1
 

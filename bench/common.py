@@ -142,13 +142,17 @@ def claim_redis(redis_db: int) -> None:
     server = redis.Redis.from_url(REDIS_SERVER, socket_timeout=5)
     users = [client for client in server.client_list() if int(client.get("db", -1)) in ours]
     if users:
-        raise BenchError(f"Redis db {redis_db}/{redis_db + 1} has {len(users)} connected client(s) "
-                         f"(another run?); pick free databases with --redis-db.")
+        raise BenchError(
+            f"Redis db {redis_db}/{redis_db + 1} has {len(users)} connected client(s) "
+            f"(another run?); pick free databases with --redis-db."
+        )
     for db in sorted(ours):
         keys = redis.Redis.from_url(f"{REDIS_SERVER}/{db}", socket_timeout=5).dbsize()
         if keys:
-            raise BenchError(f"Redis db {db} holds {keys} keys that are not this benchmark's; pick free "
-                             f"databases with --redis-db (or empty it: redis-cli -n {db} flushdb).")
+            raise BenchError(
+                f"Redis db {db} holds {keys} keys that are not this benchmark's; pick free "
+                f"databases with --redis-db (or empty it: redis-cli -n {db} flushdb)."
+            )
 
 
 def flush_redis(redis_db: int) -> None:
@@ -186,9 +190,19 @@ class WorkerProcess:
     config/settings.py unchanged.
     """
 
-    def __init__(self, *, env: dict[str, str], name: str = "bench", queues: str = ALL_QUEUES,
-                 concurrency: int = 2, pool: str = "prefork", loglevel: str = "INFO", app: str = "config",
-                 control=None, unset: Sequence[str] = ()):
+    def __init__(
+        self,
+        *,
+        env: dict[str, str],
+        name: str = "bench",
+        queues: str = ALL_QUEUES,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        loglevel: str = "INFO",
+        app: str = "config",
+        control=None,
+        unset: Sequence[str] = (),
+    ):
         self.hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@localhost"
         self.env = env
         self.app = app
@@ -205,13 +219,30 @@ class WorkerProcess:
 
     def start(self, *, timeout: float = 60.0) -> WorkerProcess:
         command = [
-            sys.executable, "-m", "celery", "-A", self.app, "worker", "-n", self.hostname, "-Q", self.queues,
-            "-c", str(self.concurrency), "-P", self.pool, "-l", self.loglevel, "--without-mingle", "--without-gossip",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            self.app,
+            "worker",
+            "-n",
+            self.hostname,
+            "-Q",
+            self.queues,
+            "-c",
+            str(self.concurrency),
+            "-P",
+            self.pool,
+            "-l",
+            self.loglevel,
+            "--without-mingle",
+            "--without-gossip",
         ]
         env = {key: value for key, value in {**os.environ, **self.env}.items() if key not in self.unset}
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self._wait_ready(timeout)
         return self
 
@@ -294,8 +325,14 @@ class ServerProcess:
 
     def start(self) -> ServerProcess:
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(self.command, cwd=ROOT, env={**os.environ, **self.env}, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=ROOT,
+                env={**os.environ, **self.env},
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         return self
 
     def stop(self, timeout: float = 20.0) -> None:

@@ -72,8 +72,10 @@ def measure_fixture(rounds: int) -> tuple[list[float], list[float]]:
 
 def run(messages: int, rounds: int) -> None:
     starts, stops = measure_fixture(rounds=5)
-    print(f"Dovecot fixture start (incl. certificates, until IMAPS answers): "
-          f"median {statistics.median(starts) * 1000:.0f} ms, max {max(starts) * 1000:.0f} ms (5 runs)")
+    print(
+        f"Dovecot fixture start (incl. certificates, until IMAPS answers): "
+        f"median {statistics.median(starts) * 1000:.0f} ms, max {max(starts) * 1000:.0f} ms (5 runs)"
+    )
     print(f"Dovecot fixture stop (all processes gone): median {statistics.median(stops) * 1000:.0f} ms")
 
     server = DovecotServer(Path(tempfile.mkdtemp(prefix="apintake-dovecot-bench-")), with_plain_port=False)
@@ -83,10 +85,18 @@ def run(messages: int, rounds: int) -> None:
         raw = [small_message(n) for n in range(messages)]
         began = time.perf_counter()
         uids = server.append_many(USER, "INBOX", raw, date=dt.datetime(2025, 3, 1, tzinfo=dt.UTC))
-        print(f"appended {len(uids)} messages ({sum(map(len, raw)) / len(raw):.0f} bytes each on average) "
-              f"in {time.perf_counter() - began:.1f} s")
-        settings = ImapSettings(host=server.host, port=server.port, username=USER, secret=PASSWORD,
-                                ca_file=server.ca_file, allow_private=True)
+        print(
+            f"appended {len(uids)} messages ({sum(map(len, raw)) / len(raw):.0f} bytes each on average) "
+            f"in {time.perf_counter() - began:.1f} s"
+        )
+        settings = ImapSettings(
+            host=server.host,
+            port=server.port,
+            username=USER,
+            secret=PASSWORD,
+            ca_file=server.ca_file,
+            allow_private=True,
+        )
         expected_with_pdf = sum(1 for n in range(messages) if n % 4 == 0)
 
         def ours(batch_size: int) -> Callable[[], int]:
@@ -97,6 +107,7 @@ def run(messages: int, rounds: int) -> None:
                     summaries = list(connection.fetch_summaries(found, batch_size=batch_size))
                 assert sum(s.has_candidate_attachment for s in summaries) == expected_with_pdf
                 return len(summaries)
+
             return fetch
 
         def imap_tools(read_fields: bool) -> Callable[[], int]:
@@ -110,6 +121,7 @@ def run(messages: int, rounds: int) -> None:
                             _ = (message.uid, message.subject, message.from_, message.date, message.size)
                         count += 1
                 return count
+
             return fetch
 
         candidates = {

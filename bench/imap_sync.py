@@ -108,8 +108,10 @@ UBL_ROOTS = {
 }
 UBL_ID = "{urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2}ID"
 CII_ROOT = "{urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100}CrossIndustryInvoice"
-CII_ID = ("{urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100}ExchangedDocument/"
-          "{urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100}ID")
+CII_ID = (
+    "{urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100}ExchangedDocument/"
+    "{urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:100}ID"
+)
 INVOICE_EXTENSIONS = (".xml", ".pdf", ".csv", ".zip")
 # Samples are trusted local files, but there is no reason to let them pull in entities or the network.
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
@@ -169,12 +171,51 @@ def numbered_invoice(template: InvoiceTemplate, number: int) -> bytes:
     return etree.tostring(tree, xml_declaration=True, encoding="UTF-8")
 
 
-WORDS = ("invoice", "payment", "order", "delivery", "meeting", "schedule", "quarter", "budget", "approval",
-         "contract", "supplier", "account", "statement", "reminder", "project", "update", "report", "shipment",
-         "warehouse", "review", "office", "team", "please", "thanks", "regards", "attached", "below", "agenda",
-         "follow", "call", "week", "month", "tomorrow", "Friday")
-SUBJECTS = ("Re: {topic} for week {n}", "{topic} update", "Fwd: {topic} {n}", "Meeting about the {topic}",
-            "Ihre Bestellung {n}: Versandbestätigung", "Question on {topic} #{n}", "Réunion {topic} {n}")
+WORDS = (
+    "invoice",
+    "payment",
+    "order",
+    "delivery",
+    "meeting",
+    "schedule",
+    "quarter",
+    "budget",
+    "approval",
+    "contract",
+    "supplier",
+    "account",
+    "statement",
+    "reminder",
+    "project",
+    "update",
+    "report",
+    "shipment",
+    "warehouse",
+    "review",
+    "office",
+    "team",
+    "please",
+    "thanks",
+    "regards",
+    "attached",
+    "below",
+    "agenda",
+    "follow",
+    "call",
+    "week",
+    "month",
+    "tomorrow",
+    "Friday",
+)
+SUBJECTS = (
+    "Re: {topic} for week {n}",
+    "{topic} update",
+    "Fwd: {topic} {n}",
+    "Meeting about the {topic}",
+    "Ihre Bestellung {n}: Versandbestätigung",
+    "Question on {topic} #{n}",
+    "Réunion {topic} {n}",
+)
 
 
 def _sentence(rng: random.Random) -> str:
@@ -188,13 +229,15 @@ def _sentence(rng: random.Random) -> str:
 def _headers(rng: random.Random, number: int, subject: str, when: dt.datetime, content_type: str) -> str:
     supplier = rng.randint(1, 300)
     encoded_subject = subject if subject.isascii() else Header(subject, "utf-8").encode()
-    return (f"From: Supplier {supplier} <mail{supplier}@supplier{supplier % 97}.example>\r\n"
-            f"To: ap@buyer.example\r\n"
-            f"Subject: {encoded_subject}\r\n"
-            f"Date: {format_datetime(when)}\r\n"
-            f"Message-ID: <bench.{number}.{rng.getrandbits(48):012x}@supplier.example>\r\n"
-            f"MIME-Version: 1.0\r\n"
-            f"Content-Type: {content_type}\r\n")
+    return (
+        f"From: Supplier {supplier} <mail{supplier}@supplier{supplier % 97}.example>\r\n"
+        f"To: ap@buyer.example\r\n"
+        f"Subject: {encoded_subject}\r\n"
+        f"Date: {format_datetime(when)}\r\n"
+        f"Message-ID: <bench.{number}.{rng.getrandbits(48):012x}@supplier.example>\r\n"
+        f"MIME-Version: 1.0\r\n"
+        f"Content-Type: {content_type}\r\n"
+    )
 
 
 def _crlf(text: str) -> str:
@@ -208,34 +251,48 @@ def plain_message(rng: random.Random, number: int, when: dt.datetime) -> bytes:
     text = _crlf("Hello,\n\n" + "\n\n".join(paragraphs) + "\n\nBest regards\n")
     text_part = "Content-Type: text/plain; charset=us-ascii\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" + text
     if rng.random() >= 1 / 3:
-        return (_headers(rng, number, subject, when, "text/plain; charset=us-ascii")
-                + "Content-Transfer-Encoding: 7bit\r\n\r\n" + text).encode()
+        return (
+            _headers(rng, number, subject, when, "text/plain; charset=us-ascii")
+            + "Content-Transfer-Encoding: 7bit\r\n\r\n"
+            + text
+        ).encode()
     boundary = f"==alt{number:06d}{rng.getrandbits(32):08x}=="
-    html = _crlf("<html><body><p>Hello,</p>" + "".join(f"<p>{p}</p>\n" for p in paragraphs)
-                 + "<p>Best regards</p></body></html>\n")
-    return (_headers(rng, number, subject, when, f'multipart/alternative; boundary="{boundary}"') + "\r\n"
-            + f"--{boundary}\r\n{text_part}\r\n"
-            + f"--{boundary}\r\nContent-Type: text/html; charset=us-ascii\r\n"
-            + f"Content-Transfer-Encoding: 7bit\r\n\r\n{html}\r\n"
-            + f"--{boundary}--\r\n").encode()
+    html = _crlf(
+        "<html><body><p>Hello,</p>"
+        + "".join(f"<p>{p}</p>\n" for p in paragraphs)
+        + "<p>Best regards</p></body></html>\n"
+    )
+    return (
+        _headers(rng, number, subject, when, f'multipart/alternative; boundary="{boundary}"')
+        + "\r\n"
+        + f"--{boundary}\r\n{text_part}\r\n"
+        + f"--{boundary}\r\nContent-Type: text/html; charset=us-ascii\r\n"
+        + f"Content-Transfer-Encoding: 7bit\r\n\r\n{html}\r\n"
+        + f"--{boundary}--\r\n"
+    ).encode()
 
 
 def invoice_message(rng: random.Random, number: int, when: dt.datetime, attachment: bytes) -> bytes:
     """A supplier's message with one invoice file attached (base64, as mail clients send files)."""
     boundary = f"==mixed{number:06d}{rng.getrandbits(32):08x}=="
-    text = _crlf(f"Dear customer,\n\nplease find invoice BENCH-{number:06d} attached.\n\n"
-                 + _sentence(rng) + "\n\nKind regards\nAccounts receivable\n")
+    text = _crlf(
+        f"Dear customer,\n\nplease find invoice BENCH-{number:06d} attached.\n\n"
+        + _sentence(rng)
+        + "\n\nKind regards\nAccounts receivable\n"
+    )
     content_type = rng.choice(("application/xml", "application/xml", "text/xml"))
     filename = f"BENCH-{number:06d}.xml"
     encoded = _crlf(base64.encodebytes(attachment).decode("ascii"))
-    return (_headers(rng, number, f"Invoice BENCH-{number:06d}", when, f'multipart/mixed; boundary="{boundary}"')
-            + "\r\n"
-            + f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n"
-            + f"Content-Transfer-Encoding: 7bit\r\n\r\n{text}\r\n"
-            + f'--{boundary}\r\nContent-Type: {content_type}; name="{filename}"\r\n'
-            + f'Content-Disposition: attachment; filename="{filename}"\r\n'
-            + f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n"
-            + f"--{boundary}--\r\n").encode()
+    return (
+        _headers(rng, number, f"Invoice BENCH-{number:06d}", when, f'multipart/mixed; boundary="{boundary}"')
+        + "\r\n"
+        + f"--{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n"
+        + f"Content-Transfer-Encoding: 7bit\r\n\r\n{text}\r\n"
+        + f'--{boundary}\r\nContent-Type: {content_type}; name="{filename}"\r\n'
+        + f'Content-Disposition: attachment; filename="{filename}"\r\n'
+        + f"Content-Transfer-Encoding: base64\r\n\r\n{encoded}\r\n"
+        + f"--{boundary}--\r\n"
+    ).encode()
 
 
 def build_corpus(*, messages: int, invoice_share: float, seed: int) -> Corpus:
@@ -272,8 +329,11 @@ def append_corpus(server: DovecotServer, corpus: Corpus) -> float:
     """
     for folder in corpus.folders:
         server.create_folder(USER, folder)  # once, before parallel APPENDs could race to create it
-    chunks = [(folder, mails[start:start + APPEND_CHUNK]) for folder, mails in corpus.folders.items()
-              for start in range(0, len(mails), APPEND_CHUNK)]
+    chunks = [
+        (folder, mails[start : start + APPEND_CHUNK])
+        for folder, mails in corpus.folders.items()
+        for start in range(0, len(mails), APPEND_CHUNK)
+    ]
     began = time.perf_counter()
     with ThreadPoolExecutor(max_workers=APPEND_CONNECTIONS) as pool:
         appended = sum(len(uids) for uids in pool.map(lambda chunk: server.append_many(USER, *chunk), chunks))
@@ -323,9 +383,12 @@ def lookback_since() -> dt.date:
 def baseline_full(server: DovecotServer, since: dt.date) -> Measurement:
     """What a plain imap-tools script does: fetch every full message, read what it needs."""
     digests, attachments, count = set(), 0, 0
-    with timed() as times, MailBox(server.host, server.port, ssl_context=server.client_ssl_context()).login(
-        USER, PASSWORD, initial_folder=None
-    ) as mailbox:
+    with (
+        timed() as times,
+        MailBox(server.host, server.port, ssl_context=server.client_ssl_context()).login(
+            USER, PASSWORD, initial_folder=None
+        ) as mailbox,
+    ):
         for folder in FOLDER_SHARES:
             mailbox.folder.set(folder)
             for message in mailbox.fetch(AND(date_gte=since), mark_seen=False, bulk=True):
@@ -335,16 +398,20 @@ def baseline_full(server: DovecotServer, since: dt.date) -> Measurement:
                     if part.filename.lower().endswith(INVOICE_EXTENSIONS):
                         digests.add(hashlib.sha256(part.payload).hexdigest())
                         attachments += 1
-    return Measurement("baseline: imap-tools full fetch (bulk)", times["seconds"], times["cpu"], count,
-                       digests, attachments)
+    return Measurement(
+        "baseline: imap-tools full fetch (bulk)", times["seconds"], times["cpu"], count, digests, attachments
+    )
 
 
 def baseline_headers_then_attachments(server: DovecotServer, since: dt.date) -> Measurement:
     """The stricter baseline: headers of all, full messages only of multipart/mixed ones."""
     digests, attachments, count = set(), 0, 0
-    with timed() as times, MailBox(server.host, server.port, ssl_context=server.client_ssl_context()).login(
-        USER, PASSWORD, initial_folder=None
-    ) as mailbox:
+    with (
+        timed() as times,
+        MailBox(server.host, server.port, ssl_context=server.client_ssl_context()).login(
+            USER, PASSWORD, initial_folder=None
+        ) as mailbox,
+    ):
         for folder in FOLDER_SHARES:
             mailbox.folder.set(folder)
             with_parts = []
@@ -361,8 +428,14 @@ def baseline_headers_then_attachments(server: DovecotServer, since: dt.date) -> 
                     if part.filename.lower().endswith(INVOICE_EXTENSIONS):
                         digests.add(hashlib.sha256(part.payload).hexdigest())
                         attachments += 1
-    return Measurement("baseline: imap-tools headers, then full fetch of multipart/mixed", times["seconds"],
-                       times["cpu"], count, digests, attachments)
+    return Measurement(
+        "baseline: imap-tools headers, then full fetch of multipart/mixed",
+        times["seconds"],
+        times["cpu"],
+        count,
+        digests,
+        attachments,
+    )
 
 
 def _read_summary(message) -> tuple:
@@ -410,8 +483,14 @@ def new_mailbox(server: DovecotServer, name: str):
     """A Mailbox row for the bench user: a first sync on it knows no message yet."""
     from emailsync.models import Mailbox
 
-    mailbox = Mailbox(name=name, host=server.host, port=server.port, security=Mailbox.Security.SSL,
-                      username=USER, folders=list(FOLDER_SHARES))
+    mailbox = Mailbox(
+        name=name,
+        host=server.host,
+        port=server.port,
+        security=Mailbox.Security.SSL,
+        username=USER,
+        folders=list(FOLDER_SHARES),
+    )
     mailbox.set_secret(PASSWORD)
     mailbox.save()
     return mailbox
@@ -433,17 +512,21 @@ def sync_once(mailbox, method: str, *, profiler: cProfile.Profile | None = None)
         finally:
             if profiler is not None:
                 profiler.disable()
-    return Measurement(method, times["seconds"], times["cpu"], result["messages_seen"],
-                       attachments=result["attachments"], counts=result)
+    return Measurement(
+        method,
+        times["seconds"],
+        times["cpu"],
+        result["messages_seen"],
+        attachments=result["attachments"],
+        counts=result,
+    )
 
 
-def ours_ingest_excluded(server: DovecotServer, name: str, *, profiler: cProfile.Profile | None = None
-                         ) -> Measurement:
+def ours_ingest_excluded(server: DovecotServer, name: str, *, profiler: cProfile.Profile | None = None) -> Measurement:
     recorder = DigestRecorder()
     mailbox = new_mailbox(server, name)
     with ingest_replaced_by(recorder):
-        measurement = sync_once(mailbox, "ours: mailbox_sync, ingest excluded (benchmark stand-in)",
-                                profiler=profiler)
+        measurement = sync_once(mailbox, "ours: mailbox_sync, ingest excluded (benchmark stand-in)", profiler=profiler)
     measurement.digests = recorder.digests
     return measurement
 
@@ -457,8 +540,10 @@ def check_complete(measurement: Measurement, corpus: Corpus) -> None:
     if measurement.messages != corpus.messages:
         problems.append(f"saw {measurement.messages} of {corpus.messages} messages")
     if measurement.digests and measurement.digests != corpus.invoice_digests:
-        problems.append(f"found {len(measurement.digests)} invoice files, "
-                        f"{len(measurement.digests & corpus.invoice_digests)} of the {corpus.with_invoice} expected")
+        problems.append(
+            f"found {len(measurement.digests)} invoice files, "
+            f"{len(measurement.digests & corpus.invoice_digests)} of the {corpus.with_invoice} expected"
+        )
     if measurement.attachments != corpus.with_invoice:
         problems.append(f"handled {measurement.attachments} attachments, expected {corpus.with_invoice}")
     if problems:
@@ -473,11 +558,16 @@ def check_end_to_end(measurement: Measurement, corpus: Corpus) -> None:
     stored = set(Invoice.objects.values_list("sha256", flat=True))
     jobs = Job.objects.filter(kind="invoices.process_invoice").count()
     counts = measurement.counts
-    if stored != corpus.invoice_digests or counts["invoices_created"] != corpus.with_invoice \
-            or jobs != corpus.with_invoice:
-        raise BenchError(f"end to end: {len(stored)} invoices stored ({len(stored & corpus.invoice_digests)} "
-                         f"expected ones), {counts['invoices_created']} created, {jobs} process jobs; "
-                         f"expected {corpus.with_invoice} of each")
+    if (
+        stored != corpus.invoice_digests
+        or counts["invoices_created"] != corpus.with_invoice
+        or jobs != corpus.with_invoice
+    ):
+        raise BenchError(
+            f"end to end: {len(stored)} invoices stored ({len(stored & corpus.invoice_digests)} "
+            f"expected ones), {counts['invoices_created']} created, {jobs} process jobs; "
+            f"expected {corpus.with_invoice} of each"
+        )
     measurement.digests = stored
 
 
@@ -496,8 +586,10 @@ def check_redis_free(redis_db: int) -> None:
     me = client.client_id()
     others = [c for c in client.client_list() if int(c["db"]) in (redis_db, redis_db + 1) and int(c["id"]) != me]
     if others:
-        raise BenchError(f"Redis db {redis_db} or {redis_db + 1} is in use by {len(others)} other connection(s) "
-                         f"(another benchmark?). Wait for it, or pick free databases with --redis-db.")
+        raise BenchError(
+            f"Redis db {redis_db} or {redis_db + 1} is in use by {len(others)} other connection(s) "
+            f"(another benchmark?). Wait for it, or pick free databases with --redis-db."
+        )
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -510,29 +602,37 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
     server.start()
     try:
         server.add_user(USER, PASSWORD)
-        env = bench_environment(database=args.database, redis_db=args.redis_db, extra={
-            "EMAILSYNC_ALLOW_PRIVATE_HOSTS": "1",
-            "EMAILSYNC_CA_FILE": str(server.ca_file),
-            "MEDIA_ROOT": str(work_dir / "media"),
-            "VAR_DIR": str(work_dir / "var"),
-        })
+        env = bench_environment(
+            database=args.database,
+            redis_db=args.redis_db,
+            extra={
+                "EMAILSYNC_ALLOW_PRIVATE_HOSTS": "1",
+                "EMAILSYNC_CA_FILE": str(server.ca_file),
+                "MEDIA_ROOT": str(work_dir / "media"),
+                "VAR_DIR": str(work_dir / "var"),
+            },
+        )
         create_database(args.database)
         setup_django(env)
         migrate()
         from django.conf import settings
 
         print(f"services: {service_versions()}, Dovecot {_dovecot_version()}")
-        print(f"sync settings: EMAILSYNC_HEADER_BATCH={settings.EMAILSYNC_HEADER_BATCH}, "
-              f"EMAILSYNC_DOWNLOAD_BATCH={settings.EMAILSYNC_DOWNLOAD_BATCH}")
+        print(
+            f"sync settings: EMAILSYNC_HEADER_BATCH={settings.EMAILSYNC_HEADER_BATCH}, "
+            f"EMAILSYNC_DOWNLOAD_BATCH={settings.EMAILSYNC_DOWNLOAD_BATCH}"
+        )
 
         began = time.perf_counter()
         corpus = build_corpus(messages=args.messages, invoice_share=args.invoice_share, seed=args.seed)
         built = time.perf_counter() - began
         appended = append_corpus(server, corpus)
-        print(f"mailbox: {corpus.messages} messages ({corpus.plain} plain, {corpus.with_invoice} with an invoice "
-              f"attachment) in {', '.join(f'{f} {len(m)}' for f, m in corpus.folders.items())}; "
-              f"{corpus.total_bytes / 1_048_576:.1f} MiB; built in {built:.1f} s, APPENDed in {appended:.1f} s "
-              f"({corpus.messages / appended:,.0f} messages/s)")
+        print(
+            f"mailbox: {corpus.messages} messages ({corpus.plain} plain, {corpus.with_invoice} with an invoice "
+            f"attachment) in {', '.join(f'{f} {len(m)}' for f, m in corpus.folders.items())}; "
+            f"{corpus.total_bytes / 1_048_576:.1f} MiB; built in {built:.1f} s, APPENDed in {appended:.1f} s "
+            f"({corpus.messages / appended:,.0f} messages/s)"
+        )
         sys.stdout.flush()
 
         since = lookback_since()
@@ -552,8 +652,10 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
                 measurement = measure()
                 check_complete(measurement, corpus)
                 rounds.setdefault(measurement.method, []).append(measurement)
-                print(f"  round {round_number}: {measurement.method}: {measurement.seconds:.2f} s "
-                      f"({measurement.rate:,.0f} messages/s, CPU {measurement.cpu_seconds:.2f} s)")
+                print(
+                    f"  round {round_number}: {measurement.method}: {measurement.seconds:.2f} s "
+                    f"({measurement.rate:,.0f} messages/s, CPU {measurement.cpu_seconds:.2f} s)"
+                )
                 sys.stdout.flush()
 
         end_to_end = sync_once(new_mailbox(server, "bench-end-to-end"), "ours: mailbox_sync end to end (real ingest)")
@@ -576,8 +678,14 @@ def run(args: argparse.Namespace, work_dir: Path) -> None:
         server.stop()
 
 
-def report(rounds: dict[str, list[Measurement]], cold: Measurement, end_to_end: Measurement,
-           resyncs: list[Measurement], corpus: Corpus, args: argparse.Namespace) -> None:
+def report(
+    rounds: dict[str, list[Measurement]],
+    cold: Measurement,
+    end_to_end: Measurement,
+    resyncs: list[Measurement],
+    corpus: Corpus,
+    args: argparse.Namespace,
+) -> None:
     """The tables for docs/benchmarks.md, and the verdict on each target."""
     best = {method: max(measurements, key=lambda m: m.rate) for method, measurements in rounds.items()}
     full = best["baseline: imap-tools full fetch (bulk)"]
@@ -585,25 +693,50 @@ def report(rounds: dict[str, list[Measurement]], cold: Measurement, end_to_end: 
     rows = []
     for measurement in [cold, *best.values(), end_to_end]:
         per_round = ", ".join(f"{m.seconds:.2f}" for m in rounds.get(measurement.method, [measurement]))
-        rows.append([measurement.method, f"{measurement.seconds:.2f}", per_round, f"{measurement.rate:,.0f}",
-                     f"{measurement.cpu_seconds:.2f}", f"{measurement.rate / full.rate:.2f}"])
-    print_table(["method", "seconds (best)", "seconds per round", "messages/s", "CPU s (this process)",
-                 "vs full-fetch baseline"], rows,
-                title=f"First sync of {corpus.messages:,} messages ({corpus.with_invoice:,} with an invoice), "
-                      f"login to last message, best of {args.rounds} round(s)")
+        rows.append(
+            [
+                measurement.method,
+                f"{measurement.seconds:.2f}",
+                per_round,
+                f"{measurement.rate:,.0f}",
+                f"{measurement.cpu_seconds:.2f}",
+                f"{measurement.rate / full.rate:.2f}",
+            ]
+        )
+    print_table(
+        [
+            "method",
+            "seconds (best)",
+            "seconds per round",
+            "messages/s",
+            "CPU s (this process)",
+            "vs full-fetch baseline",
+        ],
+        rows,
+        title=f"First sync of {corpus.messages:,} messages ({corpus.with_invoice:,} with an invoice), "
+        f"login to last message, best of {args.rounds} round(s)",
+    )
     seconds = [m.seconds for m in resyncs]
-    print_table(["what", "seconds"], [
-        [f"re-sync of {corpus.messages:,} known messages, first", f"{seconds[0]:.3f}"],
-        [f"re-sync, median of {len(seconds)}", f"{statistics.median(seconds):.3f}"],
-        [f"re-sync, slowest of {len(seconds)}", f"{max(seconds):.3f}"],
-    ], title="Re-sync with nothing new")
+    print_table(
+        ["what", "seconds"],
+        [
+            [f"re-sync of {corpus.messages:,} known messages, first", f"{seconds[0]:.3f}"],
+            [f"re-sync, median of {len(seconds)}", f"{statistics.median(seconds):.3f}"],
+            [f"re-sync, slowest of {len(seconds)}", f"{max(seconds):.3f}"],
+        ],
+        title="Re-sync with nothing new",
+    )
     strict = best["baseline: imap-tools headers, then full fetch of multipart/mixed"]
     ratio = ours.rate / full.rate
-    print(f"\ntarget first sync >= 0.8x baseline (ingest excluded): {ratio:.2f}x the full-fetch baseline "
-          f"-> {'MET' if ratio >= 0.8 else 'MISSED'}; {ours.rate / strict.rate:.2f}x the stricter baseline")
+    print(
+        f"\ntarget first sync >= 0.8x baseline (ingest excluded): {ratio:.2f}x the full-fetch baseline "
+        f"-> {'MET' if ratio >= 0.8 else 'MISSED'}; {ours.rate / strict.rate:.2f}x the stricter baseline"
+    )
     slowest = max(seconds)
-    print(f"target re-sync of {corpus.messages:,} known messages < 2 s: slowest {slowest:.3f} s -> "
-          f"{'MET' if slowest < 2 else 'MISSED'}")
+    print(
+        f"target re-sync of {corpus.messages:,} known messages < 2 s: slowest {slowest:.3f} s -> "
+        f"{'MET' if slowest < 2 else 'MISSED'}"
+    )
     print(f"load average at end: {load_average()}")
 
 
@@ -629,10 +762,15 @@ def _dovecot_version() -> str:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000, help="messages in the mailbox (default 10000)")
-    parser.add_argument("--invoice-share", type=float, default=0.1,
-                        help="share of messages with an invoice attachment (default 0.1)")
-    parser.add_argument("--rounds", type=int, default=1,
-                        help="interleaved rounds of the first-sync comparison (default 1; best one counts)")
+    parser.add_argument(
+        "--invoice-share", type=float, default=0.1, help="share of messages with an invoice attachment (default 0.1)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="interleaved rounds of the first-sync comparison (default 1; best one counts)",
+    )
     parser.add_argument("--seed", type=int, default=20260301, help="seed for the generated mail")
     parser.add_argument("--database", default="apintake_bench_imap")
     parser.add_argument("--redis-db", type=int, default=5, help="broker db; the cache uses the next one (default 5)")
@@ -657,8 +795,10 @@ def main(argv: list[str] | None = None) -> int:
     except BenchError as exc:  # nothing is set up yet, so nothing to clean up (and no one's Redis to flush)
         print(f"benchmark not started: {exc}", file=sys.stderr)
         return 1
-    print_header("Mailbox sync (bench/imap_sync.py)",
-                 " ".join(["cd /work/main && .venv/bin/python bench/imap_sync.py", *map(shlex.quote, sys.argv[1:])]))
+    print_header(
+        "Mailbox sync (bench/imap_sync.py)",
+        " ".join(["cd /work/main && .venv/bin/python bench/imap_sync.py", *map(shlex.quote, sys.argv[1:])]),
+    )
     work_dir = Path(tempfile.mkdtemp(prefix="apintake-bench-imap-"))
     work_dir.chmod(0o755)  # Dovecot's unprivileged users must reach its files
     try:

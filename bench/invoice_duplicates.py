@@ -69,9 +69,16 @@ def fill(count: int) -> None:
         vat_id = f"DE {digits[:3]}.{digits[3:6]}.{digits[6:]}" if seller % 3 == 0 else f"DE{digits}"
         number = f"R-{index // SELLERS:06d}"
         invoice = Invoice(
-            source="upload", original=f"originals/bench/{index}", original_filename=f"{index}.xml",
-            sha256=f"{index:064x}", size=1, status=InvoiceStatus.VALIDATED, invoice_number=number,
-            seller_vat_id=vat_id, seller_name=f"Seller {seller}", currency="EUR",
+            source="upload",
+            original=f"originals/bench/{index}",
+            original_filename=f"{index}.xml",
+            sha256=f"{index:064x}",
+            size=1,
+            status=InvoiceStatus.VALIDATED,
+            invoice_number=number,
+            seller_vat_id=vat_id,
+            seller_name=f"Seller {seller}",
+            currency="EUR",
             issue_date=start + timedelta(days=rng.randrange(730)),
             total_gross=Decimal(rng.randrange(100, 100000)) / 100,
         )
@@ -96,24 +103,36 @@ def baseline_number_candidates(invoice) -> list[int]:
     from invoices.identity import normalise_vat_id
     from invoices.models import Invoice
 
-    compact_vat = Upper(Replace(Replace(Replace(F("seller_vat_id"), Value(" "), Value("")), Value("."), Value("")),
-                                Value("-"), Value("")))
+    compact_vat = Upper(
+        Replace(
+            Replace(Replace(F("seller_vat_id"), Value(" "), Value("")), Value("."), Value("")), Value("-"), Value("")
+        )
+    )
     compact_number = Replace(Trim(F("invoice_number")), Value(" "), Value(""))
-    rows = (Invoice.objects.exclude(pk=invoice.pk).exclude(status__in=IGNORED_STATUSES).filter(type=invoice.type)
-            .annotate(seller_vat_compact=compact_vat).filter(seller_vat_compact=normalise_vat_id(invoice.seller_vat_id))
-            .filter(issue_date__year=invoice.issue_date.year)
-            .annotate(number_compact=compact_number)
-            .filter(number_compact__iexact="".join(invoice.invoice_number.split()))
-            .order_by("pk").values_list("pk", flat=True)[:50])
+    rows = (
+        Invoice.objects.exclude(pk=invoice.pk)
+        .exclude(status__in=IGNORED_STATUSES)
+        .filter(type=invoice.type)
+        .annotate(seller_vat_compact=compact_vat)
+        .filter(seller_vat_compact=normalise_vat_id(invoice.seller_vat_id))
+        .filter(issue_date__year=invoice.issue_date.year)
+        .annotate(number_compact=compact_number)
+        .filter(number_compact__iexact="".join(invoice.invoice_number.split()))
+        .order_by("pk")
+        .values_list("pk", flat=True)[:50]
+    )
     return list(rows)
 
 
 def new_number_candidates(invoice) -> list[int]:
     from invoices.validation.rules.duplicates import _same_seller_candidates
 
-    rows = (_same_seller_candidates(invoice, invoice.seller_key)
-            .filter(number_key=invoice.number_key, issue_date__year=invoice.issue_date.year)
-            .order_by("pk").values_list("pk", flat=True)[:50])
+    rows = (
+        _same_seller_candidates(invoice, invoice.seller_key)
+        .filter(number_key=invoice.number_key, issue_date__year=invoice.issue_date.year)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:50]
+    )
     return list(rows)
 
 
@@ -137,8 +156,10 @@ def main(argv: list[str]) -> int:
     setup_django(env)
     try:
         migrate()
-        print_header("Duplicate rules: indexed keys vs normalising in SQL",
-                     "python bench/invoice_duplicates.py " + shlex.join(argv))
+        print_header(
+            "Duplicate rules: indexed keys vs normalising in SQL",
+            "python bench/invoice_duplicates.py " + shlex.join(argv),
+        )
         print(f"services: {service_versions()}")
         started = time.perf_counter()
         fill(args.invoices)
@@ -150,8 +171,7 @@ def main(argv: list[str]) -> int:
         # Each probe is a copy of a stored invoice (same seller and number), as a re-sent invoice is.
         ids = random.Random(11).sample(range(1, args.invoices + 1), args.probes)
         probes = list(Invoice.objects.filter(pk__in=ids))
-        timings: dict[str, list[float]] = {"baseline": [], "new": [], "duplicate.number": [],
-                                           "duplicate.suspect": []}
+        timings: dict[str, list[float]] = {"baseline": [], "new": [], "duplicate.number": [], "duplicate.suspect": []}
         for invoice in probes:
             invoice.pk = None  # not itself: its stored twin is the duplicate to find
             ms_base, found_base = timed(baseline_number_candidates, invoice)
@@ -164,10 +184,15 @@ def main(argv: list[str]) -> int:
                 started = time.perf_counter()
                 RULES[code].check(invoice, RULES[code].default_parameters)
                 timings[code].append((time.perf_counter() - started) * 1000)
-        rows = [[name, len(values), f"{percentile(values, 0.5):.2f}", f"{percentile(values, 0.95):.2f}"]
-                for name, values in timings.items()]
-        print_table(["lookup", "probes", "median ms", "p95 ms"], rows,
-                    title=f"Finding an invoice's earlier copies among {args.invoices:,}")
+        rows = [
+            [name, len(values), f"{percentile(values, 0.5):.2f}", f"{percentile(values, 0.95):.2f}"]
+            for name, values in timings.items()
+        ]
+        print_table(
+            ["lookup", "probes", "median ms", "p95 ms"],
+            rows,
+            title=f"Finding an invoice's earlier copies among {args.invoices:,}",
+        )
         ratio = percentile(timings["baseline"], 0.5) / percentile(timings["new"], 0.5)
         print(f"\nbaseline / new (median): {ratio:.0f}x; load average at end: {load_average()}")
     finally:

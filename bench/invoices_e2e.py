@@ -229,8 +229,10 @@ def _invoice_number_element(root):
     from lxml import etree
 
     for child in root:
-        if isinstance(child.tag, str) and etree.QName(child).localname in ("ExchangedDocument",
-                                                                            "HeaderExchangedDocument"):
+        if isinstance(child.tag, str) and etree.QName(child).localname in (
+            "ExchangedDocument",
+            "HeaderExchangedDocument",
+        ):
             for grandchild in child:
                 if isinstance(grandchild.tag, str) and etree.QName(grandchild).localname == "ID":
                     return grandchild
@@ -275,10 +277,20 @@ def tag_pdf(content: bytes, suffix: str) -> bytes:
     return content + f"\n%bench-copy{suffix}\n".encode()
 
 
-CSV_ITEMS = (("Kopierpapier A4", "4.50"), ("Toner schwarz", "89.90"), ("Bürostuhl", "1200.00"),
-             ("Ordner breit", "2.35"), ("Druckerwartung", "145.00"), ("Kabelkanal 2 m", "12.80"))
-CSV_SELLERS = (("Müller Bürobedarf GmbH", "DE136695976"), ("Alpen Papier GmbH", "ATU13585627"),
-               ("Bureau Vallée SARL", "FR40303265045"), ("Brussels Office Supply NV", "BE0411905847"))
+CSV_ITEMS = (
+    ("Kopierpapier A4", "4.50"),
+    ("Toner schwarz", "89.90"),
+    ("Bürostuhl", "1200.00"),
+    ("Ordner breit", "2.35"),
+    ("Druckerwartung", "145.00"),
+    ("Kabelkanal 2 m", "12.80"),
+)
+CSV_SELLERS = (
+    ("Müller Bürobedarf GmbH", "DE136695976"),
+    ("Alpen Papier GmbH", "ATU13585627"),
+    ("Bureau Vallée SARL", "FR40303265045"),
+    ("Brussels Office Supply NV", "BE0411905847"),
+)
 
 
 def _money(value: Decimal) -> Decimal:
@@ -299,22 +311,80 @@ def make_csv(index: int, today: dt.date) -> bytes:
     out = io.StringIO()
     if index % 2 == 0:
         writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
-        writer.writerow(["Rechnungsnummer", "Rechnungsdatum", "Währung", "Lieferant", "USt-IdNr", "Bezeichnung",
-                         "Menge", "Einzelpreis", "Betrag", "USt-Satz"])
+        writer.writerow(
+            [
+                "Rechnungsnummer",
+                "Rechnungsdatum",
+                "Währung",
+                "Lieferant",
+                "USt-IdNr",
+                "Bezeichnung",
+                "Menge",
+                "Einzelpreis",
+                "Betrag",
+                "USt-Satz",
+            ]
+        )
         for name, quantity, price, amount in lines:
-            writer.writerow([number, issue.strftime("%d.%m.%Y"), "EUR", seller, vat_id, name, quantity,
-                             f"{price:.2f}".replace(".", ","), f"{amount:.2f}".replace(".", ","), "19"])
+            writer.writerow(
+                [
+                    number,
+                    issue.strftime("%d.%m.%Y"),
+                    "EUR",
+                    seller,
+                    vat_id,
+                    name,
+                    quantity,
+                    f"{price:.2f}".replace(".", ","),
+                    f"{amount:.2f}".replace(".", ","),
+                    "19",
+                ]
+            )
     else:
         net = sum(amount for *_, amount in lines)
         tax = _money(net * Decimal("0.19"))
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["invoice_number", "issue_date", "due_date", "currency", "seller_name", "seller_vat_id",
-                         "buyer_name", "line_name", "quantity", "net_price", "line_amount", "vat_rate",
-                         "total_net", "tax_total", "total_gross", "amount_due"])
+        writer.writerow(
+            [
+                "invoice_number",
+                "issue_date",
+                "due_date",
+                "currency",
+                "seller_name",
+                "seller_vat_id",
+                "buyer_name",
+                "line_name",
+                "quantity",
+                "net_price",
+                "line_amount",
+                "vat_rate",
+                "total_net",
+                "tax_total",
+                "total_gross",
+                "amount_due",
+            ]
+        )
         for name, quantity, price, amount in lines:
-            writer.writerow([number, issue.isoformat(), (issue + dt.timedelta(days=30)).isoformat(), "EUR", seller,
-                             vat_id, "AP Intake Buyer Ltd", name, quantity, price, amount, "19", net, tax, net + tax,
-                             net + tax])
+            writer.writerow(
+                [
+                    number,
+                    issue.isoformat(),
+                    (issue + dt.timedelta(days=30)).isoformat(),
+                    "EUR",
+                    seller,
+                    vat_id,
+                    "AP Intake Buyer Ltd",
+                    name,
+                    quantity,
+                    price,
+                    amount,
+                    "19",
+                    net,
+                    tax,
+                    net + tax,
+                    net + tax,
+                ]
+            )
     return out.getvalue().encode("utf-8")
 
 
@@ -352,8 +422,9 @@ def _csv_files(index: int, copy: int) -> tuple[str, bytes]:
 def mix_groups() -> list[MixGroup]:
     """The mix. Shares are of the files left after the fixed ones (problem files, the 3.3 MB UBL)."""
     return [
-        MixGroup("UBL XML", 0.40, _from_samples(_samples("en16931-ubl/*", "peppol-bis3/*", exclude=[BIG_UBL]),
-                                                renumber_xml)),
+        MixGroup(
+            "UBL XML", 0.40, _from_samples(_samples("en16931-ubl/*", "peppol-bis3/*", exclude=[BIG_UBL]), renumber_xml)
+        ),
         MixGroup("CII XML", 0.30, _from_samples(_samples("en16931-cii/*", "facturx-zugferd/*.xml"), renumber_xml)),
         MixGroup("Factur-X / ZUGFeRD PDF", 0.20, _from_samples(_samples("facturx-zugferd/*.pdf"), renumber_pdf)),
         MixGroup("CSV", 0.07, _csv_files),
@@ -465,10 +536,15 @@ def wait_until_final(count: int, scan_job_id, timeout: float, *, redis_db: int, 
             raise BenchError(f"the scan job ended {scan['status']}: {scan['error']}")
         if statuses != previous:
             previous, last_change = statuses, time.monotonic()
-        elif time.monotonic() - last_change > stall and not broker.dbsize() and \
-                Job.objects.filter(status="queued").exists():
-            raise BenchError(f"nothing moved for {stall:.0f} s, jobs are queued and Redis db {redis_db} is empty: "
-                             f"their messages were deleted by another process (FLUSHDB?). {dict(statuses)}")
+        elif (
+            time.monotonic() - last_change > stall
+            and not broker.dbsize()
+            and Job.objects.filter(status="queued").exists()
+        ):
+            raise BenchError(
+                f"nothing moved for {stall:.0f} s, jobs are queued and Redis db {redis_db} is empty: "
+                f"their messages were deleted by another process (FLUSHDB?). {dict(statuses)}"
+            )
         time.sleep(0.25)
     raise BenchError(f"not all {count} invoices were final after {timeout:.0f} s: {dict(count_statuses())}")
 
@@ -523,8 +599,16 @@ def pg_counters() -> dict[str, int]:
         return dict(zip(PG_COUNTERS, cursor.fetchone(), strict=True))
 
 
-def run_pipeline(*, files: list[InboxFile], inbox: Path, probe_dir: Path, worker: WorkerProcess,
-                 concurrency: int, timeout: float, redis_db: int) -> RunResult:
+def run_pipeline(
+    *,
+    files: list[InboxFile],
+    inbox: Path,
+    probe_dir: Path,
+    worker: WorkerProcess,
+    concurrency: int,
+    timeout: float,
+    redis_db: int,
+) -> RunResult:
     """Drop the files, enqueue the scan, wait until every invoice is final, read what happened."""
     from django.db.models import Max
 
@@ -538,8 +622,11 @@ def run_pipeline(*, files: list[InboxFile], inbox: Path, probe_dir: Path, worker
     scan = job_enqueue("invoices.scan_inbox")
     observed = wait_until_final(len(files), scan.pk, timeout, redis_db=redis_db)
     cpu_after, (busy_after, total_after) = worker.cpu_seconds(), machine_cpu_times()
-    wait_until(lambda: not Job.objects.filter(status__in=["queued", "running", "retrying"]).exists(),
-               timeout=30, what="every job finished")
+    wait_until(
+        lambda: not Job.objects.filter(status__in=["queued", "running", "retrying"]).exists(),
+        timeout=30,
+        what="every job finished",
+    )
     db_work = {key: value - before_db[key] for key, value in pg_counters().items()}
 
     scan = Job.objects.get(pk=scan.pk)
@@ -595,13 +682,23 @@ def sync_import_rate(files: list[InboxFile], workdir: Path, env: dict[str, str],
     sync_database = f"{database}_sync"
     create_database(sync_database)
     try:
-        sync_env = {**os.environ, **env, "DATABASE_URL": env["DATABASE_URL"].rsplit("/", 1)[0] + "/" + sync_database,
-                    "MEDIA_ROOT": str(workdir / "sync-media")}
+        sync_env = {
+            **os.environ,
+            **env,
+            "DATABASE_URL": env["DATABASE_URL"].rsplit("/", 1)[0] + "/" + sync_database,
+            "MEDIA_ROOT": str(workdir / "sync-media"),
+        }
         manage = [sys.executable, "manage.py"]
         subprocess.run([*manage, "migrate", "--verbosity", "0"], cwd=ROOT, env=sync_env, check=True)
         started = time.perf_counter()
-        done = subprocess.run([*manage, "import_invoices", "--sync", "--json", str(folder)], cwd=ROOT, env=sync_env,
-                              check=True, capture_output=True, text=True)
+        done = subprocess.run(
+            [*manage, "import_invoices", "--sync", "--json", str(folder)],
+            cwd=ROOT,
+            env=sync_env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         seconds = time.perf_counter() - started
         made = sum(1 for line in done.stdout.splitlines() if line.startswith("{"))
     finally:
@@ -636,13 +733,36 @@ def report_mix(files: list[InboxFile], result: RunResult) -> None:
         formats = Counter(result.invoice_format[i] or "-" for i in ids)
         extract_times = [result.probe.wall["extract"].get(item.sha256, 0.0) for item in items]
         job_times = [result.process_runs.get(i, 0.0) for i in ids]
-        rows.append([group, len(items), f"{100 * len(items) / len(files):.1f} %",
-                     ", ".join(f"{name} {n}" for name, n in formats.most_common()),
-                     statuses["validated"], statuses["needs_review"], statuses["failed"],
-                     _ms(median(extract_times)), f"{sum(extract_times):.2f}", _ms(median(job_times))])
-    print_table(["group", "files", "share", "format read", "validated", "needs_review", "failed",
-                 "extract ms (median)", "extract s (sum)", "process job ms (median)"], rows,
-                title="The mix and how it ended (times measured in the workers)")
+        rows.append(
+            [
+                group,
+                len(items),
+                f"{100 * len(items) / len(files):.1f} %",
+                ", ".join(f"{name} {n}" for name, n in formats.most_common()),
+                statuses["validated"],
+                statuses["needs_review"],
+                statuses["failed"],
+                _ms(median(extract_times)),
+                f"{sum(extract_times):.2f}",
+                _ms(median(job_times)),
+            ]
+        )
+    print_table(
+        [
+            "group",
+            "files",
+            "share",
+            "format read",
+            "validated",
+            "needs_review",
+            "failed",
+            "extract ms (median)",
+            "extract s (sum)",
+            "process job ms (median)",
+        ],
+        rows,
+        title="The mix and how it ended (times measured in the workers)",
+    )
 
 
 def report_split(count: int, result: RunResult, concurrency: int) -> None:
@@ -658,33 +778,54 @@ def report_split(count: int, result: RunResult, concurrency: int) -> None:
         ("extraction (invoices.extract.extract)", extraction, probe.total_cpu("extract")),
         ("storing the extraction (_apply_extraction)", store, probe.total_cpu("store")),
         ("validation (invoice_validate)", validation, probe.total_cpu("validate")),
-        ("rest of the process job run (claim, reading the original, ...)",
-         process_run - extraction - store - validation, None),
-        ("job machinery between runs (message, Job row, finish, result, ack)",
-         slot - result.scan_run - process_run - result.idle_slot_seconds, None),
+        (
+            "rest of the process job run (claim, reading the original, ...)",
+            process_run - extraction - store - validation,
+            None,
+        ),
+        (
+            "job machinery between runs (message, Job row, finish, result, ack)",
+            slot - result.scan_run - process_run - result.idle_slot_seconds,
+            None,
+        ),
         ("idle: a slot free and no job waiting", result.idle_slot_seconds, None),
     ]
-    rows = [[name, _ms(seconds / count), "" if cpu is None else _ms(cpu / count), f"{100 * seconds / slot:.1f} %"]
-            for name, seconds, cpu in parts]
-    rows.append(["worker slot time (wall x concurrency)", _ms(slot / count), _ms(result.worker_cpu / count),
-                 "100.0 %"])
-    print_table(["per invoice", "wall ms", "CPU ms", "share of slot time"], rows,
-                title=f"Where the worker's time went (concurrency {concurrency}, {count} invoices; CPU: of the "
-                      f"pool process, last row: the whole worker)")
+    rows = [
+        [name, _ms(seconds / count), "" if cpu is None else _ms(cpu / count), f"{100 * seconds / slot:.1f} %"]
+        for name, seconds, cpu in parts
+    ]
+    rows.append(["worker slot time (wall x concurrency)", _ms(slot / count), _ms(result.worker_cpu / count), "100.0 %"])
+    print_table(
+        ["per invoice", "wall ms", "CPU ms", "share of slot time"],
+        rows,
+        title=f"Where the worker's time went (concurrency {concurrency}, {count} invoices; CPU: of the "
+        f"pool process, last row: the whole worker)",
+    )
 
 
 def report_rules(count: int, probe: ProbeTimes) -> None:
     """The ten costliest validation rules, the others, and what invoice_validate does around them."""
     rules = sorted((step for step in probe.wall if step.startswith("rule:")), key=probe.total, reverse=True)
-    rows = [[step.removeprefix("rule:"), _ms(probe.total(step) / count), _ms(probe.total_cpu(step) / count)]
-            for step in rules[:10]]
+    rows = [
+        [step.removeprefix("rule:"), _ms(probe.total(step) / count), _ms(probe.total_cpu(step) / count)]
+        for step in rules[:10]
+    ]
     rest = rules[10:]
-    rows.append([f"the other {len(rest)} rules", _ms(sum(map(probe.total, rest)) / count),
-                 _ms(sum(map(probe.total_cpu, rest)) / count)])
+    rows.append(
+        [
+            f"the other {len(rest)} rules",
+            _ms(sum(map(probe.total, rest)) / count),
+            _ms(sum(map(probe.total_cpu, rest)) / count),
+        ]
+    )
     validation, validation_cpu = probe.total("validate"), probe.total_cpu("validate")
-    rows.append(["rest of invoice_validate (vendor match, rule settings, savepoints, writing issues)",
-                 _ms((validation - sum(map(probe.total, rules))) / count),
-                 _ms((validation_cpu - sum(map(probe.total_cpu, rules))) / count)])
+    rows.append(
+        [
+            "rest of invoice_validate (vendor match, rule settings, savepoints, writing issues)",
+            _ms((validation - sum(map(probe.total, rules))) / count),
+            _ms((validation_cpu - sum(map(probe.total_cpu, rules))) / count),
+        ]
+    )
     rows.append(["invoice_validate", _ms(validation / count), _ms(validation_cpu / count)])
     print_table(["validation, per invoice", "wall ms", "CPU ms"], rows, title="Validation rules in the workers")
 
@@ -702,17 +843,23 @@ def report_headline(count: int, result: RunResult, standalone: dict[str, float],
         ["invoices per second", f"{count / result.wall:.1f}"],
         ["same, by polling from this process (enqueue -> seen final)", f"{count / result.observed_wall:.1f}"],
         ["scan job: run time, files/s", f"{result.scan_run:.2f} s, {count / result.scan_run:.1f} files/s"],
-        ["process_invoice job run time, median / p95 / sum",
-         f"{_ms(median(process_runs))} / {_ms(percentile(process_runs, 0.95))} ms / {sum(process_runs):.2f} s"],
+        [
+            "process_invoice job run time, median / p95 / sum",
+            f"{_ms(median(process_runs))} / {_ms(percentile(process_runs, 0.95))} ms / {sum(process_runs):.2f} s",
+        ],
         ["extraction in the workers (wall, sum; CPU sum)", f"{extraction:.2f} s; {probe.total_cpu('extract'):.2f} s"],
         ["extraction in this process, workers stopped (best of 3, sum)", f"{standalone_total:.2f} s"],
         ["validation in the workers (sum)", f"{validation:.2f} s"],
         ["share of time outside extraction: 1 - extraction / slot time", f"{100 * (1 - extraction / slot):.1f} %"],
         ["  same with the standalone extraction time", f"{100 * (1 - standalone_total / slot):.1f} %"],
-        ["  within process_invoice run time only: 1 - extraction / run time",
-         f"{100 * (1 - extraction / sum(process_runs)):.1f} %"],
-        ["job overhead per invoice: (slot time - extraction - validation) / invoices",
-         f"{_ms((slot - extraction - validation) / count)} ms"],
+        [
+            "  within process_invoice run time only: 1 - extraction / run time",
+            f"{100 * (1 - extraction / sum(process_runs)):.1f} %",
+        ],
+        [
+            "job overhead per invoice: (slot time - extraction - validation) / invoices",
+            f"{_ms((slot - extraction - validation) / count)} ms",
+        ],
         ["worker CPU per invoice (main + pool processes)", f"{_ms(result.worker_cpu / count)} ms"],
         ["machine CPU busy during the run (all cores)", f"{100 * result.machine_busy:.0f} %"],
         ["process_invoice jobs not succeeded", result.process_failed_jobs],
@@ -720,8 +867,9 @@ def report_headline(count: int, result: RunResult, standalone: dict[str, float],
     print_table(["figure", "value"], rows, title="End to end")
     statuses = ", ".join(f"{status} {result.statuses[status]}" for status in (*FINAL_STATUSES, "duplicate"))
     print(f"\nfinal statuses: {statuses}")
-    print("error issues behind needs_review: "
-          + ", ".join(f"{code} {n}" for code, n in result.issue_codes.most_common(8)))
+    print(
+        "error issues behind needs_review: " + ", ".join(f"{code} {n}" for code, n in result.issue_codes.most_common(8))
+    )
     work = ", ".join(f"{key} {value / count:.1f}" for key, value in result.db_work.items())
     print(f"database work per invoice (pg_stat_database, whole run): {work}")
     print(f"scan job result: {result.scan_result}")
@@ -732,17 +880,27 @@ def report_sync(count: int, result: RunResult, sync_seconds: float, sync_made: i
     worker_rate, sync_rate = count / result.wall, sync_made / sync_seconds
     official = "rule:en16931.official"
     rows = [
-        ["through a real worker (drop folder, scan job, one process_invoice job each)", count,
-         f"{result.wall:.2f}", f"{worker_rate:.1f}"],
-        ["in-process: `import_invoices --sync`, same files, own database", sync_made, f"{sync_seconds:.2f}",
-         f"{sync_rate:.1f}"],
+        [
+            "through a real worker (drop folder, scan job, one process_invoice job each)",
+            count,
+            f"{result.wall:.2f}",
+            f"{worker_rate:.1f}",
+        ],
+        [
+            "in-process: `import_invoices --sync`, same files, own database",
+            sync_made,
+            f"{sync_seconds:.2f}",
+            f"{sync_rate:.1f}",
+        ],
     ]
     print_table(["path", "invoices", "seconds", "invoices/s"], rows, title="Worker vs in-process (same run)")
     ratio = worker_rate / sync_rate
     print(f"\nworker / in-process: {ratio:.2f} (target >= 0.7: {'met' if ratio >= 0.7 else 'NOT met'})")
-    print(f"EN 16931 official rules (Saxon XSLT, compiled at worker start) per invoice in the workers: "
-          f"{_ms(result.probe.total(official) / count)} ms wall, {_ms(result.probe.total_cpu(official) / count)} ms "
-          f"CPU (all invoices; only UBL and CII EN 16931 ones run it)")
+    print(
+        f"EN 16931 official rules (Saxon XSLT, compiled at worker start) per invoice in the workers: "
+        f"{_ms(result.probe.total(official) / count)} ms wall, {_ms(result.probe.total_cpu(official) / count)} ms "
+        f"CPU (all invoices; only UBL and CII EN 16931 ones run it)"
+    )
 
 
 # --- profile (optional) ----------------------------------------------------------------------------------------
@@ -772,8 +930,15 @@ def _result_backend_statements(task, job_id: str) -> _StatementCounter:
     from celery.app.task import Context
     from django.db import connection
 
-    request = Context(id=job_id, task=task.name, args=[job_id], kwargs={}, hostname="bench@localhost",
-                      delivery_info={"exchange": "", "routing_key": "invoices"}, ignore_result=False)
+    request = Context(
+        id=job_id,
+        task=task.name,
+        args=[job_id],
+        kwargs={},
+        hostname="bench@localhost",
+        delivery_info={"exchange": "", "routing_key": "invoices"},
+        ignore_result=False,
+    )
     counter = _StatementCounter()
     with connection.execute_wrapper(counter):
         task.backend.store_result(job_id, {"pid": os.getpid()}, "STARTED", request=request)
@@ -814,21 +979,30 @@ def profile_in_process(files: list[InboxFile], inbox: Path, top: int = 30) -> No
             profiler.runcall(task.apply, args=[str(job.pk)], task_id=str(job.pk))
     elapsed = time.perf_counter() - started
     count = len(new_jobs)
-    final = Counter(Invoice.objects.filter(pk__in=[job.params["invoice_id"] for job in new_jobs])
-                    .values_list("status", flat=True))
-    print(f"\nIn-process profile of {count} more invoices ({dict(final)}): SQL statements per invoice: scan/ingest "
-          f"{scan_sql.total / count:.1f}, process job {process_sql.total / count:.1f}; process job "
-          f"{1000 * elapsed / count:.1f} ms per invoice under the profiler")
-    print_table(["statement (process job, text before WHERE)", "per invoice"],
-                [[shape, f"{n / count:.2f}"] for shape, n in process_sql.shapes.most_common(20)],
-                title="SQL of one process_invoice job (in-process, task.apply)")
-    print_table(["statement (scan, per file)", "per invoice"],
-                [[shape, f"{n / count:.2f}"] for shape, n in scan_sql.shapes.most_common(10)],
-                title="SQL of the scan job, per file (in-process)")
+    final = Counter(
+        Invoice.objects.filter(pk__in=[job.params["invoice_id"] for job in new_jobs]).values_list("status", flat=True)
+    )
+    print(
+        f"\nIn-process profile of {count} more invoices ({dict(final)}): SQL statements per invoice: scan/ingest "
+        f"{scan_sql.total / count:.1f}, process job {process_sql.total / count:.1f}; process job "
+        f"{1000 * elapsed / count:.1f} ms per invoice under the profiler"
+    )
+    print_table(
+        ["statement (process job, text before WHERE)", "per invoice"],
+        [[shape, f"{n / count:.2f}"] for shape, n in process_sql.shapes.most_common(20)],
+        title="SQL of one process_invoice job (in-process, task.apply)",
+    )
+    print_table(
+        ["statement (scan, per file)", "per invoice"],
+        [[shape, f"{n / count:.2f}"] for shape, n in scan_sql.shapes.most_common(10)],
+        title="SQL of the scan job, per file (in-process)",
+    )
     backend_sql = _result_backend_statements(task, str(new_jobs[-1].pk))
-    print(f"\nA worker also stores each task's state through the django-db result backend (STARTED, then "
-          f"SUCCESS), which task.apply skips: {backend_sql.total} statements per job "
-          f"({', '.join(f'{shape.split(chr(34))[0].strip()} {n}' for shape, n in backend_sql.shapes.items())}).")
+    print(
+        f"\nA worker also stores each task's state through the django-db result backend (STARTED, then "
+        f"SUCCESS), which task.apply skips: {backend_sql.total} statements per job "
+        f"({', '.join(f'{shape.split(chr(34))[0].strip()} {n}' for shape, n in backend_sql.shapes.items())})."
+    )
     stream = io.StringIO()
     # Our own functions only: where in invoices/ and jobs/ the time goes.
     pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(f"{ROOT}/(invoices|jobs)/", top)
@@ -847,10 +1021,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=420, help="seconds to wait for every invoice to be final")
     parser.add_argument("--budget", type=int, default=600, help="the whole benchmark's time limit in seconds")
     parser.add_argument("--keep", action="store_true", help="keep the database (and print its name)")
-    parser.add_argument("--flush-redis", action="store_true",
-                        help="empty the Redis dbs even if they hold keys (left over from a crashed run)")
-    parser.add_argument("--profile", action="store_true",
-                        help="after the run, profile 200 more invoices in this process (cProfile, SQL counts)")
+    parser.add_argument(
+        "--flush-redis",
+        action="store_true",
+        help="empty the Redis dbs even if they hold keys (left over from a crashed run)",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="after the run, profile 200 more invoices in this process (cProfile, SQL counts)",
+    )
     return parser.parse_args(argv)
 
 
@@ -863,7 +1043,8 @@ def code_version() -> str:
 
     changed = git("status", "--porcelain", "--", "invoices", "jobs", "config")
     return f"{git('rev-parse', '--short', 'HEAD') or '?'}" + (
-        f" + uncommitted changes in {len(changed.splitlines())} files of invoices/, jobs/, config/" if changed else "")
+        f" + uncommitted changes in {len(changed.splitlines())} files of invoices/, jobs/, config/" if changed else ""
+    )
 
 
 def require_free_redis(redis_db: int) -> None:
@@ -878,9 +1059,11 @@ def require_free_redis(redis_db: int) -> None:
         keys = client.dbsize()
         others = [c for c in client.client_list() if int(c.get("db", -1)) == db and c["id"] != str(client.client_id())]
         if keys or others:
-            raise BenchError(f"Redis db {db} holds {keys} keys and has {len(others)} other clients: another process "
-                             f"may be using it. Pick another pair with --redis-db, or pass --flush-redis if the keys "
-                             f"are left over from a crashed run.")
+            raise BenchError(
+                f"Redis db {db} holds {keys} keys and has {len(others)} other clients: another process "
+                f"may be using it. Pick another pair with --redis-db, or pass --flush-redis if the keys "
+                f"are left over from a crashed run."
+            )
 
 
 def main(argv: list[str]) -> int:
@@ -891,8 +1074,11 @@ def main(argv: list[str]) -> int:
     inbox, probe_dir = workdir / "inbox", workdir / "probe"
     for folder in (inbox, probe_dir, workdir / "media"):
         folder.mkdir()
-    env = bench_environment(database=args.database, redis_db=args.redis_db, extra={
-        "MEDIA_ROOT": str(workdir / "media"), "INVOICE_INBOX_DIR": str(inbox)})
+    env = bench_environment(
+        database=args.database,
+        redis_db=args.redis_db,
+        extra={"MEDIA_ROOT": str(workdir / "media"), "INVOICE_INBOX_DIR": str(inbox)},
+    )
     worker_env = {**env, "JOB_EXTRA_MODULES": "bench.invoices_e2e", PROBE_ENV: str(probe_dir)}
     worker: WorkerProcess | None = None
     redis_claimed = database_created = False  # never flush or drop what another run holds
@@ -913,13 +1099,24 @@ def main(argv: list[str]) -> int:
             print(f"code: {code_version()}")
             started = time.monotonic()
             files = build_mix(args.count)
-            print(f"built {len(files)} distinct files in {time.monotonic() - started:.1f} s "
-                  f"({sum(len(f.content) for f in files) / 1_048_576:.1f} MiB)")
+            print(
+                f"built {len(files)} distinct files in {time.monotonic() - started:.1f} s "
+                f"({sum(len(f.content) for f in files) / 1_048_576:.1f} MiB)"
+            )
             worker = WorkerProcess(env=worker_env, concurrency=args.concurrency).start()
-            print(f"worker: prefork -c {args.concurrency}, all queues, -l INFO, prefetch 1, acks late "
-                  "(the Procfile's worker; config/settings.py)")
-            result = run_pipeline(files=files, inbox=inbox, probe_dir=probe_dir, worker=worker,
-                                  concurrency=args.concurrency, timeout=args.timeout, redis_db=args.redis_db)
+            print(
+                f"worker: prefork -c {args.concurrency}, all queues, -l INFO, prefetch 1, acks late "
+                "(the Procfile's worker; config/settings.py)"
+            )
+            result = run_pipeline(
+                files=files,
+                inbox=inbox,
+                probe_dir=probe_dir,
+                worker=worker,
+                concurrency=args.concurrency,
+                timeout=args.timeout,
+                redis_db=args.redis_db,
+            )
             worker.stop()
             worker = None
             print(f"load average at end of run: {load_average()}")

@@ -145,7 +145,7 @@ JOB_COLUMNS = {
     "error": """CASE WHEN status = 'failed' THEN 'ValueError: The invoice total is not a number.'
          WHEN status = 'cancelled' THEN 'Cancelled by operator' ELSE '' END""",
     "traceback": "CASE WHEN status = 'failed' THEN repeat('Traceback line with a path and a line number;', 24)"
-                 " ELSE '' END",
+    " ELSE '' END",
     "created_at": "created",
     "published_at": "created",
     "started_at": "CASE WHEN status <> 'queued' THEN started END",
@@ -225,9 +225,9 @@ def subject_type_expression(invoice_label: str = "invoices.invoice") -> tuple[st
         app_label, model = invoice_label.split(".")
         content_type = ContentType.objects.filter(app_label=app_label, model=model).first()
         return "CASE WHEN kind LIKE 'invoices.process%%' THEN %(subject_type)s::int END", {
-            "subject_type": content_type.pk if content_type else None}
-    return "CASE WHEN kind LIKE 'invoices.process%%' THEN %(subject_type)s ELSE '' END", {
-        "subject_type": invoice_label}
+            "subject_type": content_type.pk if content_type else None
+        }
+    return "CASE WHEN kind LIKE 'invoices.process%%' THEN %(subject_type)s ELSE '' END", {"subject_type": invoice_label}
 
 
 @dataclass
@@ -291,8 +291,11 @@ def people() -> People:
     from django.contrib.auth import get_user_model
 
     users = get_user_model().objects
-    return People(superuser=users.get(username="bench-admin"), staff=users.get(username="bench-staff"),
-                  owner=users.get(username="clerk-01"))
+    return People(
+        superuser=users.get(username="bench-admin"),
+        staff=users.get(username="bench-staff"),
+        owner=users.get(username="clerk-01"),
+    )
 
 
 def fill(rows: int, *, related: bool, people_: People) -> list[list[object]]:
@@ -303,14 +306,26 @@ def fill(rows: int, *, related: bool, people_: People) -> list[list[object]]:
 
     from jobs.models import Job, JobExecution
 
-    other_clerks = list(get_user_model().objects.filter(username__startswith="clerk-")
-                        .exclude(pk=people_.owner.pk).values_list("pk", flat=True))
+    other_clerks = list(
+        get_user_model()
+        .objects.filter(username__startswith="clerk-")
+        .exclude(pk=people_.owner.pk)
+        .values_list("pk", flat=True)
+    )
     subject_sql, subject_params = subject_type_expression()
     subject_column = Job._meta.get_field("subject_type").column
-    jobs_sql, jobs_params = build_insert(Job, {**JOB_COLUMNS, subject_column: subject_sql}, "FROM timed", {
-        "days": SPREAD_DAYS, "target_owner": people_.owner.pk, "owners": other_clerks,
-        "owner_count": len(other_clerks), **subject_params,
-    })
+    jobs_sql, jobs_params = build_insert(
+        Job,
+        {**JOB_COLUMNS, subject_column: subject_sql},
+        "FROM timed",
+        {
+            "days": SPREAD_DAYS,
+            "target_owner": people_.owner.pk,
+            "owners": other_clerks,
+            "owner_count": len(other_clerks),
+            **subject_params,
+        },
+    )
     steps = []
     started = time.perf_counter()
     with connection.cursor() as cursor:
@@ -343,10 +358,13 @@ def fill(rows: int, *, related: bool, people_: People) -> list[list[object]]:
 
 def secondary_indexes(cursor, table: str) -> list[tuple[str, str]]:
     """(name, CREATE INDEX statement) of the table's indexes that back no constraint."""
-    cursor.execute("""
+    cursor.execute(
+        """
         SELECT i.indexname, i.indexdef FROM pg_indexes i
         WHERE i.schemaname = current_schema() AND i.tablename = %s
-          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)""", [table])
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname)""",
+        [table],
+    )
     return cursor.fetchall()
 
 
@@ -381,10 +399,16 @@ def describe_data() -> list[list[object]]:
         executions = cursor.fetchone()[0]
         cursor.execute("SELECT count(*) FROM django_celery_results_taskresult")
         results = cursor.fetchone()[0]
-    return [["jobs", total], ["  past retention (14 d succeeded/cancelled, 90 d failed)", prunable],
-            ["  failed / dead letters", f"{failed:,} / {dead:,}"], ["  active", active],
-            ["  without owner", ownerless], ["  jobs_job with indexes", size],
-            ["job executions", executions], ["task results", results]]
+    return [
+        ["jobs", total],
+        ["  past retention (14 d succeeded/cancelled, 90 d failed)", prunable],
+        ["  failed / dead letters", f"{failed:,} / {dead:,}"],
+        ["  active", active],
+        ["  without owner", ownerless],
+        ["  jobs_job with indexes", size],
+        ["job executions", executions],
+        ["task results", results],
+    ]
 
 
 # --- timing the lists ----------------------------------------------------------------------------
@@ -443,8 +467,15 @@ def time_page(name: str, url: str, client, runs: int) -> Timing:
     with CaptureQueriesContext(connection) as queries:  # one more, untimed, to see the SQL
         client.get(url)
     slowest = max(queries.captured_queries, key=lambda q: float(q["time"]), default={"time": 0, "sql": ""})
-    return Timing(name=name, url=url, runs_ms=runs_ms, statements=len(queries.captured_queries),
-                  slowest_ms=float(slowest["time"]) * 1000, slowest_sql=slowest["sql"], rows=rows)
+    return Timing(
+        name=name,
+        url=url,
+        runs_ms=runs_ms,
+        statements=len(queries.captured_queries),
+        slowest_ms=float(slowest["time"]) * 1000,
+        slowest_sql=slowest["sql"],
+        rows=rows,
+    )
 
 
 def explain(sql: str) -> str:
@@ -461,10 +492,23 @@ def time_lists(people_: People, runs: int) -> list[Timing]:
         timing = time_page(name, url, client_for(user, how), runs)
         timings.append(timing)
         print(f"  {name}: median {timing.median_ms:.0f} ms", flush=True)
-    rows = [[t.name, t.url, f"{t.median_ms:.0f}", f"{min(t.runs_ms):.0f}-{max(t.runs_ms):.0f}", t.statements,
-             f"{t.slowest_ms:.0f}", "met" if t.median_ms < TARGET_MS else "NOT met"] for t in timings]
-    print_table(["list", "URL", "median ms", "min-max ms", "SQL statements", "slowest SQL ms",
-                 f"< {TARGET_MS:.0f} ms"], rows, title=f"Lists with the full table (median of {runs} runs)")
+    rows = [
+        [
+            t.name,
+            t.url,
+            f"{t.median_ms:.0f}",
+            f"{min(t.runs_ms):.0f}-{max(t.runs_ms):.0f}",
+            t.statements,
+            f"{t.slowest_ms:.0f}",
+            "met" if t.median_ms < TARGET_MS else "NOT met",
+        ]
+        for t in timings
+    ]
+    print_table(
+        ["list", "URL", "median ms", "min-max ms", "SQL statements", "slowest SQL ms", f"< {TARGET_MS:.0f} ms"],
+        rows,
+        title=f"Lists with the full table (median of {runs} runs)",
+    )
     for timing in timings:
         if timing.median_ms >= TARGET_MS or timing.slowest_ms >= TARGET_MS / 2:
             print(f"\n{timing.name}: slowest statement ({timing.slowest_ms:.0f} ms):\n{timing.slowest_sql}\n")
@@ -477,10 +521,16 @@ def time_lists(people_: People, runs: int) -> list[Timing]:
 
 def prune_in_child(args: argparse.Namespace, env: dict[str, str], timeout: float) -> dict:
     """Run jobs_prune in a fresh process, so its peak RSS is the prune's own."""
-    command = [sys.executable, str(Path(__file__).resolve()), "--prune-child", "--database", args.database,
-               "--redis-db", str(args.redis_db)]
-    completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
-                               check=False)
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--prune-child",
+        "--database",
+        args.database,
+        "--redis-db",
+        str(args.redis_db),
+    ]
+    completed = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     if completed.returncode != 0:
         raise BenchError(f"The prune process failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
@@ -502,12 +552,19 @@ def prune_child_main() -> None:
 
     report = jobs_prune(progress=progress)
     seconds = time.perf_counter() - started
-    print(json.dumps({
-        "seconds": seconds, "report": report.as_dict(), "batches": len(batches),
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, "rss_before_kb": rss_before_kb,
-        "first_batch_s": batches[0] if batches else None,
-        "last_batch_s": (batches[-1] - batches[-2]) if len(batches) > 1 else None,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "report": report.as_dict(),
+                "batches": len(batches),
+                "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "rss_before_kb": rss_before_kb,
+                "first_batch_s": batches[0] if batches else None,
+                "last_batch_s": (batches[-1] - batches[-2]) if len(batches) > 1 else None,
+            }
+        )
+    )
 
 
 def report_prune(result: dict, *, expected: int, after: list[list[object]]) -> None:
@@ -532,8 +589,9 @@ def report_prune(result: dict, *, expected: int, after: list[list[object]]) -> N
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
-    env = bench_environment(database=args.database, redis_db=args.redis_db,
-                            extra={"ALLOWED_HOSTS": "testserver,127.0.0.1"})
+    env = bench_environment(
+        database=args.database, redis_db=args.redis_db, extra={"ALLOWED_HOSTS": "testserver,127.0.0.1"}
+    )
     if args.prune_child:
         setup_django(env)
         prune_child_main()

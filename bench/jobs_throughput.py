@@ -125,11 +125,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     parser.add_argument("--variants", default="a,b,c,d,p", help="which variants to run (default a,b,c,d,p)")
     parser.add_argument("--no-profile", action="store_true", help="skip the in-process SQL profile")
-    parser.add_argument("--worker-env", action="append", default=[], metavar="NAME=VALUE",
-                        help="a setting for the a/b/c worker only (repeatable), to measure what it costs")
-    parser.add_argument("--py-spy", default="", metavar="VARIANTS",
-                        help="after the rounds, one more drain of each of these variants (e.g. a,c,d) with "
-                             "py-spy attached to the worker's processes; prints where their CPU goes")
+    parser.add_argument(
+        "--worker-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a setting for the a/b/c worker only (repeatable), to measure what it costs",
+    )
+    parser.add_argument(
+        "--py-spy",
+        default="",
+        metavar="VARIANTS",
+        help="after the rounds, one more drain of each of these variants (e.g. a,c,d) with "
+        "py-spy attached to the worker's processes; prints where their CPU goes",
+    )
     args = parser.parse_args(argv)
     args.variants = [v for v in VARIANTS if v in args.variants.split(",")]
     args.py_spy = [v for v in VARIANTS if v in args.py_spy.split(",")]
@@ -170,8 +179,9 @@ class CeleryLane:
         self.control("cancel_consumer")
 
     def wait_published(self, n: int) -> None:
-        wait_until(lambda: self.waiting_and_unacked()[0] >= n, timeout=30, interval=0.05,
-                   what=f"{n} messages in the queue")
+        wait_until(
+            lambda: self.waiting_and_unacked()[0] >= n, timeout=30, interval=0.05, what=f"{n} messages in the queue"
+        )
 
     def drain(self, n: int, *, timeout: float, profiler: Profiler | None = None) -> tuple[float, float]:
         """Let the worker consume again; seconds from the first message taken to the
@@ -231,15 +241,30 @@ class ProcrastinateLane:
         from bench.procrastinate_app import SCHEMA
 
         with connection.cursor() as cursor:
-            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.procrastinate_jobs "
-                           f"WHERE status IN ('todo', 'doing') "
-                           f"AND id BETWEEN %s AND %s)", [lo, hi])
+            cursor.execute(
+                f"SELECT EXISTS (SELECT 1 FROM {SCHEMA}.procrastinate_jobs "
+                f"WHERE status IN ('todo', 'doing') "
+                f"AND id BETWEEN %s AND %s)",
+                [lo, hi],
+            )
             return cursor.fetchone()[0]
 
     def drain(self, ids: list[int], *, timeout: float, profiler: Profiler | None = None) -> tuple[float, float]:
         lo, hi = min(ids), max(ids)
-        command = [sys.executable, "-m", "procrastinate", "--app", "bench.procrastinate_app.app", "worker",
-                   "--concurrency", str(self.concurrency), "--queues", "bench", "--delete-jobs", "never"]
+        command = [
+            sys.executable,
+            "-m",
+            "procrastinate",
+            "--app",
+            "bench.procrastinate_app.app",
+            "worker",
+            "--concurrency",
+            str(self.concurrency),
+            "--queues",
+            "bench",
+            "--delete-jobs",
+            "never",
+        ]
         worker = ServerProcess(command, env=self.env).start()
         try:
             deadline = time.monotonic() + timeout
@@ -321,9 +346,23 @@ class Profiler:
                 continue
             output = self.directory / f"{self.label}-{pid}.txt"
             self.spies[pid] = subprocess.Popen(
-                [PY_SPY, "record", "--pid", str(pid), "--rate", str(self.rate), "--format", "raw",
-                 "--nonblocking", "--gil", "--output", str(output)],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    PY_SPY,
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--rate",
+                    str(self.rate),
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "--gil",
+                    "--output",
+                    str(output),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
 
     def stop(self) -> None:
         self._stop.set()
@@ -381,10 +420,15 @@ def summarise_profile(label: str, stacks: dict[str, int], *, top: int = 15) -> N
     for stack, count in stacks.items():
         leaf = _frame_name(stack.split(";")[-1])
         self_counts[leaf] = self_counts.get(leaf, 0) + count
-    rows = [[name.replace("|", "/"), f"{count * 100 / total:.1f}"]
-            for name, count in sorted(self_counts.items(), key=lambda item: -item[1])[:top]]
-    print_table(["function (self time)", "% of samples"], rows,
-                title=f"py-spy, {label}: top {top} functions by own time ({total} samples)")
+    rows = [
+        [name.replace("|", "/"), f"{count * 100 / total:.1f}"]
+        for name, count in sorted(self_counts.items(), key=lambda item: -item[1])[:top]
+    ]
+    print_table(
+        ["function (self time)", "% of samples"],
+        rows,
+        title=f"py-spy, {label}: top {top} functions by own time ({total} samples)",
+    )
     rows = []
     for category, needles in PROFILE_CATEGORIES.items():
         count = sum(c for stack, c in stacks.items() if any(needle in stack for needle in needles))
@@ -506,9 +550,12 @@ def procrastinate_span(ids: list[int]) -> float | None:
     from bench.procrastinate_app import SCHEMA
 
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT EXTRACT(EPOCH FROM max(at) FILTER (WHERE type = 'succeeded') "
-                       f"- min(at) FILTER (WHERE type = 'started')) FROM {SCHEMA}.procrastinate_events "
-                       f"WHERE job_id BETWEEN %s AND %s", [min(ids), max(ids)])
+        cursor.execute(
+            f"SELECT EXTRACT(EPOCH FROM max(at) FILTER (WHERE type = 'succeeded') "
+            f"- min(at) FILTER (WHERE type = 'started')) FROM {SCHEMA}.procrastinate_events "
+            f"WHERE job_id BETWEEN %s AND %s",
+            [min(ids), max(ids)],
+        )
         span = cursor.fetchone()[0]
     return float(span) if span is not None else None
 
@@ -519,8 +566,10 @@ def procrastinate_succeeded(ids: list[int]) -> int:
     from bench.procrastinate_app import SCHEMA
 
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM {SCHEMA}.procrastinate_jobs WHERE id BETWEEN %s AND %s "
-                       f"AND status = 'succeeded'", [min(ids), max(ids)])
+        cursor.execute(
+            f"SELECT count(*) FROM {SCHEMA}.procrastinate_jobs WHERE id BETWEEN %s AND %s AND status = 'succeeded'",
+            [min(ids), max(ids)],
+        )
         return cursor.fetchone()[0]
 
 
@@ -529,13 +578,18 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def run_variant(lanes: dict, variant: str, n: int, *, measure_db: bool = True,
-                profiler: Profiler | None = None) -> Drain:
+def run_variant(
+    lanes: dict, variant: str, n: int, *, measure_db: bool = True, profiler: Profiler | None = None
+) -> Drain:
     lane = lanes[variant]
     cpu_before = own_cpu_seconds()
     publish_seconds, ids = publish(variant, n)
-    drain = Drain(variant=variant, n=n, publish_seconds=publish_seconds,
-                  publish_cpu_ms=(own_cpu_seconds() - cpu_before) * 1000 / n)
+    drain = Drain(
+        variant=variant,
+        n=n,
+        publish_seconds=publish_seconds,
+        publish_cpu_ms=(own_cpu_seconds() - cpu_before) * 1000 / n,
+    )
     if isinstance(lane, CeleryLane):
         lane.wait_published(n)
     before = pg_counters() if measure_db else {}
@@ -580,8 +634,9 @@ def profile_tracked_job() -> dict[str, list[str]]:
 
     job = capture("enqueue: job_enqueue (autocommit, publish on commit)", lambda: job_enqueue("bench.noop"))
     job_id = str(job.pk)
-    capture("worker: run_tracked_job (claim, body, finish + result row)",
-            lambda: task.apply(args=[job_id], task_id=job_id))
+    capture(
+        "worker: run_tracked_job (claim, body, finish + result row)", lambda: task.apply(args=[job_id], task_id=job_id)
+    )
     return phases
 
 
@@ -615,22 +670,36 @@ def summarise(results: dict[str, list[Drain]], other_enqueues: list[Drain]) -> d
         rate = median([d.per_second for d in drains])
         rates[variant] = rate
         spans = [d.db_span_seconds for d in drains if d.db_span_seconds]
-        rows.append([
-            VARIANT_NAMES[variant],
-            drains[0].n,
-            len(drains),
-            " / ".join(f"{d.per_second:,.0f}" for d in drains),
-            round(rate),
-            f"{median([d.drain_seconds for d in drains]):.2f}",
-            f"{median(spans):.2f}" if spans else "—",
-            f"{median([d.worker_cpu_ms for d in drains]):.2f}",
-            round(median([d.publish_per_second for d in drains])),
-            f"{median([d.publish_cpu_ms for d in drains]):.2f}",
-        ])
-    print_table(["variant", "N", "rounds", "jobs/s each round", "jobs/s (median)", "drain s (median)",
-                 "DB first start→last finish s", "worker CPU ms/task", "publish/s from 1 process",
-                 "publisher CPU ms/msg"], rows,
-                title="Drain throughput (first message taken → last message acked)")
+        rows.append(
+            [
+                VARIANT_NAMES[variant],
+                drains[0].n,
+                len(drains),
+                " / ".join(f"{d.per_second:,.0f}" for d in drains),
+                round(rate),
+                f"{median([d.drain_seconds for d in drains]):.2f}",
+                f"{median(spans):.2f}" if spans else "—",
+                f"{median([d.worker_cpu_ms for d in drains]):.2f}",
+                round(median([d.publish_per_second for d in drains])),
+                f"{median([d.publish_cpu_ms for d in drains]):.2f}",
+            ]
+        )
+    print_table(
+        [
+            "variant",
+            "N",
+            "rounds",
+            "jobs/s each round",
+            "jobs/s (median)",
+            "drain s (median)",
+            "DB first start→last finish s",
+            "worker CPU ms/task",
+            "publish/s from 1 process",
+            "publisher CPU ms/msg",
+        ],
+        rows,
+        title="Drain throughput (first message taken → last message acked)",
+    )
 
     ratio_rows = []
     for name in (*TARGETS, *OTHER_RATIOS):
@@ -639,40 +708,69 @@ def summarise(results: dict[str, list[Drain]], other_enqueues: list[Drain]) -> d
             continue
         ratio = rates[top] / rates[bottom]
         target = TARGETS.get(name)
-        ratio_rows.append([name, f"{ratio:.2f}", f">= {target}" if target else "—",
-                           ("met" if ratio >= target else "NOT met") if target else ""])
+        ratio_rows.append(
+            [
+                name,
+                f"{ratio:.2f}",
+                f">= {target}" if target else "—",
+                ("met" if ratio >= target else "NOT met") if target else "",
+            ]
+        )
     print_table(["ratio", "value", "target", ""], ratio_rows, title="Targets")
 
     enqueue_rows = []
     if "c" in results:
-        enqueue_rows.append(["job_enqueue, one transaction per job (autocommit)",
-                             round(median([d.publish_per_second for d in results["c"]])),
-                             f"{median([d.publish_cpu_ms for d in results['c']]):.2f}"])
+        enqueue_rows.append(
+            [
+                "job_enqueue, one transaction per job (autocommit)",
+                round(median([d.publish_per_second for d in results["c"]])),
+                f"{median([d.publish_cpu_ms for d in results['c']]):.2f}",
+            ]
+        )
     for drain in other_enqueues:
-        enqueue_rows.append([VARIANT_NAMES[drain.variant], round(drain.publish_per_second),
-                             f"{drain.publish_cpu_ms:.2f}"])
+        enqueue_rows.append(
+            [VARIANT_NAMES[drain.variant], round(drain.publish_per_second), f"{drain.publish_cpu_ms:.2f}"]
+        )
     for variant in ("a", "b", "d", "p"):
         if variant not in results:
             continue
-        enqueue_rows.append([f"(reference) variant {variant}" + (", defer() per job" if variant == "p" else
-                                                                  ", bare apply_async"),
-                             round(median([d.publish_per_second for d in results[variant]])),
-                             f"{median([d.publish_cpu_ms for d in results[variant]]):.2f}"])
+        enqueue_rows.append(
+            [
+                f"(reference) variant {variant}" + (", defer() per job" if variant == "p" else ", bare apply_async"),
+                round(median([d.publish_per_second for d in results[variant]])),
+                f"{median([d.publish_cpu_ms for d in results[variant]]):.2f}",
+            ]
+        )
     print_table(["enqueue path (one process)", "jobs/s", "CPU ms/job"], enqueue_rows, title="Enqueue rate")
     for drain in other_enqueues:
-        print(f"Drain of the {drain.n} jobs of {VARIANT_NAMES[drain.variant]}: "
-              f"{drain.per_second:,.0f} jobs/s, worker CPU {drain.worker_cpu_ms:.2f} ms/task")
+        print(
+            f"Drain of the {drain.n} jobs of {VARIANT_NAMES[drain.variant]}: "
+            f"{drain.per_second:,.0f} jobs/s, worker CPU {drain.worker_cpu_ms:.2f} ms/task"
+        )
     work_rows = []
     for variant, drains in results.items():
         measured = [d for d in drains if d.db_work]
         if not measured:
             continue
-        work_rows.append([VARIANT_NAMES[variant]] + [
-            f"{median([d.db_work[key] for d in measured]):.2f}" for key in
-            ("xact_commit", "tup_inserted", "tup_updated", "tup_fetched", "sessions")])
-    print_table(["variant", "commits/task", "rows inserted/task", "rows updated/task", "rows fetched/task",
-                 "new DB sessions/task"], work_rows,
-                title="Database work per task during the drain (pg_stat_database deltas, worker side)")
+        work_rows.append(
+            [VARIANT_NAMES[variant]]
+            + [
+                f"{median([d.db_work[key] for d in measured]):.2f}"
+                for key in ("xact_commit", "tup_inserted", "tup_updated", "tup_fetched", "sessions")
+            ]
+        )
+    print_table(
+        [
+            "variant",
+            "commits/task",
+            "rows inserted/task",
+            "rows updated/task",
+            "rows fetched/task",
+            "new DB sessions/task",
+        ],
+        work_rows,
+        title="Database work per task during the drain (pg_stat_database deltas, worker side)",
+    )
     return rates
 
 
@@ -701,9 +799,12 @@ def main(argv: list[str]) -> int:
                 for variant in args.variants:
                     drain = run_variant(lanes, variant, args.n)
                     results[variant].append(drain)
-                    print(f"round {round_number} {VARIANT_NAMES[variant]}: {drain.per_second:,.0f} jobs/s "
-                          f"(drain {drain.drain_seconds:.2f} s, worker CPU {drain.worker_cpu_ms:.2f} ms/task, "
-                          f"published at {drain.publish_per_second:,.0f}/s)", flush=True)
+                    print(
+                        f"round {round_number} {VARIANT_NAMES[variant]}: {drain.per_second:,.0f} jobs/s "
+                        f"(drain {drain.drain_seconds:.2f} s, worker CPU {drain.worker_cpu_ms:.2f} ms/task, "
+                        f"published at {drain.publish_per_second:,.0f}/s)",
+                        flush=True,
+                    )
             other_enqueues = [run_variant(lanes, v, args.n) for v in ("c1", "c2")] if "c" in args.variants else []
             profiles = {}
             if args.py_spy:
@@ -711,8 +812,11 @@ def main(argv: list[str]) -> int:
                     for variant in args.py_spy:
                         profiler = Profiler(Path(directory), variant)
                         drain = run_variant(lanes, variant, args.n, measure_db=False, profiler=profiler)
-                        print(f"profiled drain {VARIANT_NAMES[variant]}: {drain.per_second:,.0f} jobs/s "
-                              f"(py-spy attached, not in the table)", flush=True)
+                        print(
+                            f"profiled drain {VARIANT_NAMES[variant]}: {drain.per_second:,.0f} jobs/s "
+                            f"(py-spy attached, not in the table)",
+                            flush=True,
+                        )
                         profiles[variant] = profiler.stacks()
             for worker in workers:
                 worker.stop()
@@ -748,23 +852,37 @@ def start_lanes(args: argparse.Namespace, env: dict[str, str], workers: list[Wor
         extra = dict(item.split("=", 1) for item in args.worker_env)
         worker = WorkerProcess(env={**env, **extra}, concurrency=args.concurrency, loglevel=args.loglevel)
         workers.append(worker.start())
-        print(f"worker a/b/c: our config, prefork -c {args.concurrency}, all queues, -l {args.loglevel}"
-              + "".join(f", {name}={value}" for name, value in extra.items()))
-        lane = CeleryLane(worker, app=current_app, queue=QUEUE, lists=priority_queue_names(QUEUE),
-                          unacked=UNACKED_HASH)
+        print(
+            f"worker a/b/c: our config, prefork -c {args.concurrency}, all queues, -l {args.loglevel}"
+            + "".join(f", {name}={value}" for name, value in extra.items())
+        )
+        lane = CeleryLane(worker, app=current_app, queue=QUEUE, lists=priority_queue_names(QUEUE), unacked=UNACKED_HASH)
         lane.pause()
         lanes.update(dict.fromkeys(("a", "b", "c", "c1", "c2"), lane))
     if "d" in args.variants:
         from bench import celery_defaults
 
-        worker = WorkerProcess(env=env, name="bench-defaults", queues=celery_defaults.QUEUE,
-                               concurrency=args.concurrency, loglevel="WARNING", app="bench.celery_defaults",
-                               control=celery_defaults.app, unset=("DJANGO_SETTINGS_MODULE",))
+        worker = WorkerProcess(
+            env=env,
+            name="bench-defaults",
+            queues=celery_defaults.QUEUE,
+            concurrency=args.concurrency,
+            loglevel="WARNING",
+            app="bench.celery_defaults",
+            control=celery_defaults.app,
+            unset=("DJANGO_SETTINGS_MODULE",),
+        )
         workers.append(worker.start())
-        print(f"worker d: Celery defaults + acks_late + prefetch 1, no Django, prefork -c {args.concurrency}, "
-              f"-l WARNING")
-        lane = CeleryLane(worker, app=celery_defaults.app, queue=celery_defaults.QUEUE,
-                          lists=celery_defaults.queue_names(), unacked=celery_defaults.UNACKED_HASH)
+        print(
+            f"worker d: Celery defaults + acks_late + prefetch 1, no Django, prefork -c {args.concurrency}, -l WARNING"
+        )
+        lane = CeleryLane(
+            worker,
+            app=celery_defaults.app,
+            queue=celery_defaults.QUEUE,
+            lists=celery_defaults.queue_names(),
+            unacked=celery_defaults.UNACKED_HASH,
+        )
         lane.pause()
         lanes["d"] = lane
     if "p" in args.variants:
@@ -772,8 +890,10 @@ def start_lanes(args: argparse.Namespace, env: dict[str, str], workers: list[Wor
 
         create_schema()
         lanes["p"] = ProcrastinateLane(env, args.concurrency)
-        print(f"worker p: procrastinate worker --concurrency {args.concurrency} (one process, asyncio), "
-              f"started for each drain once its jobs are deferred")
+        print(
+            f"worker p: procrastinate worker --concurrency {args.concurrency} (one process, asyncio), "
+            f"started for each drain once its jobs are deferred"
+        )
     return lanes
 
 

@@ -44,10 +44,16 @@ from bench.common import (
 DATABASE = "apintake_bench_mon"
 REDIS_DB = 7
 TOKEN = "bench-metrics-token"
-KINDS = [("invoices.process_invoice", "invoices"), ("invoices.validate_invoice", "invoices"),
-         ("invoices.export_invoices", "exports"), ("invoices.scan_inbox", "invoices"),
-         ("monitoring.compliance_scan", "maintenance"), ("monitoring.evaluate_alerts", "maintenance"),
-         ("jobs.sleep", "default"), ("jobs.prune", "maintenance")]
+KINDS = [
+    ("invoices.process_invoice", "invoices"),
+    ("invoices.validate_invoice", "invoices"),
+    ("invoices.export_invoices", "exports"),
+    ("invoices.scan_inbox", "invoices"),
+    ("monitoring.compliance_scan", "maintenance"),
+    ("monitoring.evaluate_alerts", "maintenance"),
+    ("jobs.sleep", "default"),
+    ("jobs.prune", "maintenance"),
+]
 
 
 def _copy_template_sql(model, template_pk, overrides: dict[str, str], count: int, skip: set[str] = frozenset()) -> str:
@@ -64,8 +70,10 @@ def _copy_template_sql(model, template_pk, overrides: dict[str, str], count: int
         columns.append(quote(field.column))
         values.append(overrides.get(field.column, f"t.{quote(field.column)}"))
     pk = quote(model._meta.pk.column)
-    return (f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} "
-            f"FROM {table} t, generate_series(1, {count}) AS i WHERE t.{pk} = {template_pk!r}")
+    return (
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(values)} "
+        f"FROM {table} t, generate_series(1, {count}) AS i WHERE t.{pk} = {template_pk!r}"
+    )
 
 
 def generate_jobs(count: int) -> None:
@@ -76,23 +84,34 @@ def generate_jobs(count: int) -> None:
     template = Job.objects.create(kind="jobs.sleep", queue="default", status="succeeded")
     kinds = "ARRAY[" + ",".join(f"'{kind}'" for kind, _ in KINDS) + "]"
     queues = "ARRAY[" + ",".join(f"'{queue}'" for _, queue in KINDS) + "]"
-    status = ("CASE WHEN i <= 1000 THEN 'queued' WHEN i <= 1050 THEN 'running' WHEN i % 20 = 0 THEN 'failed' "
-              "WHEN i % 33 = 0 THEN 'cancelled' ELSE 'succeeded' END")
+    status = (
+        "CASE WHEN i <= 1000 THEN 'queued' WHEN i <= 1050 THEN 'running' WHEN i % 20 = 0 THEN 'failed' "
+        "WHEN i % 33 = 0 THEN 'cancelled' ELSE 'succeeded' END"
+    )
     created = "(now() - make_interval(secs => CASE WHEN i <= 1050 THEN i ELSE (i * 2.59) END))"
     started = f"CASE WHEN i <= 1000 THEN NULL ELSE {created} + make_interval(secs => i % 7) END"
-    finished = (f"CASE WHEN i <= 1050 THEN NULL ELSE {created} + make_interval(secs => i % 7) "
-                f"+ make_interval(secs => (i % 600) / 10.0) END")
+    finished = (
+        f"CASE WHEN i <= 1050 THEN NULL ELSE {created} + make_interval(secs => i % 7) "
+        f"+ make_interval(secs => (i % 600) / 10.0) END"
+    )
     overrides = {
-        "id": "gen_random_uuid()", "kind": f"({kinds})[1 + i % {len(KINDS)}]",
-        "queue": f"({queues})[1 + i % {len(KINDS)}]", "status": status, "created_at": created,
-        "started_at": started, "finished_at": finished,
+        "id": "gen_random_uuid()",
+        "kind": f"({kinds})[1 + i % {len(KINDS)}]",
+        "queue": f"({queues})[1 + i % {len(KINDS)}]",
+        "status": status,
+        "created_at": created,
+        "started_at": started,
+        "finished_at": finished,
         "heartbeat_at": "CASE WHEN i <= 1050 AND i > 1000 THEN now() ELSE NULL END",
         "is_dead_letter": "(i > 1050 AND i % 20 = 0)",
         "error": "CASE WHEN i > 1050 AND i % 20 = 0 THEN 'ValueError: generated failure' ELSE '' END",
     }
     with connection.cursor() as cursor:
-        cursor.execute(_copy_template_sql(Job, str(template.pk).replace("-", ""), overrides, count)
-                       .replace(f"'{str(template.pk).replace('-', '')}'", f"'{template.pk}'"))
+        cursor.execute(
+            _copy_template_sql(Job, str(template.pk).replace("-", ""), overrides, count).replace(
+                f"'{str(template.pk).replace('-', '')}'", f"'{template.pk}'"
+            )
+        )
         cursor.execute("DELETE FROM jobs_job WHERE id = %s", [template.pk])
         cursor.execute("VACUUM ANALYZE jobs_job")  # as autovacuum would have
 
@@ -105,15 +124,33 @@ def generate_invoices(count: int, vendors: int = 2000) -> None:
 
     from invoices.models import Invoice, Vendor
 
-    Vendor.objects.bulk_create([
-        Vendor(name=f"Vendor {n}", vat_id=f"VAT{n}", iban=f"DE{n:020d}", approval_limit=Decimal("10000.00"),
-               status="blocked" if n % 100 == 0 else "active", requires_purchase_order=n % 20 == 0)
-        for n in range(vendors)], batch_size=1000)
+    Vendor.objects.bulk_create(
+        [
+            Vendor(
+                name=f"Vendor {n}",
+                vat_id=f"VAT{n}",
+                iban=f"DE{n:020d}",
+                approval_limit=Decimal("10000.00"),
+                status="blocked" if n % 100 == 0 else "active",
+                requires_purchase_order=n % 20 == 0,
+            )
+            for n in range(vendors)
+        ],
+        batch_size=1000,
+    )
     first_vendor = Vendor.objects.order_by("pk").values_list("pk", flat=True).first()
-    template = Invoice.objects.create(status="validated", source="upload", original="originals/t.xml",
-                                      original_filename="t.xml", sha256="0" * 64, size=1000, currency="EUR",
-                                      seller_name="Seller", total_gross=Decimal("1.00"),
-                                      due_date=timezone.localdate())
+    template = Invoice.objects.create(
+        status="validated",
+        source="upload",
+        original="originals/t.xml",
+        original_filename="t.xml",
+        sha256="0" * 64,
+        size=1000,
+        currency="EUR",
+        seller_name="Seller",
+        total_gross=Decimal("1.00"),
+        due_date=timezone.localdate(),
+    )
     overrides = {
         "sha256": "md5(i::text) || md5((i + 1)::text)",
         "invoice_number": "'INV-' || CASE WHEN i % 500 = 0 THEN i - 1 ELSE i END",
@@ -124,7 +161,8 @@ def generate_invoices(count: int, vendors: int = 2000) -> None:
         "due_date": "current_date - (i % 120) + 60",
         "status": "CASE WHEN i % 50 = 0 THEN 'exported' WHEN i % 7 = 0 THEN 'needs_review' ELSE 'validated' END",
         "payment_iban": f"CASE WHEN i % 250 = 0 THEN 'DE99' ELSE 'DE' || lpad(((i % {vendors}))::text, 20, '0') END",
-        "created_at": "now() - interval '2 days'", "updated_at": "now() - interval '2 days'",
+        "created_at": "now() - interval '2 days'",
+        "updated_at": "now() - interval '2 days'",
     }
     with connection.cursor() as cursor:
         cursor.execute(_copy_template_sql(Invoice, template.pk, overrides, count, skip={"id"}))
@@ -190,20 +228,38 @@ def run(args: argparse.Namespace) -> None:
     incremental = compliance_scan_run(mode="incremental")
 
     rows = [
-        ["GET /api/v1/monitoring/health/ (in-process, token auth)", f"{args.requests} requests",
-         f"p50 {median(health_ms):.1f} ms, p95 {percentile(health_ms, 0.95):.1f} ms, max {max(health_ms):.1f} ms",
-         "p95 < 100 ms"],
+        [
+            "GET /api/v1/monitoring/health/ (in-process, token auth)",
+            f"{args.requests} requests",
+            f"p50 {median(health_ms):.1f} ms, p95 {percentile(health_ms, 0.95):.1f} ms, max {max(health_ms):.1f} ms",
+            "p95 < 100 ms",
+        ],
         ["GET /metrics, first scrape (totals catch up on every job)", "1", f"{first_scrape_ms:.0f} ms", "-"],
-        ["GET /metrics, steady state", f"{args.scrapes} scrapes",
-         f"p50 {median(scrape_ms):.0f} ms, p95 {percentile(scrape_ms, 0.95):.0f} ms", "< 500 ms"],
-        ["full compliance scan (8 rules)", f"{full.records_scanned:,} invoices",
-         f"{full.duration_seconds:.1f} s, {full.violations_found:,} violations", "< 60 s"],
-        ["incremental scan, 100 changed invoices", f"{incremental.records_scanned:,} invoices",
-         f"{incremental.duration_seconds:.2f} s, {incremental.violations_opened} opened, "
-         f"{incremental.violations_resolved} resolved", "< 2 s"],
+        [
+            "GET /metrics, steady state",
+            f"{args.scrapes} scrapes",
+            f"p50 {median(scrape_ms):.0f} ms, p95 {percentile(scrape_ms, 0.95):.0f} ms",
+            "< 500 ms",
+        ],
+        [
+            "full compliance scan (8 rules)",
+            f"{full.records_scanned:,} invoices",
+            f"{full.duration_seconds:.1f} s, {full.violations_found:,} violations",
+            "< 60 s",
+        ],
+        [
+            "incremental scan, 100 changed invoices",
+            f"{incremental.records_scanned:,} invoices",
+            f"{incremental.duration_seconds:.2f} s, {incremental.violations_opened} opened, "
+            f"{incremental.violations_resolved} resolved",
+            "< 2 s",
+        ],
     ]
-    print_table(["measure", "sample", "result", "target"], rows,
-                title=f"Monitoring with {args.jobs:,} jobs and {args.invoices:,} invoices")
+    print_table(
+        ["measure", "sample", "result", "target"],
+        rows,
+        title=f"Monitoring with {args.jobs:,} jobs and {args.invoices:,} invoices",
+    )
 
 
 def main() -> int:
@@ -216,9 +272,17 @@ def main() -> int:
     args = parser.parse_args()
     require_services()
     media = tempfile.mkdtemp(prefix="bench-mon-media-")
-    env = bench_environment(database=DATABASE, redis_db=REDIS_DB,
-                            extra={"METRICS_TOKEN": TOKEN, "MEDIA_ROOT": media, "VAR_DIR": media,
-                                   "MONITORING_DISK_MIN_FREE_MB": "100", "ALLOWED_HOSTS": "testserver"})
+    env = bench_environment(
+        database=DATABASE,
+        redis_db=REDIS_DB,
+        extra={
+            "METRICS_TOKEN": TOKEN,
+            "MEDIA_ROOT": media,
+            "VAR_DIR": media,
+            "MONITORING_DISK_MIN_FREE_MB": "100",
+            "ALLOWED_HOSTS": "testserver",
+        },
+    )
     create_database(DATABASE)
     flush_redis(REDIS_DB)
     setup_django(env)
@@ -228,8 +292,9 @@ def main() -> int:
         with time_budget(args.budget):
             migrate()
             print(service_versions(), flush=True)
-            worker = WorkerProcess(env=env, name="bench-mon", queues="maintenance", concurrency=1,
-                                   loglevel="WARNING").start()
+            worker = WorkerProcess(
+                env=env, name="bench-mon", queues="maintenance", concurrency=1, loglevel="WARNING"
+            ).start()
             run(args)
     finally:
         if worker is not None:

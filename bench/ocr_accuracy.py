@@ -125,8 +125,10 @@ def main() -> int:
             ocr_wall += time.perf_counter() - started
             ocr_cpu += time.process_time() - cpu_started + children_cpu() - children_started
             pages += outcome.pages_ocred
-            read = {"text": read_or_report(path, "text", extractor.extract, content),
-                    "ocr": read_or_report(path, "ocr", extract_scanned, outcome) if outcome.pdf else None}
+            read = {
+                "text": read_or_report(path, "text", extractor.extract, content),
+                "ocr": read_or_report(path, "ocr", extract_scanned, outcome) if outcome.pdf else None,
+            }
             misses = []
             for field in FIELDS:
                 if truth[field] in (None, ""):
@@ -140,26 +142,35 @@ def main() -> int:
                         misses.append(f"{field}: got {value!s} want {truth[field]!s}")
             if args.files:
                 mean = outcome.mean_confidence
-                print(f"{path.name}: {outcome.pages_ocred} page(s), mean word confidence "
-                      f"{'-' if mean is None else f'{mean:.0%}'}" + "".join(f"\n    {miss}" for miss in misses))
+                print(
+                    f"{path.name}: {outcome.pages_ocred} page(s), mean word confidence "
+                    f"{'-' if mean is None else f'{mean:.0%}'}" + "".join(f"\n    {miss}" for miss in misses)
+                )
 
-    print(f"\nfields matched / fields expected ({files} PDFs; scans at {args.dpi} dpi"
-          f"{', turned 90 degrees' if args.rotate else ''}{f', noise {args.noise:g}' if args.noise else ''}; "
-          f"OCR languages {ocr_languages()})")
+    print(
+        f"\nfields matched / fields expected ({files} PDFs; scans at {args.dpi} dpi"
+        f"{', turned 90 degrees' if args.rotate else ''}{f', noise {args.noise:g}' if args.noise else ''}; "
+        f"OCR languages {ocr_languages()})"
+    )
     print(f"{'':16}{'text layer':>16}{'scan + OCR':>16}")
     for field in [*FIELDS, None]:
         want = sum(expected.values()) if field is None else expected[field]
-        cells = [sum(matched[source].values()) if field is None else matched[source][field]
-                 for source in ("text", "ocr")]
+        cells = [
+            sum(matched[source].values()) if field is None else matched[source][field] for source in ("text", "ocr")
+        ]
         print(f"{field or 'all fields':16}" + "".join(f"{f'{got} / {want}':>16}" for got in cells))
     text_total, ocr_total, want = sum(matched["text"].values()), sum(matched["ocr"].values()), sum(expected.values())
     if want and text_total:
-        print(f"\naccuracy: text layer {text_total / want:.1%}, scan + OCR {ocr_total / want:.1%}; "
-              f"OCR / text layer = {ocr_total / text_total:.2f} (goal >= 0.90)")
+        print(
+            f"\naccuracy: text layer {text_total / want:.1%}, scan + OCR {ocr_total / want:.1%}; "
+            f"OCR / text layer = {ocr_total / text_total:.2f} (goal >= 0.90)"
+        )
     if pages:
-        print(f"{pages} pages OCRed in {ocr_wall:.1f} s: {pages / ocr_wall:.2f} pages/s wall, "
-              f"{pages / ocr_cpu:.2f} pages/s per core ({ocr_cpu:.1f} CPU s, OCR programs included; one page at a "
-              "time)")
+        print(
+            f"{pages} pages OCRed in {ocr_wall:.1f} s: {pages / ocr_wall:.2f} pages/s wall, "
+            f"{pages / ocr_cpu:.2f} pages/s per core ({ocr_cpu:.1f} CPU s, OCR programs included; one page at a "
+            "time)"
+        )
     return 0
 
 

@@ -44,8 +44,15 @@ SAMPLES = ROOT.parent / "shared" / "samples" / "einvoices"
 DEFAULT_FOLDERS = [SAMPLES / "facturx-zugferd"]
 
 FIELDS = (
-    "invoice_number", "issue_date", "currency", "seller_name", "seller_vat_id",
-    "total_net", "tax_total", "total_gross", "amount_due",
+    "invoice_number",
+    "issue_date",
+    "currency",
+    "seller_name",
+    "seller_vat_id",
+    "total_net",
+    "tax_total",
+    "total_gross",
+    "amount_due",
 )
 
 # Namespaces of the two generations: CII D16B (Factur-X / ZUGFeRD 2.x) and ZUGFeRD 1.0.
@@ -105,8 +112,12 @@ def ground_truth(pdf_bytes: bytes) -> dict[str, object] | None:
         "seller_name": _text(tree, "//ram:SellerTradeParty/ram:Name", ns),
         "seller_vat_id": _text(tree, "//ram:SellerTradeParty/ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']", ns),
     }
-    for name, element in (("total_net", "TaxBasisTotalAmount"), ("tax_total", "TaxTotalAmount"),
-                          ("total_gross", "GrandTotalAmount"), ("amount_due", "DuePayableAmount")):
+    for name, element in (
+        ("total_net", "TaxBasisTotalAmount"),
+        ("tax_total", "TaxTotalAmount"),
+        ("total_gross", "GrandTotalAmount"),
+        ("amount_due", "DuePayableAmount"),
+    ):
         value = _text(tree, f"{summation}/ram:{element}", ns)
         truth[name] = Decimal(value) if value else None
     return truth
@@ -189,9 +200,11 @@ def main() -> int:
         print(f"{field or 'all fields':16}" + "".join(f"{cell:>24}" for cell in cells))
     print(f"{'PDFs':16}" + "".join(f"{files_per_group[column]:>24}" for column in columns))
     # CPU time is what one core spends; wall time also counts waiting for a busy machine.
-    print(f"\n{files} files with embedded XML, {errors} unreadable, "
-          f"{files / elapsed if elapsed else 0:.1f} files/s wall, {files / cpu if cpu else 0:.1f} files/s of CPU time "
-          "(text extraction + heuristics, one process)")
+    print(
+        f"\n{files} files with embedded XML, {errors} unreadable, "
+        f"{files / elapsed if elapsed else 0:.1f} files/s wall, {files / cpu if cpu else 0:.1f} files/s of CPU time "
+        "(text extraction + heuristics, one process)"
+    )
     return 0
 
 

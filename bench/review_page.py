@@ -89,8 +89,16 @@ def bench_pages(rounds: int, dpi: int) -> list[list[object]]:
             first_cpu.append(cpu)
             size = len(png)
             cached.append(timed(render_pdf_page, content, 1, dpi)[0])
-        rows.append([path.name[:40], f"{percentile(first, 0.5):.0f}", f"{percentile(first, 0.95):.0f}",
-                     f"{percentile(first_cpu, 0.5):.0f}", f"{percentile(cached, 0.5):.2f}", f"{size / 1024:.0f}"])
+        rows.append(
+            [
+                path.name[:40],
+                f"{percentile(first, 0.5):.0f}",
+                f"{percentile(first, 0.95):.0f}",
+                f"{percentile(first_cpu, 0.5):.0f}",
+                f"{percentile(cached, 0.5):.2f}",
+                f"{size / 1024:.0f}",
+            ]
+        )
     return rows
 
 
@@ -106,12 +114,18 @@ def bench_xml(rounds: int) -> list[list[object]]:
         for _ in range(rounds):
             ms, document = timed(render_einvoice, content)
             parse.append(ms)
-            render.append(timed(render_to_string, "admin/invoices/invoice/review_einvoice.html",
-                                {"doc": document})[0])
+            render.append(timed(render_to_string, "admin/invoices/invoice/review_einvoice.html", {"doc": document})[0])
         total = [a + b for a, b in zip(parse, render, strict=True)]
-        rows.append([path.name[:40], len(document.lines), f"{percentile(parse, 0.5):.2f}",
-                     f"{percentile(render, 0.5):.2f}", f"{percentile(total, 0.5):.2f}",
-                     f"{percentile(total, 0.95):.2f}"])
+        rows.append(
+            [
+                path.name[:40],
+                len(document.lines),
+                f"{percentile(parse, 0.5):.2f}",
+                f"{percentile(render, 0.5):.2f}",
+                f"{percentile(total, 0.5):.2f}",
+                f"{percentile(total, 0.95):.2f}",
+            ]
+        )
     return rows
 
 
@@ -143,8 +157,11 @@ def bench_review_page(rounds: int) -> list[list[object]]:
     rows = []
     for label, content, filename in [
         ("UBL, 100 lines", ubl_with_lines(100), "hundred.xml"),
-        ("Factur-X PDF (BASIC WL, no lines)", (SAMPLES / "facturx-zugferd" / "Facture_FR_BASICWL.pdf").read_bytes(),
-         "fx.pdf"),
+        (
+            "Factur-X PDF (BASIC WL, no lines)",
+            (SAMPLES / "facturx-zugferd" / "Facture_FR_BASICWL.pdf").read_bytes(),
+            "fx.pdf",
+        ),
     ]:
         invoice = invoice_import_sync(content=content, filename=filename)
         client = Client()
@@ -158,9 +175,17 @@ def bench_review_page(rounds: int) -> list[list[object]]:
                 raise SystemExit(f"review page answered {response.status_code}")
             times.append(ms)
             cpu_times.append(cpu)
-        rows.append([label, invoice.lines.count(), invoice.issue_count, f"{percentile(times, 0.5):.1f}",
-                     f"{percentile(times, 0.95):.1f}", f"{percentile(cpu_times, 0.5):.1f}",
-                     f"{len(response.content) / 1024:.0f}"])
+        rows.append(
+            [
+                label,
+                invoice.lines.count(),
+                invoice.issue_count,
+                f"{percentile(times, 0.5):.1f}",
+                f"{percentile(times, 0.95):.1f}",
+                f"{percentile(cpu_times, 0.5):.1f}",
+                f"{len(response.content) / 1024:.0f}",
+            ]
+        )
     return rows
 
 
@@ -172,26 +197,42 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--redis-db", type=int, default=8)
     args = parser.parse_args(argv)
     media = tempfile.mkdtemp(prefix="bench-review-media-")
-    env = bench_environment(database=args.database, redis_db=args.redis_db,
-                            extra={"MEDIA_ROOT": media, "ALLOWED_HOSTS": "testserver"})
+    env = bench_environment(
+        database=args.database, redis_db=args.redis_db, extra={"MEDIA_ROOT": media, "ALLOWED_HOSTS": "testserver"}
+    )
     require_services()
     claim_redis(args.redis_db)
     create_database(args.database)
     setup_django(env)
     try:
         migrate()
-        print_header("Review page: page images, XML view, the page with 100 lines",
-                     "python bench/review_page.py " + shlex.join(argv))
+        print_header(
+            "Review page: page images, XML view, the page with 100 lines",
+            "python bench/review_page.py " + shlex.join(argv),
+        )
         print(f"services: {service_versions()}")
-        print_table(["PDF (first page)", "uncached median ms", "uncached p95 ms", "uncached CPU ms",
-                     "cached median ms", "PNG KiB"],
-                    bench_pages(args.rounds, args.dpi),
-                    title=f"PDF page image at {args.dpi} dpi, {args.rounds} rounds (goal < {PAGE_GOAL_MS} ms uncached)")
-        print_table(["XML", "lines", "read ms", "template ms", "total median ms", "total p95 ms"],
-                    bench_xml(args.rounds), title="XML e-invoice view (read from the XML + template)")
-        print_table(["review page", "lines", "issues", "median ms", "p95 ms", "CPU median ms", "HTML KiB"],
-                    bench_review_page(args.rounds),
-                    title=f"GET of the review page, server side (goal < {REVIEW_GOAL_MS} ms)")
+        print_table(
+            [
+                "PDF (first page)",
+                "uncached median ms",
+                "uncached p95 ms",
+                "uncached CPU ms",
+                "cached median ms",
+                "PNG KiB",
+            ],
+            bench_pages(args.rounds, args.dpi),
+            title=f"PDF page image at {args.dpi} dpi, {args.rounds} rounds (goal < {PAGE_GOAL_MS} ms uncached)",
+        )
+        print_table(
+            ["XML", "lines", "read ms", "template ms", "total median ms", "total p95 ms"],
+            bench_xml(args.rounds),
+            title="XML e-invoice view (read from the XML + template)",
+        )
+        print_table(
+            ["review page", "lines", "issues", "median ms", "p95 ms", "CPU median ms", "HTML KiB"],
+            bench_review_page(args.rounds),
+            title=f"GET of the review page, server side (goal < {REVIEW_GOAL_MS} ms)",
+        )
         print(f"\nload average at end: {load_average()}")
     finally:
         flush_redis(args.redis_db)

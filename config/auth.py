@@ -63,16 +63,19 @@ class ThrottledObtainAuthToken(ObtainAuthToken):
     throttle_classes = (LoginAddressRateThrottle, LoginUserRateThrottle)
     parser_classes = (FormParser, MultiPartParser, DepthLimitedJSONParser)
 
-    @extend_schema(request=AuthTokenSerializer, responses={200: {"type": "object", "properties": {
-        "token": {"type": "string"}}}})
+    @extend_schema(
+        request=AuthTokenSerializer, responses={200: {"type": "object", "properties": {"token": {"type": "string"}}}}
+    )
     def post(self, request, *args, **kwargs):
         try:
             return super().post(request, *args, **kwargs)
         except ValidationError:
             # Who and from where, never the password.
-            logger.warning("API token refused for user name %r from %s",
-                           _submitted_username(request)[:_LOGGED_NAME_CHARS],
-                           LoginAddressRateThrottle().get_ident(request))
+            logger.warning(
+                "API token refused for user name %r from %s",
+                _submitted_username(request)[:_LOGGED_NAME_CHARS],
+                LoginAddressRateThrottle().get_ident(request),
+            )
             raise
 
 

@@ -22,8 +22,7 @@ from redis.exceptions import RedisError
 logger = logging.getLogger(__name__)
 
 CACHE_ERRORS = (RedisError, OSError)
-_METHODS = ("add", "get", "set", "touch", "delete", "get_many", "has_key", "incr", "set_many", "delete_many",
-            "clear")
+_METHODS = ("add", "get", "set", "touch", "delete", "get_many", "has_key", "incr", "set_many", "delete_many", "clear")
 
 
 class ResilientRedisCache(RedisCache):
@@ -32,10 +31,15 @@ class ResilientRedisCache(RedisCache):
     def __init__(self, server, params):
         super().__init__(server, params)
         self.retry_after = float(params.get("RETRY_AFTER", 10.0))
-        self._fallback = LocMemCache(f"fallback-{id(self)}", {
-            "TIMEOUT": params.get("TIMEOUT", 300), "KEY_PREFIX": params.get("KEY_PREFIX", ""),
-            "VERSION": params.get("VERSION", 1), "OPTIONS": {"MAX_ENTRIES": 10000},
-        })
+        self._fallback = LocMemCache(
+            f"fallback-{id(self)}",
+            {
+                "TIMEOUT": params.get("TIMEOUT", 300),
+                "KEY_PREFIX": params.get("KEY_PREFIX", ""),
+                "VERSION": params.get("VERSION", 1),
+                "OPTIONS": {"MAX_ENTRIES": 10000},
+            },
+        )
         self._down_until = 0.0
         self._lock = threading.Lock()
 
@@ -58,8 +62,13 @@ class ResilientRedisCache(RedisCache):
                 first = not self.degraded
                 self._down_until = time.monotonic() + self.retry_after
             if first:
-                logger.warning("The cache (Redis) does not answer (%s: %s): using a per-process cache for %g s; "
-                               "throttles count per process meanwhile", type(exc).__name__, exc, self.retry_after)
+                logger.warning(
+                    "The cache (Redis) does not answer (%s: %s): using a per-process cache for %g s; "
+                    "throttles count per process meanwhile",
+                    type(exc).__name__,
+                    exc,
+                    self.retry_after,
+                )
             return getattr(self._fallback, name)(*args, **kwargs)
 
 

@@ -61,8 +61,10 @@ class ApiRequestLimitsMiddleware:
             return _json_error(413, str(exception))
         if isinstance(exception, RequestDataTooBig):
             limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            return _json_error(413, f"The request body is over the limit of {_mib(limit)}." if limit else
-                               "The request body is too large.")
+            return _json_error(
+                413,
+                f"The request body is over the limit of {_mib(limit)}." if limit else "The request body is too large.",
+            )
         if isinstance(exception, (TooManyFieldsSent, TooManyFilesSent)):
             return _json_error(400, str(exception))
         return None

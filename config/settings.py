@@ -136,8 +136,10 @@ CACHES = {
         "LOCATION": env_str("CACHE_URL", _next_redis_db(REDIS_URL)),
         "KEY_PREFIX": env_str("CACHE_KEY_PREFIX", "apintake"),
         "RETRY_AFTER": env_float("CACHE_RETRY_AFTER_SECONDS", 10.0),
-        "OPTIONS": {"socket_timeout": env_float("CACHE_SOCKET_TIMEOUT", 0.5),
-                    "socket_connect_timeout": env_float("CACHE_SOCKET_TIMEOUT", 0.5)},
+        "OPTIONS": {
+            "socket_timeout": env_float("CACHE_SOCKET_TIMEOUT", 0.5),
+            "socket_connect_timeout": env_float("CACHE_SOCKET_TIMEOUT", 0.5),
+        },
     }
 }
 
@@ -424,40 +426,53 @@ OAUTH_STATE_TTL_SECONDS = env_int("OAUTH_STATE_TTL_SECONDS", 600)
 OAUTH_GOOGLE_CLIENT_ID = env_str("OAUTH_GOOGLE_CLIENT_ID", env_str("EMAILSYNC_GOOGLE_CLIENT_ID"))
 OAUTH_GOOGLE_CLIENT_SECRET = env_str("OAUTH_GOOGLE_CLIENT_SECRET", env_str("EMAILSYNC_GOOGLE_CLIENT_SECRET"))
 OAUTH_GOOGLE_AUTHORIZE_URL = env_str("OAUTH_GOOGLE_AUTHORIZE_URL", "https://accounts.google.com/o/oauth2/v2/auth")
-OAUTH_GOOGLE_TOKEN_URL = env_str("OAUTH_GOOGLE_TOKEN_URL",
-                                 env_str("EMAILSYNC_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token"))
+OAUTH_GOOGLE_TOKEN_URL = env_str(
+    "OAUTH_GOOGLE_TOKEN_URL", env_str("EMAILSYNC_GOOGLE_TOKEN_URL", "https://oauth2.googleapis.com/token")
+)
 OAUTH_GOOGLE_USERINFO_URL = env_str("OAUTH_GOOGLE_USERINFO_URL", "https://openidconnect.googleapis.com/v1/userinfo")
 OAUTH_GOOGLE_SCOPES = env_str("OAUTH_GOOGLE_SCOPES", "openid email https://mail.google.com/")
 OAUTH_GOOGLE_IMAP_HOST = env_str("OAUTH_GOOGLE_IMAP_HOST", "imap.gmail.com")
 OAUTH_GOOGLE_IMAP_PORT = env_int("OAUTH_GOOGLE_IMAP_PORT", 993)
 OAUTH_MICROSOFT_TENANT = env_str("OAUTH_MICROSOFT_TENANT", "common")
 OAUTH_MICROSOFT_CLIENT_ID = env_str("OAUTH_MICROSOFT_CLIENT_ID", env_str("EMAILSYNC_MICROSOFT_CLIENT_ID"))
-OAUTH_MICROSOFT_CLIENT_SECRET = env_str("OAUTH_MICROSOFT_CLIENT_SECRET",
-                                        env_str("EMAILSYNC_MICROSOFT_CLIENT_SECRET"))
+OAUTH_MICROSOFT_CLIENT_SECRET = env_str("OAUTH_MICROSOFT_CLIENT_SECRET", env_str("EMAILSYNC_MICROSOFT_CLIENT_SECRET"))
 OAUTH_MICROSOFT_AUTHORIZE_URL = env_str(
-    "OAUTH_MICROSOFT_AUTHORIZE_URL",
-    f"https://login.microsoftonline.com/{OAUTH_MICROSOFT_TENANT}/oauth2/v2.0/authorize")
-OAUTH_MICROSOFT_TOKEN_URL = env_str("OAUTH_MICROSOFT_TOKEN_URL", env_str(
-    "EMAILSYNC_MICROSOFT_TOKEN_URL", f"https://login.microsoftonline.com/{OAUTH_MICROSOFT_TENANT}/oauth2/v2.0/token"))
+    "OAUTH_MICROSOFT_AUTHORIZE_URL", f"https://login.microsoftonline.com/{OAUTH_MICROSOFT_TENANT}/oauth2/v2.0/authorize"
+)
+OAUTH_MICROSOFT_TOKEN_URL = env_str(
+    "OAUTH_MICROSOFT_TOKEN_URL",
+    env_str(
+        "EMAILSYNC_MICROSOFT_TOKEN_URL", f"https://login.microsoftonline.com/{OAUTH_MICROSOFT_TENANT}/oauth2/v2.0/token"
+    ),
+)
 OAUTH_MICROSOFT_USERINFO_URL = env_str("OAUTH_MICROSOFT_USERINFO_URL")  # empty: the id token names the user
-OAUTH_MICROSOFT_SCOPES = env_str("OAUTH_MICROSOFT_SCOPES",
-                                 "openid email https://outlook.office.com/IMAP.AccessAsUser.All offline_access")
+OAUTH_MICROSOFT_SCOPES = env_str(
+    "OAUTH_MICROSOFT_SCOPES", "openid email https://outlook.office.com/IMAP.AccessAsUser.All offline_access"
+)
 OAUTH_MICROSOFT_IMAP_HOST = env_str("OAUTH_MICROSOFT_IMAP_HOST", "outlook.office365.com")
 OAUTH_MICROSOFT_IMAP_PORT = env_int("OAUTH_MICROSOFT_IMAP_PORT", 993)
 EMAILSYNC_OAUTH_PROVIDERS = {
     "google": {
-        "client_id": OAUTH_GOOGLE_CLIENT_ID, "client_secret": OAUTH_GOOGLE_CLIENT_SECRET,
-        "authorize_url": OAUTH_GOOGLE_AUTHORIZE_URL, "token_url": OAUTH_GOOGLE_TOKEN_URL,
-        "userinfo_url": OAUTH_GOOGLE_USERINFO_URL, "scope": OAUTH_GOOGLE_SCOPES,
-        "imap_host": OAUTH_GOOGLE_IMAP_HOST, "imap_port": OAUTH_GOOGLE_IMAP_PORT,
+        "client_id": OAUTH_GOOGLE_CLIENT_ID,
+        "client_secret": OAUTH_GOOGLE_CLIENT_SECRET,
+        "authorize_url": OAUTH_GOOGLE_AUTHORIZE_URL,
+        "token_url": OAUTH_GOOGLE_TOKEN_URL,
+        "userinfo_url": OAUTH_GOOGLE_USERINFO_URL,
+        "scope": OAUTH_GOOGLE_SCOPES,
+        "imap_host": OAUTH_GOOGLE_IMAP_HOST,
+        "imap_port": OAUTH_GOOGLE_IMAP_PORT,
         # Google returns a refresh token only with offline access, and again only on consent.
         "authorize_params": {"access_type": "offline", "prompt": "consent"},
     },
     "microsoft": {
-        "client_id": OAUTH_MICROSOFT_CLIENT_ID, "client_secret": OAUTH_MICROSOFT_CLIENT_SECRET,
-        "authorize_url": OAUTH_MICROSOFT_AUTHORIZE_URL, "token_url": OAUTH_MICROSOFT_TOKEN_URL,
-        "userinfo_url": OAUTH_MICROSOFT_USERINFO_URL, "scope": OAUTH_MICROSOFT_SCOPES,
-        "imap_host": OAUTH_MICROSOFT_IMAP_HOST, "imap_port": OAUTH_MICROSOFT_IMAP_PORT,
+        "client_id": OAUTH_MICROSOFT_CLIENT_ID,
+        "client_secret": OAUTH_MICROSOFT_CLIENT_SECRET,
+        "authorize_url": OAUTH_MICROSOFT_AUTHORIZE_URL,
+        "token_url": OAUTH_MICROSOFT_TOKEN_URL,
+        "userinfo_url": OAUTH_MICROSOFT_USERINFO_URL,
+        "scope": OAUTH_MICROSOFT_SCOPES,
+        "imap_host": OAUTH_MICROSOFT_IMAP_HOST,
+        "imap_port": OAUTH_MICROSOFT_IMAP_PORT,
         "authorize_params": {"prompt": "select_account"},
     },
 }

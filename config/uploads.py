@@ -48,5 +48,7 @@ class SizeLimitUploadHandler(FileUploadHandler):
         return None  # the next handler builds the file
 
     def _refuse(self, size: int):
-        raise UploadTooLarge(f"The file {self.file_name!r} is over the limit of "
-                             f"{_mib(settings.INVOICE_MAX_FILE_BYTES)} per file; nothing was stored.")
+        raise UploadTooLarge(
+            f"The file {self.file_name!r} is over the limit of "
+            f"{_mib(settings.INVOICE_MAX_FILE_BYTES)} per file; nothing was stored."
+        )

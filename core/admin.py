@@ -20,8 +20,9 @@ def admin_actor(request: HttpRequest) -> Actor:
     return Actor(user=request.user, source=TriggerSource.ADMIN)
 
 
-def apply_to_each(model_admin, request, objects, operation, *, verb: str, noun: str,
-                  refusals: tuple[type[Exception], ...] = REFUSALS) -> None:
+def apply_to_each(
+    model_admin, request, objects, operation, *, verb: str, noun: str, refusals: tuple[type[Exception], ...] = REFUSALS
+) -> None:
     """Run one service call per selected object (`operation(obj, actor)`); say how many
     worked and why the others were refused."""
     actor = admin_actor(request)

@@ -6,8 +6,9 @@ from core.actors import Actor
 from core.models import AuditEntry, model_label
 
 
-def audit_record(*, actor: Actor, action: str, job=None, target=None, reason: str = "",
-                 details: dict | None = None) -> AuditEntry:
+def audit_record(
+    *, actor: Actor, action: str, job=None, target=None, reason: str = "", details: dict | None = None
+) -> AuditEntry:
     """Write who did `action` to `target` (and which job it concerns), from where and why.
 
     `actor.user` may be None for the system.

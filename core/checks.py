@@ -18,25 +18,27 @@ def encryption_key_valid(app_configs=None, **kwargs):
     try:
         fernet()
     except ImproperlyConfigured:
-        return [Error(
-            "FIELD_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes).",
-            hint="Generate one with `python -c 'from cryptography.fernet import Fernet; "
-                 "print(Fernet.generate_key().decode())'`.",
-            id="core.E010",
-        )]
+        return [
+            Error(
+                "FIELD_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64-encoded bytes).",
+                hint="Generate one with `python -c 'from cryptography.fernet import Fernet; "
+                "print(Fernet.generate_key().decode())'`.",
+                id="core.E010",
+            )
+        ]
     return []
-
-
 
 
 @register(Tags.security, deploy=True)
 def encryption_key_configured(app_configs=None, **kwargs):
     if settings.FIELD_ENCRYPTION_KEY:
         return []
-    return [Warning(
-        "FIELD_ENCRYPTION_KEY is not set: stored secrets are encrypted with a key derived from SECRET_KEY, "
-        "so rotating SECRET_KEY would make them unreadable.",
-        hint="Generate one with `python -c 'from cryptography.fernet import Fernet; "
-             "print(Fernet.generate_key().decode())'`.",
-        id="core.W010",
-    )]
+    return [
+        Warning(
+            "FIELD_ENCRYPTION_KEY is not set: stored secrets are encrypted with a key derived from SECRET_KEY, "
+            "so rotating SECRET_KEY would make them unreadable.",
+            hint="Generate one with `python -c 'from cryptography.fernet import Fernet; "
+            "print(Fernet.generate_key().decode())'`.",
+            id="core.W010",
+        )
+    ]

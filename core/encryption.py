@@ -26,8 +26,9 @@ def _fernet(key: str, secret_key: str) -> Fernet:
         try:
             return Fernet(key.encode())
         except ValueError as exc:
-            raise ImproperlyConfigured("FIELD_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64 "
-                                       "bytes).") from exc
+            raise ImproperlyConfigured(
+                "FIELD_ENCRYPTION_KEY is not a valid Fernet key (32 url-safe base64 bytes)."
+            ) from exc
     derived = hashlib.sha256(b"apintake-field-encryption:" + secret_key.encode()).digest()
     return Fernet(base64.urlsafe_b64encode(derived))
 
@@ -46,6 +47,7 @@ def decrypt(stored: str) -> str:
     try:
         return fernet().decrypt(stored.removeprefix(PREFIX).encode()).decode()
     except InvalidToken as exc:
-        raise ImproperlyConfigured("A stored secret cannot be decrypted: FIELD_ENCRYPTION_KEY (or SECRET_KEY) "
-                                   "changed since it was saved. Enter the secret again.") from exc
-
+        raise ImproperlyConfigured(
+            "A stored secret cannot be decrypted: FIELD_ENCRYPTION_KEY (or SECRET_KEY) "
+            "changed since it was saved. Enter the secret again."
+        ) from exc

@@ -48,8 +48,10 @@ def check_host_allowed(host: str, *, allow_private: bool, what: str = "host", se
         reason = internal_reason(ipaddress.ip_address(address))
         if reason:
             allow = f"; set {setting}=1 to allow them" if setting else ""
-            raise HostNotAllowed(f"The {what} {host!r} resolves to {address}, a {reason} address. Connections to "
-                                 f"internal addresses are refused{allow}.")
+            raise HostNotAllowed(
+                f"The {what} {host!r} resolves to {address}, a {reason} address. Connections to "
+                f"internal addresses are refused{allow}."
+            )
     return addresses
 
 

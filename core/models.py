@@ -5,7 +5,7 @@ from django.db import models
 
 
 def model_label(instance) -> str:
-    """"app_label.modelname" of a model instance: how jobs and audit rows name what they are about."""
+    """ "app_label.modelname" of a model instance: how jobs and audit rows name what they are about."""
     return instance._meta.label_lower
 
 
@@ -31,9 +31,7 @@ class AuditEntry(models.Model):
     source = models.CharField(max_length=10, choices=TriggerSource.choices)
     # The job an action concerns, so a job's page lists its history. A lazy
     # reference: core imports nothing from jobs.
-    job = models.ForeignKey(
-        "jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries"
-    )
+    job = models.ForeignKey("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_entries")
     target_type = models.CharField(max_length=100, blank=True, default="")
     target_id = models.CharField(max_length=64, blank=True, default="")
     target_label = models.CharField(max_length=200, blank=True, default="")

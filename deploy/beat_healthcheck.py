@@ -40,15 +40,23 @@ def latest_periodic_run() -> datetime | None:
     django.setup()
     from django_celery_beat.models import PeriodicTask
 
-    return (PeriodicTask.objects.filter(enabled=True, last_run_at__isnull=False)
-            .order_by("-last_run_at").values_list("last_run_at", flat=True).first())
+    return (
+        PeriodicTask.objects.filter(enabled=True, last_run_at__isnull=False)
+        .order_by("-last_run_at")
+        .values_list("last_run_at", flat=True)
+        .first()
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Print the verdict; the exit status is what Docker reads."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--max-age", type=int, default=DEFAULT_MAX_AGE_SECONDS,
-                        help="Seconds since the last sent task after which beat counts as dead.")
+    parser.add_argument(
+        "--max-age",
+        type=int,
+        default=DEFAULT_MAX_AGE_SECONDS,
+        help="Seconds since the last sent task after which beat counts as dead.",
+    )
     args = parser.parse_args(argv)
     from django.utils import timezone
 

@@ -34,11 +34,16 @@ from emailsync.services import (
 
 class MailboxForm(forms.ModelForm):
     # Write-only: the stored secret is never rendered back into the page.
-    secret = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                             help_text="Password, app password or OAuth2 access token. Leave empty to keep the "
-                                       "stored one.")
-    refresh_token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
-                                    help_text="OAuth2 refresh token (XOAUTH2 only). Leave empty to keep it.")
+    secret = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Password, app password or OAuth2 access token. Leave empty to keep the stored one.",
+    )
+    refresh_token = forms.CharField(
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="OAuth2 refresh token (XOAUTH2 only). Leave empty to keep it.",
+    )
 
     class Meta:
         model = Mailbox
@@ -50,8 +55,7 @@ class MailboxForm(forms.ModelForm):
             self.add_error("secret", "A new mailbox needs its password or token.")
         if cleaned.get("host") and cleaned.get("security"):
             try:
-                mailbox_validate_settings(host=cleaned["host"], security=cleaned["security"],
-                                          port=cleaned.get("port"))
+                mailbox_validate_settings(host=cleaned["host"], security=cleaned["security"], port=cleaned.get("port"))
             except MailboxInvalid as exc:
                 for field, errors in (exc.field_errors or {None: [exc.message]}).items():
                     self.add_error(field, errors)
@@ -65,8 +69,13 @@ class MailRuleForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        probe = MailRule(**{name: cleaned.get(name) if cleaned.get(name) is not None else getattr(MailRule(), name)
-                            for name in RULE_FIELDS if name not in ("vendor", "invoice_owner")})
+        probe = MailRule(
+            **{
+                name: cleaned.get(name) if cleaned.get(name) is not None else getattr(MailRule(), name)
+                for name in RULE_FIELDS
+                if name not in ("vendor", "invoice_owner")
+            }
+        )
         try:
             rule_validate(probe)  # an invalid glob or regular expression is refused here, not at sync time
         except RuleInvalid as exc:
@@ -84,9 +93,17 @@ class MailRuleInline(admin.StackedInline):
     raw_id_fields = ["vendor", "invoice_owner"]
     fieldsets = [
         (None, {"fields": [("position", "name", "enabled")]}),
-        ("When (every condition filled in must hold)", {"fields": [
-            ("sender", "recipient"), ("subject", "body"), ("attachment_filename", "attachment_content_type"),
-            "folder"]}),
+        (
+            "When (every condition filled in must hold)",
+            {
+                "fields": [
+                    ("sender", "recipient"),
+                    ("subject", "body"),
+                    ("attachment_filename", "attachment_content_type"),
+                    "folder",
+                ]
+            },
+        ),
         ("Then", {"fields": ["action", ("vendor", "invoice_owner"), ("after_processing", "move_to_folder")]}),
     ]
 
@@ -114,11 +131,19 @@ class MailboxAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         # The one visibility rule (emailsync.selectors), as in the API and the commands.
         return mailboxes_visible_to(request.user)
+
     list_display = ["name", "username", "host", "port", "security", "enabled", "attention", "last_sync_at", "owner"]
     list_filter = ["enabled", "needs_attention", "security", "auth"]
     search_fields = ["name", "username", "host"]
-    readonly_fields = ["has_secret", "needs_attention", "reconnect_required", "last_error", "last_sync_at",
-                       "created_at", "updated_at"]
+    readonly_fields = [
+        "has_secret",
+        "needs_attention",
+        "reconnect_required",
+        "last_error",
+        "last_sync_at",
+        "created_at",
+        "updated_at",
+    ]
     actions = ["test_connection", "sync_now", "sync_groups", "cancel_sync"]
 
     @admin.display(description="needs attention", boolean=False)
@@ -132,10 +157,14 @@ class MailboxAdmin(admin.ModelAdmin):
         if not change:
             fields = {name: form.cleaned_data[name] for name in MAILBOX_FIELDS}
         # The form already checked the host policy (MailboxForm.clean).
-        saved = mailbox_save(actor=admin_actor(request), mailbox=obj if change else None,
-                             secret=form.cleaned_data.get("secret") or None,
-                             refresh_token=form.cleaned_data.get("refresh_token") or None,
-                             owner=form.cleaned_data.get("owner"), **fields)
+        saved = mailbox_save(
+            actor=admin_actor(request),
+            mailbox=obj if change else None,
+            secret=form.cleaned_data.get("secret") or None,
+            refresh_token=form.cleaned_data.get("refresh_token") or None,
+            owner=form.cleaned_data.get("owner"),
+            **fields,
+        )
         if form.cleaned_data.get("owner") != saved.owner:
             Mailbox.objects.filter(pk=saved.pk).update(owner=form.cleaned_data.get("owner"))
         obj.pk = saved.pk
@@ -155,20 +184,32 @@ class MailboxAdmin(admin.ModelAdmin):
             if rule_form in formset.deleted_forms or not rule_form.has_changed():
                 continue
             fields = {name: rule_form.cleaned_data.get(name) for name in RULE_FIELDS}
-            fields = {name: ("" if value is None and name not in ("vendor", "invoice_owner", "position") else value)
-                      for name, value in fields.items() if not (name == "position" and value is None)}
+            fields = {
+                name: ("" if value is None and name not in ("vendor", "invoice_owner", "position") else value)
+                for name, value in fields.items()
+                if not (name == "position" and value is None)
+            }
             existing = rule_form.instance if rule_form.instance.pk else None
             mail_rule_save(actor=actor, mailbox=form.instance, rule=existing, **fields)
         return None
 
     def get_urls(self):
         return [
-            path("<int:mailbox_id>/test-rules/", self.admin_site.admin_view(self.test_rules_view),
-                 name="emailsync_mailbox_test_rules"),
-            path("<int:mailbox_id>/sync-groups/", self.admin_site.admin_view(self.sync_groups_view),
-                 name="emailsync_mailbox_sync_groups"),
-            path("oauth/<str:provider>/connect/", self.admin_site.admin_view(self.oauth_connect_view),
-                 name="emailsync_mailbox_oauth_connect"),
+            path(
+                "<int:mailbox_id>/test-rules/",
+                self.admin_site.admin_view(self.test_rules_view),
+                name="emailsync_mailbox_test_rules",
+            ),
+            path(
+                "<int:mailbox_id>/sync-groups/",
+                self.admin_site.admin_view(self.sync_groups_view),
+                name="emailsync_mailbox_sync_groups",
+            ),
+            path(
+                "oauth/<str:provider>/connect/",
+                self.admin_site.admin_view(self.oauth_connect_view),
+                name="emailsync_mailbox_oauth_connect",
+            ),
             *super().get_urls(),
         ]
 
@@ -182,8 +223,14 @@ class MailboxAdmin(admin.ModelAdmin):
         except ValueError:
             limit = 20
         result = mailbox_rules_test(mailbox=mailbox, actor=admin_actor(request), limit=limit)
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "original": mailbox,
-                   "title": f"Test the rules of {mailbox}", "result": result, "limit": limit}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": mailbox,
+            "title": f"Test the rules of {mailbox}",
+            "result": result,
+            "limit": limit,
+        }
         return TemplateResponse(request, "admin/emailsync/mailbox/test_rules.html", context)
 
     @admin.action(description="Test the connection")
@@ -224,12 +271,20 @@ class MailboxAdmin(admin.ModelAdmin):
         if request.GET.get("mailbox", "").isdigit():
             mailbox = get_object_or_404(self.get_queryset(request), pk=int(request.GET["mailbox"]))
         try:
-            url = oauth_start(actor=admin_actor(request), provider=provider, redirect_uri=oauth_redirect_uri(request),
-                              mailbox=mailbox, source="admin")
+            url = oauth_start(
+                actor=admin_actor(request),
+                provider=provider,
+                redirect_uri=oauth_redirect_uri(request),
+                mailbox=mailbox,
+                source="admin",
+            )
         except (OAuthConnectError, PermissionDenied) as exc:
             self.message_user(request, str(exc), messages.ERROR)
-            return redirect("admin:emailsync_mailbox_change", mailbox.pk) if mailbox else \
-                redirect("admin:emailsync_mailbox_changelist")
+            return (
+                redirect("admin:emailsync_mailbox_change", mailbox.pk)
+                if mailbox
+                else redirect("admin:emailsync_mailbox_changelist")
+            )
         return redirect(url)
 
     def sync_groups_view(self, request, mailbox_id: int):
@@ -252,8 +307,18 @@ class MailboxAdmin(admin.ModelAdmin):
 
 @admin.register(MailMessage)
 class MailMessageAdmin(admin.ModelAdmin):
-    list_display = ["first_seen_at", "mailbox", "folder", "subject", "sender", "status", "decided_by", "attachments",
-                    "invoices_created", "attempts"]
+    list_display = [
+        "first_seen_at",
+        "mailbox",
+        "folder",
+        "subject",
+        "sender",
+        "status",
+        "decided_by",
+        "attachments",
+        "invoices_created",
+        "attempts",
+    ]
     list_filter = ["status", "mailbox"]
     readonly_fields = ["decided_by"]
     search_fields = ["subject", "sender", "=message_id"]
@@ -270,8 +335,10 @@ class MailMessageAdmin(admin.ModelAdmin):
     def decided_by(self, message: MailMessage) -> str:
         if message.rule_name:
             return f"rule {message.rule_name}"
-        if message.status in (MailMessage.Status.PENDING, MailMessage.Status.NO_CANDIDATES) and not \
-                message.processed_at:
+        if (
+            message.status in (MailMessage.Status.PENDING, MailMessage.Status.NO_CANDIDATES)
+            and not message.processed_at
+        ):
             return "—"
         return "default (no rule matched)"
 

@@ -1,7 +1,13 @@
 from django.apps import AppConfig
 
-MAILBOX_WORK = ["emailsync.view_mailbox", "emailsync.add_mailbox", "emailsync.change_mailbox",
-                "emailsync.delete_mailbox", "emailsync.sync_mailbox", "emailsync.view_mailmessage"]
+MAILBOX_WORK = [
+    "emailsync.view_mailbox",
+    "emailsync.add_mailbox",
+    "emailsync.change_mailbox",
+    "emailsync.delete_mailbox",
+    "emailsync.sync_mailbox",
+    "emailsync.view_mailmessage",
+]
 
 
 class EmailsyncConfig(AppConfig):

@@ -177,6 +177,7 @@ def display_filename(name: str | None) -> str | None:
 
 # -- message walk --------------------------------------------------------------
 
+
 def _require_headers(message: Message) -> None:
     if not message.keys():
         raise UnparseableMessage("No email headers were found: this is not an email message.")
@@ -246,8 +247,13 @@ def _classify_part(part: Message, limits: _Limits, candidates: list, skipped: li
         return
     content = part.get_payload(decode=True) or b""
     _classify_content(
-        content, name=name, content_type=content_type, limits=limits,
-        candidates=candidates, skipped=skipped, archive=None,
+        content,
+        name=name,
+        content_type=content_type,
+        limits=limits,
+        candidates=candidates,
+        skipped=skipped,
+        archive=None,
     )
 
 
@@ -275,8 +281,9 @@ def _classify_content(
         if archive is not None:
             skip("nested zip archive not expanded")
         else:
-            _expand_zip(content, name=name, content_type=content_type, limits=limits,
-                        candidates=candidates, skipped=skipped)
+            _expand_zip(
+                content, name=name, content_type=content_type, limits=limits, candidates=candidates, skipped=skipped
+            )
         return
     if kind in _INVOICE_KINDS:
         extension = _KIND_EXTENSIONS[image_kind(content) if kind == "image" else kind]
@@ -303,6 +310,7 @@ def _filename(part: Message) -> str | None:
 
 
 # -- zip archives --------------------------------------------------------------
+
 
 def _expand_zip(
     content: bytes, *, name: str | None, content_type: str, limits: _Limits, candidates: list, skipped: list
@@ -347,8 +355,9 @@ def _expand_zip(
     limits.expanded_bytes += total
     with archive:
         for info in members:
-            _classify_zip_member(archive, info, archive_name=name or "archive.zip", limits=limits,
-                                 candidates=candidates, skipped=skipped)
+            _classify_zip_member(
+                archive, info, archive_name=name or "archive.zip", limits=limits, candidates=candidates, skipped=skipped
+            )
 
 
 def _classify_zip_member(
@@ -386,8 +395,13 @@ def _classify_zip_member(
         skip("damaged zip member (larger than its directory entry says)")
         return
     _classify_content(
-        data, name=name, content_type=guessed_type, limits=limits,
-        candidates=candidates, skipped=skipped, archive=archive_name,
+        data,
+        name=name,
+        content_type=guessed_type,
+        limits=limits,
+        candidates=candidates,
+        skipped=skipped,
+        archive=archive_name,
     )
 
 
@@ -395,9 +409,15 @@ _GENERIC_TYPES = frozenset(
     {"application/octet-stream", "application/zip", "application/x-zip-compressed", "application/x-zip"}
 )
 _DOCUMENT_EXTENSIONS = {
-    ".docx": "Word document", ".xlsx": "Excel workbook", ".pptx": "PowerPoint presentation",
-    ".odt": "OpenDocument text", ".ods": "OpenDocument spreadsheet", ".odp": "OpenDocument presentation",
-    ".epub": "e-book", ".jar": "Java archive", ".apk": "Android package",
+    ".docx": "Word document",
+    ".xlsx": "Excel workbook",
+    ".pptx": "PowerPoint presentation",
+    ".odt": "OpenDocument text",
+    ".ods": "OpenDocument spreadsheet",
+    ".odp": "OpenDocument presentation",
+    ".epub": "e-book",
+    ".jar": "Java archive",
+    ".apk": "Android package",
 }
 
 

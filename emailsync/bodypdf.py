@@ -41,13 +41,17 @@ class BodyNotRenderable(Exception):
 
 def body_to_pdf(*, subject: str, sender: str, sent_at: str, body_html: str, body_text: str) -> bytes:
     """A PDF of the message body (HTML if there is any, else the text), headed by sender, date and subject."""
-    header = (f'<div class="apintake-header"><div>From: {html.escape(sender)}</div>'
-              f"<div>Date: {html.escape(sent_at)}</div><div>Subject: {html.escape(subject)}</div></div>")
+    header = (
+        f'<div class="apintake-header"><div>From: {html.escape(sender)}</div>'
+        f"<div>Date: {html.escape(sent_at)}</div><div>Subject: {html.escape(subject)}</div></div>"
+    )
     if body_html.strip():
         document = f"<style>{_PAGE_CSS}</style>{header}{body_html}"
     elif body_text.strip():
-        document = (f"<html><head><style>{_PAGE_CSS}</style></head><body>{header}"
-                    f"<pre>{html.escape(body_text)}</pre></body></html>")
+        document = (
+            f"<html><head><style>{_PAGE_CSS}</style></head><body>{header}"
+            f"<pre>{html.escape(body_text)}</pre></body></html>"
+        )
     else:
         raise BodyNotRenderable("The message has no body to take as the invoice.")
     try:

@@ -19,8 +19,9 @@ def check_host_allowed(host: str, *, allow_private: bool) -> list[str]:
     any address is internal (see core.hostcheck.check_host_allowed).
     """
     try:
-        return hostcheck.check_host_allowed(host, allow_private=allow_private, what="mailbox host",
-                                            setting=ALLOW_PRIVATE_SETTING)
+        return hostcheck.check_host_allowed(
+            host, allow_private=allow_private, what="mailbox host", setting=ALLOW_PRIVATE_SETTING
+        )
     except hostcheck.HostNotAllowed as exc:
         raise MailboxHostNotAllowed(str(exc)) from None
     except hostcheck.HostUnresolvable as exc:

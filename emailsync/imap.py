@@ -350,8 +350,9 @@ class ImapConnection:
         settings = self.settings
         if settings.security == "ssl":
             assert context is not None
-            return _PinnedIMAP4SSL(addresses, settings.host, settings.port, ssl_context=context,
-                                   timeout=settings.timeout)
+            return _PinnedIMAP4SSL(
+                addresses, settings.host, settings.port, ssl_context=context, timeout=settings.timeout
+            )
         client = _PinnedIMAP4(addresses, settings.host, settings.port, timeout=settings.timeout)
         if settings.security == "starttls":
             try:
@@ -386,9 +387,7 @@ class ImapConnection:
                 self._raise_login_refused(failure.command_result[1])
             return
         # LOGIN only carries ASCII; AUTHENTICATE PLAIN carries UTF-8 user names and passwords.
-        self._authenticate(
-            "PLAIN", b"\0" + settings.username.encode() + b"\0" + settings.secret.encode()
-        )
+        self._authenticate("PLAIN", b"\0" + settings.username.encode() + b"\0" + settings.secret.encode())
 
     def _authenticate(self, mechanism: str, initial_response: bytes) -> None:
         responses = iter([initial_response])
@@ -409,9 +408,7 @@ class ImapConnection:
         if _response_code(data) in ("UNAVAILABLE", "SERVERBUG"):
             raise MailboxServerUnavailable(f"{self.settings.host} cannot log users in right now: {text}")
         what = "access token" if self.settings.auth == "xoauth2" else "user name or password"
-        raise MailboxAuthError(
-            f"{self.settings.host} rejected the {what} for {self.settings.username!r}: {text}"
-        )
+        raise MailboxAuthError(f"{self.settings.host} rejected the {what} for {self.settings.username!r}: {text}")
 
     def _read_capabilities(self) -> frozenset[str]:
         # Servers announce more (MOVE, UIDPLUS, ...) after login than in their greeting.
@@ -518,6 +515,7 @@ class ImapConnection:
 
 # -- imaplib / imap-tools plumbing ---------------------------------------------
 
+
 class _MailBox(BaseMailBox):
     """imap-tools' mailbox over a client we create (pinned addresses, our TLS context)."""
 
@@ -555,8 +553,15 @@ class _PinnedIMAP4(imaplib.IMAP4):
 class _PinnedIMAP4SSL(imaplib.IMAP4_SSL):
     """imaplib.IMAP4_SSL that connects to pre-resolved addresses and verifies the certificate for `host`."""
 
-    def __init__(self, addresses: Sequence[str], host: str, port: int, *, ssl_context: ssl.SSLContext,
-                 timeout: float | None = None) -> None:
+    def __init__(
+        self,
+        addresses: Sequence[str],
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext,
+        timeout: float | None = None,
+    ) -> None:
         self._addresses = list(addresses)
         super().__init__(host, port, ssl_context=ssl_context, timeout=timeout)
 
@@ -604,7 +609,7 @@ def parse_namespace_line(line: bytes) -> tuple[tuple[tuple[str, str], ...], ...]
     while position < len(line.rstrip()):
         match = _NAMESPACE_TOKEN.match(line, position)
         if match is None:
-            raise ValueError(f"unexpected {line[position:position + 20]!r}")
+            raise ValueError(f"unexpected {line[position : position + 20]!r}")
         position = match.end()
         opening, closing, quoted, nil = match.groups()
         if opening:
@@ -637,9 +642,7 @@ def _summary_from(items: dict[str, object]) -> MessageSummary | None:
     uid = _int_or_none(items.get("UID"))
     if uid is None or "BODYSTRUCTURE" not in items:
         return None  # an unsolicited FETCH (e.g. a flag change by another client)
-    header_block = next(
-        (value for key, value in items.items() if key.startswith("BODY[HEADER.FIELDS")), b""
-    )
+    header_block = next((value for key, value in items.items() if key.startswith("BODY[HEADER.FIELDS")), b"")
     headers = parse_headers(header_block if isinstance(header_block, bytes) else b"")
     internal_date = _internal_date(items.get("INTERNALDATE"))
     flags = items.get("FLAGS")
@@ -651,7 +654,8 @@ def _summary_from(items: dict[str, object]) -> MessageSummary | None:
         date=headers.date or internal_date,
         size=_int_or_none(items.get("RFC822.SIZE")) or 0,
         flags=tuple(flag.decode("ascii", "replace") for flag in flags if isinstance(flag, bytes))
-        if isinstance(flags, list) else (),
+        if isinstance(flags, list)
+        else (),
         has_candidate_attachment=bodystructure_has_candidate(items.get("BODYSTRUCTURE")),
         internal_date=internal_date,
     )
@@ -668,7 +672,12 @@ def _internal_date(value: object) -> dt.datetime | None:
     try:
         offset = dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[3:5])) * (-1 if zone[0] == "-" else 1)
         return dt.datetime(
-            int(year), _MONTHS.index(month.title()) + 1, int(day), int(hour), int(minute), int(second),
+            int(year),
+            _MONTHS.index(month.title()) + 1,
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
             tzinfo=dt.timezone(offset),
         )
     except ValueError:
@@ -725,4 +734,3 @@ def _response_code(data: list) -> str | None:
         if isinstance(item, str) and (match := _RESPONSE_CODE.match(item.encode())):
             return match.group(1).decode()
     return None
-

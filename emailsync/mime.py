@@ -259,6 +259,7 @@ def _text(value: object) -> str:
 
 # -- header decoding ---------------------------------------------------------
 
+
 def _raw_header(message: Message, name: str) -> str:
     """The first `name` header as sent (encoded words intact), 8-bit bytes read as UTF-8 or cp1252."""
     wanted = name.lower()

@@ -45,13 +45,14 @@ class Mailbox(models.Model):
     folders = models.JSONField(default=list, blank=True, help_text='Folders (or labels) to scan, e.g. ["INBOX"].')
     lookback_months = models.PositiveSmallIntegerField(default=3)
     enabled = models.BooleanField(default=True)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="mailboxes")
-    after_processing = models.CharField(max_length=8, choices=AfterProcessing.choices,
-                                        default=AfterProcessing.NOTHING)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="mailboxes"
+    )
+    after_processing = models.CharField(max_length=8, choices=AfterProcessing.choices, default=AfterProcessing.NOTHING)
     move_to_folder = models.CharField(max_length=200, blank=True, default="")
-    needs_attention = models.BooleanField(default=False, help_text="Set when the last sync failed in a way a "
-                                                                   "person must fix (e.g. bad credentials).")
+    needs_attention = models.BooleanField(
+        default=False, help_text="Set when the last sync failed in a way a person must fix (e.g. bad credentials)."
+    )
     last_error = models.TextField(blank=True, default="")
     # OAuth: the provider refused the token or its refresh (expired, revoked, consent withdrawn).
     # Syncing stops until someone connects the account again.
@@ -125,10 +126,12 @@ class MailMessage(models.Model):
     class Meta:
         ordering = ["-first_seen_at"]
         constraints = [
-            models.UniqueConstraint(fields=["mailbox", "message_id"], condition=~Q(message_id=""),
-                                    name="mailmessage_once_per_message_id"),
-            models.UniqueConstraint(fields=["mailbox", "folder", "uidvalidity", "uid"],
-                                    name="mailmessage_once_per_uid"),
+            models.UniqueConstraint(
+                fields=["mailbox", "message_id"], condition=~Q(message_id=""), name="mailmessage_once_per_message_id"
+            ),
+            models.UniqueConstraint(
+                fields=["mailbox", "folder", "uidvalidity", "uid"], name="mailmessage_once_per_uid"
+            ),
         ]
         indexes = [
             models.Index(fields=["mailbox", "status"], name="mailmessage_status"),
@@ -150,8 +153,9 @@ class MailLocation(models.Model):
     uid = models.BigIntegerField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["mailbox", "folder", "uidvalidity", "uid"],
-                                               name="maillocation_once")]
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "folder", "uidvalidity", "uid"], name="maillocation_once")
+        ]
 
     def __str__(self) -> str:
         return f"{self.folder}/{self.uidvalidity}/{self.uid}"
@@ -180,8 +184,7 @@ class SyncRun(models.Model):
     errors = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, default="")
 
-    COUNT_FIELDS = ("folders", "messages_seen", "messages_new", "attachments", "invoices_created", "skipped",
-                    "errors")
+    COUNT_FIELDS = ("folders", "messages_seen", "messages_new", "attachments", "invoices_created", "skipped", "errors")
 
     class Meta:
         ordering = ["-started_at"]
@@ -217,35 +220,72 @@ class MailRule(models.Model):
     name = models.CharField(max_length=200)
     enabled = models.BooleanField(default=True)
     # Conditions: every one that is filled in must hold.
-    sender = models.CharField(max_length=500, blank=True, default="",
-                              help_text="Addresses or domains, separated by commas: billing@acme.example, "
-                                        "acme.example (a domain includes its subdomains).")
-    recipient = models.CharField(max_length=500, blank=True, default="",
-                                 help_text="Addresses or domains in To, Cc or Delivered-To, separated by commas.")
-    subject = models.CharField(max_length=500, blank=True, default="",
-                               help_text="A regular expression searched in the subject (case-insensitive).")
-    body = models.CharField(max_length=500, blank=True, default="",
-                            help_text="A regular expression searched in the body text (case-insensitive).")
-    attachment_filename = models.CharField(max_length=200, blank=True, default="",
-                                           help_text="A glob such as *.pdf or invoice-*.xml (case-insensitive).")
-    attachment_content_type = models.CharField(max_length=200, blank=True, default="",
-                                               help_text="A glob such as application/pdf or application/*.")
-    folder = models.CharField(max_length=200, blank=True, default="",
-                              help_text="A glob on the folder name, such as INBOX or Suppliers/*.")
+    sender = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Addresses or domains, separated by commas: billing@acme.example, "
+        "acme.example (a domain includes its subdomains).",
+    )
+    recipient = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="Addresses or domains in To, Cc or Delivered-To, separated by commas.",
+    )
+    subject = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="A regular expression searched in the subject (case-insensitive).",
+    )
+    body = models.CharField(
+        max_length=500,
+        blank=True,
+        default="",
+        help_text="A regular expression searched in the body text (case-insensitive).",
+    )
+    attachment_filename = models.CharField(
+        max_length=200, blank=True, default="", help_text="A glob such as *.pdf or invoice-*.xml (case-insensitive)."
+    )
+    attachment_content_type = models.CharField(
+        max_length=200, blank=True, default="", help_text="A glob such as application/pdf or application/*."
+    )
+    folder = models.CharField(
+        max_length=200, blank=True, default="", help_text="A glob on the folder name, such as INBOX or Suppliers/*."
+    )
     # What to do.
     action = models.CharField(max_length=11, choices=Action.choices, default=Action.TAKE_ATTACHMENTS)
-    vendor = models.ForeignKey("invoices.Vendor", null=True, blank=True, on_delete=models.SET_NULL,
-                               related_name="+", help_text="Assign this vendor to the invoices taken.")
-    invoice_owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                      related_name="+", help_text="Owner of the invoices taken (default: the "
-                                                                  "mailbox's owner).")
+    vendor = models.ForeignKey(
+        "invoices.Vendor",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Assign this vendor to the invoices taken.",
+    )
+    invoice_owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Owner of the invoices taken (default: the mailbox's owner).",
+    )
     after_processing = models.CharField(max_length=8, choices=AfterProcessing.choices, blank=True, default="")
     move_to_folder = models.CharField(max_length=200, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    CONDITION_FIELDS = ("sender", "recipient", "subject", "body", "attachment_filename", "attachment_content_type",
-                        "folder")
+    CONDITION_FIELDS = (
+        "sender",
+        "recipient",
+        "subject",
+        "body",
+        "attachment_filename",
+        "attachment_content_type",
+        "folder",
+    )
 
     class Meta:
         ordering = ["mailbox", "position", "pk"]
@@ -264,8 +304,14 @@ class OAuthAuthorization(models.Model):
     code_verifier_ciphertext = models.TextField(editable=False)
     redirect_uri = models.CharField(max_length=500)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
-    mailbox = models.ForeignKey(Mailbox, null=True, blank=True, on_delete=models.CASCADE, related_name="+",
-                                help_text="Set when reconnecting an existing mailbox.")
+    mailbox = models.ForeignKey(
+        Mailbox,
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        help_text="Set when reconnecting an existing mailbox.",
+    )
     source = models.CharField(max_length=10, default="api")
     created_at = models.DateTimeField(auto_now_add=True)
     used_at = models.DateTimeField(null=True, blank=True)

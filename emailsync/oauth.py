@@ -47,23 +47,30 @@ def refresh_access_token(mailbox: Mailbox, config: dict) -> str:
     """Ask the provider for a new access token and store it (and a rotated refresh token)."""
     session = OAuth2Session(client_id=config["client_id"], scope=(config.get("scope") or "").split() or None)
     try:
-        token = session.refresh_token(config["token_url"], refresh_token=mailbox.get_refresh_token(),
-                                      client_id=config["client_id"], client_secret=config["client_secret"],
-                                      timeout=settings.EMAILSYNC_TIMEOUT)
+        token = session.refresh_token(
+            config["token_url"],
+            refresh_token=mailbox.get_refresh_token(),
+            client_id=config["client_id"],
+            client_secret=config["client_secret"],
+            timeout=settings.EMAILSYNC_TIMEOUT,
+        )
     except requests.Timeout as exc:
         raise MailboxTimeout(f"The {mailbox.oauth_provider} token endpoint did not answer in time.") from exc
     except requests.RequestException as exc:
         raise MailboxTimeout(f"The {mailbox.oauth_provider} token endpoint cannot be reached: {exc}") from exc
     except OAuth2Error as exc:
         reason = f"{exc.status_code or ''} {exc.error}: {exc.description or ''}".strip()
-        raise MailboxAuthError(f"Refreshing the OAuth2 token failed ({reason}). Reconnect the "
-                               f"{mailbox.get_oauth_provider_display() or 'OAuth'} account.") from exc
+        raise MailboxAuthError(
+            f"Refreshing the OAuth2 token failed ({reason}). Reconnect the "
+            f"{mailbox.get_oauth_provider_display() or 'OAuth'} account."
+        ) from exc
     except ValueError as exc:  # not a token response at all (an HTML error page)
         raise MailboxAuthError(f"Refreshing the OAuth2 token failed: the answer was not a token ({exc}).") from exc
     mailbox.set_secret(token["access_token"])
     mailbox.access_token_expires_at = timezone.now() + timedelta(seconds=int(token.get("expires_in") or 3600))
     if token.get("refresh_token"):
         mailbox.set_refresh_token(token["refresh_token"])
-    mailbox.save(update_fields=["secret_ciphertext", "refresh_token_ciphertext", "access_token_expires_at",
-                                "updated_at"])
+    mailbox.save(
+        update_fields=["secret_ciphertext", "refresh_token_ciphertext", "access_token_expires_at", "updated_at"]
+    )
     return token["access_token"]

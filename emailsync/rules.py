@@ -43,8 +43,10 @@ class RuleInvalid(Invalid, ValueError):
     """A rule's pattern or setting is not acceptable; `errors` maps field names to messages (400)."""
 
     def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__("; ".join(f"{name}: {message}" for name, message in errors.items()),
-                         field_errors={name: [message] for name, message in errors.items()})
+        super().__init__(
+            "; ".join(f"{name}: {message}" for name, message in errors.items()),
+            field_errors={name: [message] for name, message in errors.items()},
+        )
         self.errors = errors
 
 
@@ -101,6 +103,7 @@ class Decision:
 
 # -- validation -------------------------------------------------------------------------------------------
 
+
 def rule_validate(rule: MailRule) -> None:
     """Refuse a rule whose patterns cannot work (bad regex, unclosed glob bracket, move without folder)."""
     errors: dict[str, str] = {}
@@ -125,7 +128,8 @@ def rule_validate(rule: MailRule) -> None:
     if rule.after_processing == MailRule.AfterProcessing.MOVE and not rule.move_to_folder.strip():
         errors["move_to_folder"] = "Name the folder to move the messages to."
     if rule.action == MailRule.Action.MATCHING_ATTACHMENTS and not (
-            rule.attachment_filename.strip() or rule.attachment_content_type.strip()):
+        rule.attachment_filename.strip() or rule.attachment_content_type.strip()
+    ):
         errors["action"] = "Taking only matching attachments needs an attachment file name or content type."
     if errors:
         raise RuleInvalid(errors)
@@ -136,7 +140,7 @@ def _glob_problem(pattern: str) -> str | None:
         return None
     position = 0
     while (start := pattern.find("[", position)) != -1:
-        end = pattern.find("]", start + 2 if pattern[start + 1:start + 2] in ("!", "]") else start + 1)
+        end = pattern.find("]", start + 2 if pattern[start + 1 : start + 2] in ("!", "]") else start + 1)
         if end == -1:
             return f"Not a valid glob: the '[' at position {start + 1} is never closed."
         position = end + 1
@@ -144,8 +148,7 @@ def _glob_problem(pattern: str) -> str | None:
 
 
 def _address_entries(value: str) -> list[str]:
-    return [entry.strip().lower() for entry in value.replace(";", ",").replace(" ", ",").split(",")
-            if entry.strip()]
+    return [entry.strip().lower() for entry in value.replace(";", ",").replace(" ", ",").split(",") if entry.strip()]
 
 
 def _plausible_address(entry: str) -> bool:
@@ -156,19 +159,32 @@ def _plausible_address(entry: str) -> bool:
 
 # -- facts --------------------------------------------------------------------------------------------------
 
+
 def message_facts(raw: bytes, parsed: ParsedMessage, *, folder: str) -> MessageFacts:
     """The facts rules look at: headers and body from the raw message, attachments from `parsed`."""
     message = email.message_from_bytes(raw, policy=policy.compat32)
     sender = parseaddr(str(message.get("From", "")))[1].lower()
-    recipients = [address.lower() for _, address in getaddresses(
-        [str(value) for name in _RECIPIENT_HEADERS for value in message.get_all(name, [])]) if address]
+    recipients = [
+        address.lower()
+        for _, address in getaddresses(
+            [str(value) for name in _RECIPIENT_HEADERS for value in message.get_all(name, [])]
+        )
+        if address
+    ]
     text, markup = _bodies(message)
     if not text and markup:
         text = html_to_text(markup)
     attachments = [AttachmentFact(a.filename or "", a.content_type) for a in parsed.candidates]
     attachments += [AttachmentFact(s.filename or "", s.content_type) for s in parsed.skipped]
-    return MessageFacts(folder=folder, sender=sender, recipients=recipients, subject=parsed.subject,
-                        body_text=text[:MAX_BODY_CHARS], body_html=markup[:MAX_BODY_CHARS], attachments=attachments)
+    return MessageFacts(
+        folder=folder,
+        sender=sender,
+        recipients=recipients,
+        subject=parsed.subject,
+        body_text=text[:MAX_BODY_CHARS],
+        body_html=markup[:MAX_BODY_CHARS],
+        attachments=attachments,
+    )
 
 
 def _bodies(message: Message) -> tuple[str, str]:
@@ -236,10 +252,10 @@ def html_to_text(markup: str) -> str:
 
 # -- matching -----------------------------------------------------------------------------------------------
 
+
 def enabled_rules(mailbox: Mailbox) -> list[MailRule]:
     """The mailbox's enabled rules in the order they are tried."""
-    return list(mailbox.rules.filter(enabled=True).select_related("vendor", "invoice_owner")
-                .order_by("position", "pk"))
+    return list(mailbox.rules.filter(enabled=True).select_related("vendor", "invoice_owner").order_by("position", "pk"))
 
 
 def rule_matches(rule: MailRule, facts: MessageFacts) -> bool:
@@ -288,30 +304,41 @@ def _address_matches(entries: str, addresses: list[str]) -> bool:
 
 def _search(rule: MailRule, name: str, text: str) -> bool:
     try:
-        return regex.search(getattr(rule, name).strip(), text, regex.IGNORECASE,
-                            timeout=REGEX_TIMEOUT_SECONDS) is not None
+        return (
+            regex.search(getattr(rule, name).strip(), text, regex.IGNORECASE, timeout=REGEX_TIMEOUT_SECONDS) is not None
+        )
     except TimeoutError:
-        logger.warning("Rule %s (%s): the %s pattern took over %ss; treated as not matching", rule.pk, rule.name,
-                       name, REGEX_TIMEOUT_SECONDS)
+        logger.warning(
+            "Rule %s (%s): the %s pattern took over %ss; treated as not matching",
+            rule.pk,
+            rule.name,
+            name,
+            REGEX_TIMEOUT_SECONDS,
+        )
         return False
     except regex.error:  # saved before validation existed
         return False
 
 
-def rules_decide(rules: list[MailRule], facts: MessageFacts, parsed: ParsedMessage, *,
-                 mailbox: Mailbox) -> Decision:
+def rules_decide(rules: list[MailRule], facts: MessageFacts, parsed: ParsedMessage, *, mailbox: Mailbox) -> Decision:
     """The first matching rule's decision for a message, or the default (take the attachments)."""
     rule = next((candidate for candidate in rules if rule_matches(candidate, facts)), None)
     if rule is None:
-        return Decision(rule=None, action=MailRule.Action.TAKE_ATTACHMENTS, take=list(parsed.candidates),
-                        take_body=False, vendor=None, invoice_owner=None,
-                        after_processing=mailbox.after_processing, move_to_folder=mailbox.move_to_folder,
-                        facts=facts)
+        return Decision(
+            rule=None,
+            action=MailRule.Action.TAKE_ATTACHMENTS,
+            take=list(parsed.candidates),
+            take_body=False,
+            vendor=None,
+            invoice_owner=None,
+            after_processing=mailbox.after_processing,
+            move_to_folder=mailbox.move_to_folder,
+            facts=facts,
+        )
     after, move_to = rule.after_processing, rule.move_to_folder
     if not after:
         # An ignored message is left alone unless its rule says otherwise.
-        after = Mailbox.AfterProcessing.NOTHING if rule.action == MailRule.Action.IGNORE else \
-            mailbox.after_processing
+        after = Mailbox.AfterProcessing.NOTHING if rule.action == MailRule.Action.IGNORE else mailbox.after_processing
         move_to = "" if rule.action == MailRule.Action.IGNORE else mailbox.move_to_folder
     if rule.action == MailRule.Action.IGNORE:
         take: list[Attachment] = []
@@ -319,7 +346,17 @@ def rules_decide(rules: list[MailRule], facts: MessageFacts, parsed: ParsedMessa
         take = [a for a in parsed.candidates if attachment_matches(rule, a.filename, a.content_type)]
     else:
         take = list(parsed.candidates)
-    take_body = rule.action == MailRule.Action.BODY and not take and bool(facts.body_text.strip()
-                                                                            or facts.body_html.strip())
-    return Decision(rule=rule, action=rule.action, take=take, take_body=take_body, vendor=rule.vendor,
-                    invoice_owner=rule.invoice_owner, after_processing=after, move_to_folder=move_to, facts=facts)
+    take_body = (
+        rule.action == MailRule.Action.BODY and not take and bool(facts.body_text.strip() or facts.body_html.strip())
+    )
+    return Decision(
+        rule=rule,
+        action=rule.action,
+        take=take,
+        take_body=take_body,
+        vendor=rule.vendor,
+        invoice_owner=rule.invoice_owner,
+        after_processing=after,
+        move_to_folder=move_to,
+        facts=facts,
+    )

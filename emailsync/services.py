@@ -29,8 +29,20 @@ logger = logging.getLogger(__name__)
 
 # Failures a person must fix: the mailbox is flagged and the job is not retried.
 NEEDS_A_PERSON = (MailboxAuthError, MailboxTLSError, MailboxFolderMissing)
-MAILBOX_FIELDS = ("name", "host", "port", "security", "username", "auth", "oauth_provider", "folders",
-                  "lookback_months", "enabled", "after_processing", "move_to_folder")
+MAILBOX_FIELDS = (
+    "name",
+    "host",
+    "port",
+    "security",
+    "username",
+    "auth",
+    "oauth_provider",
+    "folders",
+    "lookback_months",
+    "enabled",
+    "after_processing",
+    "move_to_folder",
+)
 
 
 class MailboxInvalid(Invalid, ValueError):
@@ -42,9 +54,15 @@ class MailboxInvalid(Invalid, ValueError):
 
 def imap_settings_for(mailbox: Mailbox) -> ImapSettings:
     return ImapSettings(
-        host=mailbox.host, port=mailbox.port, username=mailbox.username, secret=access_token_for(mailbox),
-        security=mailbox.security, auth=mailbox.auth, ca_file=settings.EMAILSYNC_CA_FILE or None,
-        timeout=settings.EMAILSYNC_TIMEOUT, allow_private=settings.EMAILSYNC_ALLOW_PRIVATE_HOSTS,
+        host=mailbox.host,
+        port=mailbox.port,
+        username=mailbox.username,
+        secret=access_token_for(mailbox),
+        security=mailbox.security,
+        auth=mailbox.auth,
+        ca_file=settings.EMAILSYNC_CA_FILE or None,
+        timeout=settings.EMAILSYNC_TIMEOUT,
+        allow_private=settings.EMAILSYNC_ALLOW_PRIVATE_HOSTS,
         allow_insecure=settings.EMAILSYNC_ALLOW_INSECURE,
     )
 
@@ -54,16 +72,26 @@ def mailbox_validate_settings(*, host: str, security: str, port: int | None = No
     if port is not None and not 1 <= port <= 65535:
         raise MailboxInvalid(f"The port {port} is outside 1-65535.", field="port")
     if security == Mailbox.Security.PLAIN and not settings.EMAILSYNC_ALLOW_INSECURE:
-        raise MailboxInvalid("Plain (unencrypted) IMAP is not allowed; use SSL or STARTTLS, or set "
-                             "EMAILSYNC_ALLOW_INSECURE=1.", field="security")
+        raise MailboxInvalid(
+            "Plain (unencrypted) IMAP is not allowed; use SSL or STARTTLS, or set EMAILSYNC_ALLOW_INSECURE=1.",
+            field="security",
+        )
     try:
         check_host_allowed(host, allow_private=settings.EMAILSYNC_ALLOW_PRIVATE_HOSTS)
     except MailboxError as exc:
         raise MailboxInvalid(str(exc), field="host") from exc
 
 
-def mailbox_save(*, actor: Actor, mailbox: Mailbox | None = None, secret: str | None = None,
-                 refresh_token: str | None = None, owner=None, reason: str = "", **fields) -> Mailbox:
+def mailbox_save(
+    *,
+    actor: Actor,
+    mailbox: Mailbox | None = None,
+    secret: str | None = None,
+    refresh_token: str | None = None,
+    owner=None,
+    reason: str = "",
+    **fields,
+) -> Mailbox:
     """Create or change a mailbox. `secret` / `refresh_token` replace the stored ones when given."""
     creating = mailbox is None
     require_permission(actor.user, "emailsync.add_mailbox" if creating else "emailsync.change_mailbox")
@@ -84,8 +112,13 @@ def mailbox_save(*, actor: Actor, mailbox: Mailbox | None = None, secret: str | 
         mailbox.needs_attention, mailbox.reconnect_required, mailbox.last_error = False, False, ""
     with transaction.atomic():
         mailbox.save()
-        audit_record(actor=actor, action="mailbox.create" if creating else "mailbox.change", target=mailbox,
-                     reason=reason, details={"fields": sorted(fields), "secret_changed": secret is not None})
+        audit_record(
+            actor=actor,
+            action="mailbox.create" if creating else "mailbox.change",
+            target=mailbox,
+            reason=reason,
+            details={"fields": sorted(fields), "secret_changed": secret is not None},
+        )
     return mailbox
 
 
@@ -112,8 +145,15 @@ def mailbox_test_connection(*, mailbox: Mailbox) -> dict:
     return {"ok": True, "error": None, "error_type": None, "folders": folders}
 
 
-def mailbox_sync_enqueue(*, mailbox: Mailbox, actor: Actor, months: int | None = None,
-                         folders: list[str] | None = None, groups: bool = False, reason: str = "") -> Job:
+def mailbox_sync_enqueue(
+    *,
+    mailbox: Mailbox,
+    actor: Actor,
+    months: int | None = None,
+    folders: list[str] | None = None,
+    groups: bool = False,
+    reason: str = "",
+) -> Job:
     """Queue a sync; returns the active one instead when a sync of this mailbox is already active
     (then `job.deduplicated` is True). `groups` scans the shared and other users' folders
     instead of the mailbox's own."""
@@ -126,11 +166,22 @@ def mailbox_sync_enqueue(*, mailbox: Mailbox, actor: Actor, months: int | None =
     if groups:
         params["groups"] = True
     with transaction.atomic():
-        job = job_enqueue("emailsync.sync_mailbox", params, owner=_user_or_none(actor) or mailbox.owner,
-                          subject=mailbox, priority=3, source=actor.source)
+        job = job_enqueue(
+            "emailsync.sync_mailbox",
+            params,
+            owner=_user_or_none(actor) or mailbox.owner,
+            subject=mailbox,
+            priority=3,
+            source=actor.source,
+        )
         if not job.deduplicated:
-            audit_record(actor=actor, action="mailbox.sync_groups" if groups else "mailbox.sync", job=job,
-                         target=mailbox, reason=reason)
+            audit_record(
+                actor=actor,
+                action="mailbox.sync_groups" if groups else "mailbox.sync",
+                job=job,
+                target=mailbox,
+                reason=reason,
+            )
     return job
 
 
@@ -150,9 +201,15 @@ def mailboxes_sync_all() -> dict:
     """Queue one sync per enabled mailbox (the 5-minute schedule)."""
     queued = deduplicated = 0
     for mailbox in Mailbox.objects.filter(enabled=True, needs_attention=False):
-        job = job_enqueue("emailsync.sync_mailbox", {"mailbox_id": mailbox.pk}, owner=mailbox.owner,
-                          subject=mailbox, priority=6, source="schedule",
-                          expires=settings.EMAILSYNC_SYNC_INTERVAL_SECONDS)
+        job = job_enqueue(
+            "emailsync.sync_mailbox",
+            {"mailbox_id": mailbox.pk},
+            owner=mailbox.owner,
+            subject=mailbox,
+            priority=6,
+            source="schedule",
+            expires=settings.EMAILSYNC_SYNC_INTERVAL_SECONDS,
+        )
         if job.deduplicated:
             deduplicated += 1
         else:
@@ -160,8 +217,15 @@ def mailboxes_sync_all() -> dict:
     return {"queued": queued, "already_active": deduplicated}
 
 
-def mailbox_sync(*, mailbox: Mailbox, progress: Progress, job_id: str | None = None, months: int | None = None,
-                 folders: list[str] | None = None, groups: bool = False) -> dict:
+def mailbox_sync(
+    *,
+    mailbox: Mailbox,
+    progress: Progress,
+    job_id: str | None = None,
+    months: int | None = None,
+    folders: list[str] | None = None,
+    groups: bool = False,
+) -> dict:
     """Scan one mailbox now (inside a job, or in-process with `sync_mailbox --sync`).
 
     With `groups`, the folders scanned are those of the server's shared and other
@@ -181,8 +245,13 @@ def mailbox_sync(*, mailbox: Mailbox, progress: Progress, job_id: str | None = N
                 folders, refused = group_folders(connection)
                 shared = {"group_folders": folders, "refused_folders": refused}
                 progress(0, None, f"{len(folders)} shared folder(s) this mailbox may read")
-            counts = mailbox_scan(mailbox=mailbox, connection=connection, run=run, progress=progress,
-                                  months=months, folders=folders) if folders != [] else SyncCounts()
+            counts = (
+                mailbox_scan(
+                    mailbox=mailbox, connection=connection, run=run, progress=progress, months=months, folders=folders
+                )
+                if folders != []
+                else SyncCounts()
+            )
     except JobCancelled:
         _finish_run(run, SyncRun.Status.CANCELLED, "Cancelled")
         raise
@@ -190,16 +259,18 @@ def mailbox_sync(*, mailbox: Mailbox, progress: Progress, job_id: str | None = N
         # An OAuth account whose token or refresh the provider refused must be connected again;
         # the mailbox says so, the schedule skips it and the monitoring alert fires.
         reconnect = mailbox.auth == Mailbox.Auth.XOAUTH2 and isinstance(exc, MailboxAuthError)
-        Mailbox.objects.filter(pk=mailbox.pk).update(needs_attention=True, last_error=str(exc),
-                                                     reconnect_required=reconnect)
+        Mailbox.objects.filter(pk=mailbox.pk).update(
+            needs_attention=True, last_error=str(exc), reconnect_required=reconnect
+        )
         _finish_run(run, SyncRun.Status.FAILED, str(exc))
         raise
     except Exception as exc:
         Mailbox.objects.filter(pk=mailbox.pk).update(last_error=str(exc)[:2000])
         _finish_run(run, SyncRun.Status.FAILED, f"{type(exc).__name__}: {exc}")
         raise
-    Mailbox.objects.filter(pk=mailbox.pk).update(last_sync_at=timezone.now(), last_error="", needs_attention=False,
-                                                 reconnect_required=False)
+    Mailbox.objects.filter(pk=mailbox.pk).update(
+        last_sync_at=timezone.now(), last_error="", needs_attention=False, reconnect_required=False
+    )
     SyncRun.objects.filter(pk=run.pk).update(**counts.as_dict())
     _finish_run(run, SyncRun.Status.SUCCEEDED, "")
     return {"mailbox": mailbox.name, "sync_run": run.pk, **counts.as_dict(), **shared}
@@ -211,13 +282,23 @@ def _finish_run(run: SyncRun, status: str, error: str) -> None:
 
 # -- mail rules ---------------------------------------------------------------------------------------------
 
-RULE_FIELDS = ("position", "name", "enabled", *MailRule.CONDITION_FIELDS, "action", "vendor", "invoice_owner",
-               "after_processing", "move_to_folder")
+RULE_FIELDS = (
+    "position",
+    "name",
+    "enabled",
+    *MailRule.CONDITION_FIELDS,
+    "action",
+    "vendor",
+    "invoice_owner",
+    "after_processing",
+    "move_to_folder",
+)
 RULES_TEST_MAX = 200
 
 
-def mail_rule_save(*, actor: Actor, mailbox: Mailbox | None = None, rule: MailRule | None = None,
-                   reason: str = "", **fields) -> MailRule:
+def mail_rule_save(
+    *, actor: Actor, mailbox: Mailbox | None = None, rule: MailRule | None = None, reason: str = "", **fields
+) -> MailRule:
     """Create a rule on `mailbox`, or change `rule`. Patterns are checked (RuleInvalid says which is wrong);
     only staff may hand the invoices to another user than themselves."""
     require_permission(actor.user, "emailsync.change_mailbox")
@@ -240,9 +321,13 @@ def mail_rule_save(*, actor: Actor, mailbox: Mailbox | None = None, rule: MailRu
             last = MailRule.objects.filter(mailbox=rule.mailbox).order_by("-position").first()
             rule.position = (last.position + 10) if last else 10
         rule.save()
-        audit_record(actor=actor, action="mailbox.rule_create" if creating else "mailbox.rule_change",
-                     target=rule.mailbox, reason=reason, details={"rule": rule.pk, "name": rule.name,
-                                                                   "fields": sorted(fields)})
+        audit_record(
+            actor=actor,
+            action="mailbox.rule_create" if creating else "mailbox.rule_change",
+            target=rule.mailbox,
+            reason=reason,
+            details={"rule": rule.pk, "name": rule.name, "fields": sorted(fields)},
+        )
     return rule
 
 
@@ -250,8 +335,13 @@ def mail_rule_delete(*, rule: MailRule, actor: Actor, reason: str = "") -> None:
     """Delete a rule (messages it decided keep its name)."""
     require_permission(actor.user, "emailsync.change_mailbox")
     with transaction.atomic():
-        audit_record(actor=actor, action="mailbox.rule_delete", target=rule.mailbox, reason=reason,
-                     details={"rule": rule.pk, "name": rule.name})
+        audit_record(
+            actor=actor,
+            action="mailbox.rule_delete",
+            target=rule.mailbox,
+            reason=reason,
+            details={"rule": rule.pk, "name": rule.name},
+        )
         rule.delete()
 
 
@@ -264,8 +354,11 @@ def mailbox_rules_test(*, mailbox: Mailbox, actor: Actor, limit: int = 20) -> di
     require_permission(actor.user, "emailsync.sync_mailbox")
     limit = max(1, min(limit, RULES_TEST_MAX))
     rules = enabled_rules(mailbox)
-    messages = list(MailMessage.objects.filter(mailbox=mailbox).prefetch_related("locations")
-                    .order_by("-first_seen_at", "-pk")[:limit])
+    messages = list(
+        MailMessage.objects.filter(mailbox=mailbox)
+        .prefetch_related("locations")
+        .order_by("-first_seen_at", "-pk")[:limit]
+    )
     by_folder: dict[tuple[str, int], dict[int, MailMessage]] = {}
     for message in messages:
         location = min(message.locations.all(), key=lambda loc: (loc.folder != message.folder, loc.pk), default=None)
@@ -289,12 +382,27 @@ def mailbox_rules_test(*, mailbox: Mailbox, actor: Actor, limit: int = 20) -> di
     return {"ok": True, "error": None, "rules": len(rules), "messages": results}
 
 
-def _rule_test_result(mailbox: Mailbox, rules: list[MailRule], message: MailMessage,
-                      found: tuple[str, bytes] | None) -> dict:
-    row = {"message": message.pk, "subject": message.subject, "sender": message.sender, "folder": message.folder,
-           "recorded_status": message.status, "recorded_rule": message.rule_name or None, "rule": None,
-           "rule_id": None, "action": None, "attachments": [], "body_as_invoice": False, "vendor": None,
-           "invoice_owner": None, "after_processing": None, "move_to_folder": None, "outcome": ""}
+def _rule_test_result(
+    mailbox: Mailbox, rules: list[MailRule], message: MailMessage, found: tuple[str, bytes] | None
+) -> dict:
+    row = {
+        "message": message.pk,
+        "subject": message.subject,
+        "sender": message.sender,
+        "folder": message.folder,
+        "recorded_status": message.status,
+        "recorded_rule": message.rule_name or None,
+        "rule": None,
+        "rule_id": None,
+        "action": None,
+        "attachments": [],
+        "body_as_invoice": False,
+        "vendor": None,
+        "invoice_owner": None,
+        "after_processing": None,
+        "move_to_folder": None,
+        "outcome": "",
+    }
     if found is None:
         row["outcome"] = "The message is not on the server any more."
         return row
@@ -308,11 +416,16 @@ def _rule_test_result(mailbox: Mailbox, rules: list[MailRule], message: MailMess
     except Exception as exc:  # hostile input: report it, go on with the next message
         row["outcome"] = f"The message cannot be read: {type(exc).__name__}: {exc}"
         return row
-    row.update(rule=decision.rule_name or None, rule_id=decision.rule.pk if decision.rule else None,
-               action=decision.action, attachments=[a.filename or "attachment" for a in decision.take],
-               body_as_invoice=decision.take_body,
-               vendor=getattr(decision.vendor, "name", None), invoice_owner=getattr(decision.invoice_owner,
-                                                                                    "username", None),
-               after_processing=decision.after_processing, move_to_folder=decision.move_to_folder or None,
-               outcome=decision.describe())
+    row.update(
+        rule=decision.rule_name or None,
+        rule_id=decision.rule.pk if decision.rule else None,
+        action=decision.action,
+        attachments=[a.filename or "attachment" for a in decision.take],
+        body_as_invoice=decision.take_body,
+        vendor=getattr(decision.vendor, "name", None),
+        invoice_owner=getattr(decision.invoice_owner, "username", None),
+        after_processing=decision.after_processing,
+        move_to_folder=decision.move_to_folder or None,
+        outcome=decision.describe(),
+    )
     return row

@@ -69,20 +69,30 @@ class SyncCounts:
 def parse_message(raw: bytes) -> ParsedMessage:
     """The message's candidate attachments, within the configured size, zip and expansion limits
     (raises UnparseableMessage or MessageOverBudget)."""
-    return candidate_attachments(raw, max_bytes=settings.INVOICE_MAX_FILE_BYTES,
-                                 zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
-                                 zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
-                                 zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO,
-                                 message_max_bytes=settings.EMAILSYNC_MESSAGE_MAX_BYTES,
-                                 message_max_expanded_bytes=settings.EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES)
+    return candidate_attachments(
+        raw,
+        max_bytes=settings.INVOICE_MAX_FILE_BYTES,
+        zip_max_members=settings.EMAILSYNC_ZIP_MAX_MEMBERS,
+        zip_max_total_bytes=settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES,
+        zip_max_ratio=settings.EMAILSYNC_ZIP_MAX_RATIO,
+        message_max_bytes=settings.EMAILSYNC_MESSAGE_MAX_BYTES,
+        message_max_expanded_bytes=settings.EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES,
+    )
 
 
 def lookback_date(months: int, today: dt.date | None = None) -> dt.date:
     return (today or timezone.now().date()) - relativedelta(months=months)
 
 
-def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, progress: Progress,
-                 months: int | None = None, folders: list[str] | None = None) -> SyncCounts:
+def mailbox_scan(
+    *,
+    mailbox: Mailbox,
+    connection: ImapConnection,
+    run: SyncRun,
+    progress: Progress,
+    months: int | None = None,
+    folders: list[str] | None = None,
+) -> SyncCounts:
     """Sync the given folders over an open connection; counts go to `run` as they change."""
     counts = SyncCounts()
     # With rules, every new message is downloaded: a rule may look at its body or recipients, take
@@ -106,14 +116,21 @@ def mailbox_scan(*, mailbox: Mailbox, connection: ImapConnection, run: SyncRun, 
         pending.extend(plan.retry_uids)
         batch_size = settings.EMAILSYNC_DOWNLOAD_BATCH
         for start in range(0, len(pending), batch_size):
-            batch = pending[start:start + batch_size]
-            messages = {location.uid: location.message for location in MailLocation.objects.filter(
-                mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity, uid__in=batch,
-            ).select_related("message")}
+            batch = pending[start : start + batch_size]
+            messages = {
+                location.uid: location.message
+                for location in MailLocation.objects.filter(
+                    mailbox=mailbox,
+                    folder=plan.name,
+                    uidvalidity=plan.uidvalidity,
+                    uid__in=batch,
+                ).select_related("message")
+            }
             batch = _without_oversize(batch, messages, counts)  # not even downloaded
             for uid, raw in connection.fetch_raw(batch, batch_size=batch_size):
-                _process_message(mailbox, connection, messages.get(uid), uid, raw, counts, rules=rules,
-                                 folder=plan.name)
+                _process_message(
+                    mailbox, connection, messages.get(uid), uid, raw, counts, rules=rules, folder=plan.name
+                )
             done += len(batch)
             _save_counts(run, counts)
             progress(done, total, f"{plan.name}: attachments of {done} of {total} processed")
@@ -127,8 +144,11 @@ def _without_oversize(uids: list[int], messages: dict[int, MailMessage], counts:
     kept = []
     for uid in uids:
         message = messages.get(uid)
-        if message is not None and message.size > limit and message.status in (
-                MailMessage.Status.PENDING, MailMessage.Status.FAILED):
+        if (
+            message is not None
+            and message.size > limit
+            and message.status in (MailMessage.Status.PENDING, MailMessage.Status.FAILED)
+        ):
             message.attempts += 1
             _skip(message, message_too_large_reason(message.size, limit), counts)
         else:
@@ -160,18 +180,29 @@ def group_folders(connection: ImapConnection) -> tuple[list[str], list[str]]:
 def _plan_folder(mailbox: Mailbox, connection: ImapConnection, name: str, since: dt.date) -> FolderPlan:
     state = connection.select_folder(name, readonly=True)
     matched = connection.search_since(since)
-    known = set(MailLocation.objects.filter(mailbox=mailbox, folder=name, uidvalidity=state.uidvalidity)
-                .values_list("uid", flat=True))
+    known = set(
+        MailLocation.objects.filter(mailbox=mailbox, folder=name, uidvalidity=state.uidvalidity).values_list(
+            "uid", flat=True
+        )
+    )
     retry = MailMessage.objects.filter(
-        mailbox=mailbox, locations__folder=name, locations__uidvalidity=state.uidvalidity,
+        mailbox=mailbox,
+        locations__folder=name,
+        locations__uidvalidity=state.uidvalidity,
         status__in=[MailMessage.Status.PENDING, MailMessage.Status.FAILED],
     ).values_list("locations__uid", flat=True)
-    return FolderPlan(name=name, uidvalidity=state.uidvalidity, new_uids=[uid for uid in matched if uid not in known],
-                      retry_uids=sorted(set(retry) & set(matched)), matched=len(matched))
+    return FolderPlan(
+        name=name,
+        uidvalidity=state.uidvalidity,
+        new_uids=[uid for uid in matched if uid not in known],
+        retry_uids=sorted(set(retry) & set(matched)),
+        matched=len(matched),
+    )
 
 
-def _record_new(mailbox: Mailbox, connection: ImapConnection, plan: FolderPlan, counts: SyncCounts, *,
-                download_all: bool = False) -> list[int]:
+def _record_new(
+    mailbox: Mailbox, connection: ImapConnection, plan: FolderPlan, counts: SyncCounts, *, download_all: bool = False
+) -> list[int]:
     """Record each new message (once per mailbox), a header batch per transaction;
     return the UIDs to download."""
     to_download: list[int] = []
@@ -207,16 +238,23 @@ def _batched(items: Iterable, size: int) -> Iterator[list]:
 def _new_message(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary, download_all: bool) -> MailMessage:
     candidate = summary.has_candidate_attachment or download_all
     return MailMessage(
-        mailbox=mailbox, message_id=(summary.message_id or "")[:500], folder=plan.name,
-        uidvalidity=plan.uidvalidity, uid=summary.uid, subject=summary.subject[:500], sender=summary.sender[:300],
-        sent_at=summary.date, size=summary.size,
+        mailbox=mailbox,
+        message_id=(summary.message_id or "")[:500],
+        folder=plan.name,
+        uidvalidity=plan.uidvalidity,
+        uid=summary.uid,
+        subject=summary.subject[:500],
+        sender=summary.sender[:300],
+        sent_at=summary.date,
+        size=summary.size,
         status=MailMessage.Status.PENDING if candidate else MailMessage.Status.NO_CANDIDATES,
         error="" if candidate else "No attachment that could be an invoice.",
     )
 
 
-def _record_batch(mailbox: Mailbox, plan: FolderPlan, summaries: list[MessageSummary],
-                  download_all: bool) -> list[tuple[MailMessage, bool]]:
+def _record_batch(
+    mailbox: Mailbox, plan: FolderPlan, summaries: list[MessageSummary], download_all: bool
+) -> list[tuple[MailMessage, bool]]:
     """Record a batch of messages and their locations with a few queries (inside a transaction)."""
     ids = {(s.message_id or "")[:500] for s in summaries} - {""}
     by_id = {m.message_id: m for m in MailMessage.objects.filter(mailbox=mailbox, message_id__in=ids)}
@@ -239,14 +277,20 @@ def _record_batch(mailbox: Mailbox, plan: FolderPlan, summaries: list[MessageSum
         # New for the summary that created it; a copy later in the batch only adds a location.
         recorded.append((message, id(message) in created and message.uid == summary.uid))
     MailLocation.objects.bulk_create(
-        [MailLocation(mailbox=mailbox, message=message, folder=plan.name, uidvalidity=plan.uidvalidity,
-                      uid=summary.uid) for summary, (message, _) in zip(summaries, recorded, strict=True)],
-        ignore_conflicts=True)
+        [
+            MailLocation(
+                mailbox=mailbox, message=message, folder=plan.name, uidvalidity=plan.uidvalidity, uid=summary.uid
+            )
+            for summary, (message, _) in zip(summaries, recorded, strict=True)
+        ],
+        ignore_conflicts=True,
+    )
     return recorded
 
 
-def _record(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary,
-            download_all: bool) -> tuple[MailMessage, bool]:
+def _record(
+    mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary, download_all: bool
+) -> tuple[MailMessage, bool]:
     """One message's row (created if new) and its location in this folder."""
     message_id = (summary.message_id or "")[:500]
     existing = MailMessage.objects.filter(mailbox=mailbox, message_id=message_id).first() if message_id else None
@@ -258,16 +302,30 @@ def _record(mailbox: Mailbox, plan: FolderPlan, summary: MessageSummary,
                 existing.save(force_insert=True)
                 created = True
         except IntegrityError:  # recorded meanwhile (another folder, a concurrent run)
-            existing = MailMessage.objects.get(mailbox=mailbox, message_id=message_id) if message_id else \
-                MailMessage.objects.get(mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity,
-                                        uid=summary.uid)
-    MailLocation.objects.get_or_create(mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity,
-                                       uid=summary.uid, defaults={"message": existing})
+            existing = (
+                MailMessage.objects.get(mailbox=mailbox, message_id=message_id)
+                if message_id
+                else MailMessage.objects.get(
+                    mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity, uid=summary.uid
+                )
+            )
+    MailLocation.objects.get_or_create(
+        mailbox=mailbox, folder=plan.name, uidvalidity=plan.uidvalidity, uid=summary.uid, defaults={"message": existing}
+    )
     return existing, created
 
 
-def _process_message(mailbox: Mailbox, connection: ImapConnection, message: MailMessage | None, uid: int,
-                     raw: bytes, counts: SyncCounts, *, rules: list[MailRule], folder: str) -> None:
+def _process_message(
+    mailbox: Mailbox,
+    connection: ImapConnection,
+    message: MailMessage | None,
+    uid: int,
+    raw: bytes,
+    counts: SyncCounts,
+    *,
+    rules: list[MailRule],
+    folder: str,
+) -> None:
     if message is None or message.status not in (MailMessage.Status.PENDING, MailMessage.Status.FAILED):
         return
     message.attempts += 1
@@ -290,16 +348,33 @@ def _process_message(mailbox: Mailbox, connection: ImapConnection, message: Mail
         message.attachments = message.invoices_created = 0
         message.skipped_parts, message.error = [], ""
         message.processed_at = timezone.now()
-        message.save(update_fields=["status", "attachments", "invoices_created", "skipped_parts", "error",
-                                    "processed_at", "attempts", "rule", "rule_name"])
+        message.save(
+            update_fields=[
+                "status",
+                "attachments",
+                "invoices_created",
+                "skipped_parts",
+                "error",
+                "processed_at",
+                "attempts",
+                "rule",
+                "rule_name",
+            ]
+        )
         _after_processing(mailbox, connection, uid, decision)
         return
     owner = decision.invoice_owner or mailbox.owner
     created = 0
     for attachment in decision.take:
-        invoice = invoice_ingest(content=attachment.content, filename=attachment.filename or "attachment",
-                                 source=InvoiceSource.EMAIL, owner=owner, vendor=decision.vendor,
-                                 source_ref=_source_ref(mailbox, message, attachment), once_per_source_ref=True)
+        invoice = invoice_ingest(
+            content=attachment.content,
+            filename=attachment.filename or "attachment",
+            source=InvoiceSource.EMAIL,
+            owner=owner,
+            vendor=decision.vendor,
+            source_ref=_source_ref(mailbox, message, attachment),
+            once_per_source_ref=True,
+        )
         counts.attachments += 1
         if invoice.status != InvoiceStatus.DUPLICATE:
             created += 1
@@ -312,45 +387,82 @@ def _process_message(mailbox: Mailbox, connection: ImapConnection, message: Mail
         counts.attachments += 1
     taken = {id(part) for part in decision.take}
     left_out = [part for part in parsed.candidates if id(part) not in taken]
-    skipped = [*parsed.skipped, *(SkippedPart(filename=part.filename, content_type=part.content_type,
-                                             reason=f"Not taken: rule {decision.rule_name!r} takes only matching "
-                                                    "attachments.", archive=part.archive) for part in left_out)]
+    skipped = [
+        *parsed.skipped,
+        *(
+            SkippedPart(
+                filename=part.filename,
+                content_type=part.content_type,
+                reason=f"Not taken: rule {decision.rule_name!r} takes only matching attachments.",
+                archive=part.archive,
+            )
+            for part in left_out
+        ),
+    ]
     counts.invoices_created += created
     counts.skipped += len(skipped)
     nothing_there = not parsed.candidates and not parsed.skipped and not decision.take_body
     message.status = MailMessage.Status.NO_CANDIDATES if nothing_there else MailMessage.Status.PROCESSED
     message.attachments = len(decision.take) + (1 if decision.take_body else 0)
     message.invoices_created = created
-    message.skipped_parts = [{"filename": part.filename, "content_type": part.content_type, "reason": part.reason}
-                             for part in skipped]
+    message.skipped_parts = [
+        {"filename": part.filename, "content_type": part.content_type, "reason": part.reason} for part in skipped
+    ]
     message.error = "No attachment that could be an invoice." if nothing_there else ""
     message.processed_at = timezone.now()
-    message.save(update_fields=["status", "attachments", "invoices_created", "skipped_parts", "error",
-                                "processed_at", "attempts", "rule", "rule_name"])
+    message.save(
+        update_fields=[
+            "status",
+            "attachments",
+            "invoices_created",
+            "skipped_parts",
+            "error",
+            "processed_at",
+            "attempts",
+            "rule",
+            "rule_name",
+        ]
+    )
     _after_processing(mailbox, connection, uid, decision)
 
 
-def message_decision(mailbox: Mailbox, rules: list[MailRule], raw: bytes, parsed: ParsedMessage, *,
-                     folder: str) -> Decision:
+def message_decision(
+    mailbox: Mailbox, rules: list[MailRule], raw: bytes, parsed: ParsedMessage, *, folder: str
+) -> Decision:
     """What the mailbox's rules (or, without rules, the default) do with a downloaded message."""
     if not rules:  # no rules: no need to read the body or the recipients
-        return Decision(rule=None, action=MailRule.Action.TAKE_ATTACHMENTS, take=list(parsed.candidates),
-                        take_body=False, vendor=None, invoice_owner=None,
-                        after_processing=mailbox.after_processing, move_to_folder=mailbox.move_to_folder)
+        return Decision(
+            rule=None,
+            action=MailRule.Action.TAKE_ATTACHMENTS,
+            take=list(parsed.candidates),
+            take_body=False,
+            vendor=None,
+            invoice_owner=None,
+            after_processing=mailbox.after_processing,
+            move_to_folder=mailbox.move_to_folder,
+        )
     facts = message_facts(raw, parsed, folder=folder)
     return rules_decide(rules, facts, parsed, mailbox=mailbox)
 
 
-def _ingest_body(mailbox: Mailbox, message: MailMessage, raw: bytes, parsed: ParsedMessage, decision: Decision,
-                 owner, folder: str) -> int:
+def _ingest_body(
+    mailbox: Mailbox, message: MailMessage, raw: bytes, parsed: ParsedMessage, decision: Decision, owner, folder: str
+) -> int:
     """Render the body to a PDF and ingest it as the message's invoice; 1 if a new invoice was made."""
     facts = decision.facts
     sent = message.sent_at.isoformat() if message.sent_at else ""
-    pdf = body_to_pdf(subject=parsed.subject, sender=parsed.sender, sent_at=sent, body_html=facts.body_html,
-                      body_text=facts.body_text)
-    invoice = invoice_ingest(content=pdf, filename=_body_filename(parsed.subject), source=InvoiceSource.EMAIL,
-                             owner=owner, vendor=decision.vendor, source_ref=f"email:{mailbox.pk}:{message.pk}:body",
-                             once_per_source_ref=True)
+    pdf = body_to_pdf(
+        subject=parsed.subject, sender=parsed.sender, sent_at=sent, body_html=facts.body_html, body_text=facts.body_text
+    )
+    invoice = invoice_ingest(
+        content=pdf,
+        filename=_body_filename(parsed.subject),
+        source=InvoiceSource.EMAIL,
+        owner=owner,
+        vendor=decision.vendor,
+        source_ref=f"email:{mailbox.pk}:{message.pk}:body",
+        once_per_source_ref=True,
+    )
     return 0 if invoice.status == InvoiceStatus.DUPLICATE else 1
 
 
@@ -374,8 +486,17 @@ def _skip(message: MailMessage, reason: str, counts: SyncCounts) -> None:
     message.attachments = message.invoices_created = 0
     message.skipped_parts, message.error = [], reason
     message.processed_at = timezone.now()
-    message.save(update_fields=["status", "attachments", "invoices_created", "skipped_parts", "error",
-                                "processed_at", "attempts"])
+    message.save(
+        update_fields=[
+            "status",
+            "attachments",
+            "invoices_created",
+            "skipped_parts",
+            "error",
+            "processed_at",
+            "attempts",
+        ]
+    )
 
 
 def _fail(message: MailMessage, error: str, counts: SyncCounts) -> None:

@@ -15,9 +15,12 @@ from events.services import delivery_replay, review_digest_send, subscription_cl
 class SubscriptionForm(forms.ModelForm):
     events = forms.MultipleChoiceField(choices=Event.choices, widget=forms.CheckboxSelectMultiple)
     new_secret = forms.CharField(
-        required=False, widget=forms.PasswordInput(render_value=False), strip=True,
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        strip=True,
         help_text="Signing secret (HMAC-SHA256). Leave empty to keep the current one; a new subscription without "
-                  "one gets a generated secret, shown once after saving.")
+        "one gets a generated secret, shown once after saving.",
+    )
 
     class Meta:
         model = EventSubscription
@@ -46,23 +49,48 @@ class EventSubscriptionAdmin(admin.ModelAdmin):
         return ", ".join(subscription.events or [])
 
     def save_model(self, request, obj, form, change):
-        subscription, secret = subscription_save(subscription=obj, actor=admin_actor(request),
-                                                 secret=form.cleaned_data.get("new_secret") or None)
+        subscription, secret = subscription_save(
+            subscription=obj, actor=admin_actor(request), secret=form.cleaned_data.get("new_secret") or None
+        )
         if secret and not form.cleaned_data.get("new_secret"):
-            messages.warning(request, f"Signing secret of {subscription.name} (shown once; give it to the "
-                                      f"receiver): {secret}")
+            messages.warning(
+                request, f"Signing secret of {subscription.name} (shown once; give it to the receiver): {secret}"
+            )
 
 
 @admin.register(EventDelivery)
 class EventDeliveryAdmin(admin.ModelAdmin):
-    list_display = ["id", "event", "subscription", "status", "attempts", "response_status", "subject_id",
-                    "created_at", "delivered_at"]
+    list_display = [
+        "id",
+        "event",
+        "subscription",
+        "status",
+        "attempts",
+        "response_status",
+        "subject_id",
+        "created_at",
+        "delivered_at",
+    ]
     list_filter = ["status", "event", "subscription"]
     list_select_related = ["subscription"]
     search_fields = ["=subject_id", "=job_id"]
-    readonly_fields = ["subscription", "event", "payload", "subject_type", "subject_id", "status", "attempts",
-                       "response_status", "response_body", "error", "job_id", "replay_of", "created_at",
-                       "last_attempt_at", "delivered_at"]
+    readonly_fields = [
+        "subscription",
+        "event",
+        "payload",
+        "subject_type",
+        "subject_id",
+        "status",
+        "attempts",
+        "response_status",
+        "response_body",
+        "error",
+        "job_id",
+        "replay_of",
+        "created_at",
+        "last_attempt_at",
+        "delivered_at",
+    ]
     actions = ["replay_selected"]
 
     def has_add_permission(self, request):
@@ -73,9 +101,15 @@ class EventDeliveryAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay the selected deliveries", permissions=["replay"])
     def replay_selected(self, request, queryset):
-        apply_to_each(self, request, queryset.select_related("subscription"),
-                      lambda delivery, actor: delivery_replay(delivery=delivery, actor=actor),
-                      verb="replayed", noun="delivery", refusals=(PermissionDenied,))
+        apply_to_each(
+            self,
+            request,
+            queryset.select_related("subscription"),
+            lambda delivery, actor: delivery_replay(delivery=delivery, actor=actor),
+            verb="replayed",
+            noun="delivery",
+            refusals=(PermissionDenied,),
+        )
 
     def has_replay_permission(self, request):
         return request.user.has_perm("events.replay_eventdelivery")

@@ -23,13 +23,15 @@ class EventSubscription(models.Model):
 
     name = models.CharField(max_length=100)
     url = models.URLField(max_length=500, help_text="http(s) URL on a public host; POSTed a JSON body per event.")
-    events = models.JSONField(default=list, help_text="Event names, e.g. [\"invoice.needs_review\"].")
+    events = models.JSONField(default=list, help_text='Event names, e.g. ["invoice.needs_review"].')
     slack_compatible = models.BooleanField(
-        default=False, help_text="Send a Slack incoming-webhook payload ({\"text\": ...}) instead of the event JSON.")
+        default=False, help_text='Send a Slack incoming-webhook payload ({"text": ...}) instead of the event JSON.'
+    )
     secret_ciphertext = models.TextField(blank=True, default="", editable=False)
     enabled = models.BooleanField(default=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -51,16 +51,18 @@ def subscription_clean(*, url: str, events: list) -> list[str]:
     return sorted(set(events))
 
 
-def subscription_save(*, subscription: EventSubscription, actor: Actor, secret: str | None = None) -> tuple[
-        EventSubscription, str]:
+def subscription_save(
+    *, subscription: EventSubscription, actor: Actor, secret: str | None = None
+) -> tuple[EventSubscription, str]:
     """Create or update a webhook subscription (checked, audited).
 
     `secret`: a new signing secret; None keeps the current one, and a new subscription
     without one gets a generated secret. Returns the subscription and the secret that
     was set now ("" when unchanged) so it can be shown once.
     """
-    require_permission(actor.user, "events.change_eventsubscription" if subscription.pk
-                       else "events.add_eventsubscription")
+    require_permission(
+        actor.user, "events.change_eventsubscription" if subscription.pk else "events.add_eventsubscription"
+    )
     subscription.events = subscription_clean(url=subscription.url, events=subscription.events)
     new_secret = ""
     if secret:
@@ -74,11 +76,18 @@ def subscription_save(*, subscription: EventSubscription, actor: Actor, secret: 
         if created and getattr(actor.user, "pk", None):
             subscription.created_by = actor.user
         subscription.save()
-        audit_record(actor=actor, action="events.subscription_create" if created else "events.subscription_update",
-                     target=subscription, details={"url": subscription.url, "events": subscription.events,
-                                                   "slack_compatible": subscription.slack_compatible,
-                                                   "enabled": subscription.enabled,
-                                                   "secret_changed": bool(new_secret)})
+        audit_record(
+            actor=actor,
+            action="events.subscription_create" if created else "events.subscription_update",
+            target=subscription,
+            details={
+                "url": subscription.url,
+                "events": subscription.events,
+                "slack_compatible": subscription.slack_compatible,
+                "enabled": subscription.enabled,
+                "secret_changed": bool(new_secret),
+            },
+        )
     return subscription, new_secret
 
 
@@ -87,8 +96,10 @@ def subscription_save(*, subscription: EventSubscription, actor: Actor, secret: 
 
 def event_wanted(event: str) -> bool:
     """Whether any enabled subscription wants this event (to skip building payloads nobody reads)."""
-    return any(event in (events or []) for events in
-               EventSubscription.objects.filter(enabled=True).values_list("events", flat=True))
+    return any(
+        event in (events or [])
+        for events in EventSubscription.objects.filter(enabled=True).values_list("events", flat=True)
+    )
 
 
 def event_publish(*, event: str, subject, payload: dict) -> list[EventDelivery]:
@@ -106,9 +117,12 @@ def event_publish(*, event: str, subject, payload: dict) -> list[EventDelivery]:
     with transaction.atomic():
         for subscription in wanted:
             delivery = EventDelivery.objects.create(
-                subscription=subscription, event=event, payload=body,
+                subscription=subscription,
+                event=event,
+                payload=body,
                 subject_type=model_label(subject) if subject is not None else "",
-                subject_id=str(subject.pk) if subject is not None else "")
+                subject_id=str(subject.pk) if subject is not None else "",
+            )
             _enqueue(delivery)
             deliveries.append(delivery)
     return deliveries
@@ -138,8 +152,14 @@ def webhook_deliver(*, delivery: EventDelivery, final_attempt: bool) -> dict:
         delivery.save()
         raise webhooks.WebhookRefused(delivery.error)
     try:
-        sent = webhooks.post(url=subscription.url, payload=delivery.payload, secret=subscription.secret,
-                             event=delivery.event, delivery_id=delivery.pk, slack=subscription.slack_compatible)
+        sent = webhooks.post(
+            url=subscription.url,
+            payload=delivery.payload,
+            secret=subscription.secret,
+            event=delivery.event,
+            delivery_id=delivery.pk,
+            slack=subscription.slack_compatible,
+        )
     except webhooks.WebhookRetryable as exc:
         delivery.status = EventDelivery.Status.FAILED if final_attempt else EventDelivery.Status.RETRYING
         delivery.response_status, delivery.response_body, delivery.error = exc.status, exc.body[:500], str(exc)[:2000]
@@ -153,20 +173,34 @@ def webhook_deliver(*, delivery: EventDelivery, final_attempt: bool) -> dict:
     delivery.status, delivery.delivered_at = EventDelivery.Status.DELIVERED, timezone.now()
     delivery.response_status, delivery.response_body, delivery.error = sent.status, sent.body[:500], ""
     delivery.save()
-    return {"delivery_id": delivery.pk, "status": delivery.status, "attempts": delivery.attempts,
-            "response_status": sent.status}
+    return {
+        "delivery_id": delivery.pk,
+        "status": delivery.status,
+        "attempts": delivery.attempts,
+        "response_status": sent.status,
+    }
 
 
 def delivery_replay(*, delivery: EventDelivery, actor: Actor, reason: str = "") -> EventDelivery:
     """Send a delivery's event again (same body, a new delivery row), audited."""
     require_permission(actor.user, "events.replay_eventdelivery")
     with transaction.atomic():
-        again = EventDelivery.objects.create(subscription=delivery.subscription, event=delivery.event,
-                                             payload=delivery.payload, subject_type=delivery.subject_type,
-                                             subject_id=delivery.subject_id, replay_of=delivery)
+        again = EventDelivery.objects.create(
+            subscription=delivery.subscription,
+            event=delivery.event,
+            payload=delivery.payload,
+            subject_type=delivery.subject_type,
+            subject_id=delivery.subject_id,
+            replay_of=delivery,
+        )
         _enqueue(again)
-        audit_record(actor=actor, action="events.delivery_replay", target=again, reason=reason,
-                     details={"replay_of": delivery.pk})
+        audit_record(
+            actor=actor,
+            action="events.delivery_replay",
+            target=again,
+            reason=reason,
+            details={"replay_of": delivery.pk},
+        )
     return again
 
 
@@ -191,21 +225,31 @@ def review_digest_send(*, digest: ReviewDigest, today: date | None = None, force
         if not counts["total"]:
             continue
         oldest = list(review_queue(user=user)[:DIGEST_LIST_LIMIT])
-        lines = [f"{counts['total']} invoices wait for review: {counts['needs_review']} need review, "
-                 f"{counts['awaiting_approval']} await approval; {counts['due_soon']} are due soon, "
-                 f"{counts['unassigned']} are unassigned, {counts['mine']} are yours.", ""]
+        lines = [
+            f"{counts['total']} invoices wait for review: {counts['needs_review']} need review, "
+            f"{counts['awaiting_approval']} await approval; {counts['due_soon']} are due soon, "
+            f"{counts['unassigned']} are unassigned, {counts['mine']} are yours.",
+            "",
+        ]
         for invoice in oldest:
             due = f", due {invoice.due_date.isoformat()}" if invoice.due_date else ""
             flag = " (DUE SOON)" if invoice.due_soon else ""
             amount = f" {invoice.total_gross} {invoice.currency}" if invoice.total_gross is not None else ""
-            lines.append(f"- #{invoice.pk} {invoice.seller_name or invoice.original_filename} "
-                         f"{invoice.invoice_number}{amount}{due}{flag} [{invoice.get_status_display()}]")
+            lines.append(
+                f"- #{invoice.pk} {invoice.seller_name or invoice.original_filename} "
+                f"{invoice.invoice_number}{amount}{due}{flag} [{invoice.get_status_display()}]"
+            )
         if counts["total"] > len(oldest):
             lines.append(f"... and {counts['total'] - len(oldest)} more.")
         if settings.EVENTS_SITE_URL:
             lines += ["", f"Open the queue: {settings.EVENTS_SITE_URL.rstrip('/')}/admin/invoices/invoice/"]
-        send_mail(f"[AP Intake] {counts['total']} invoices wait for review", "\n".join(lines),
-                  settings.DEFAULT_FROM_EMAIL, [user.email], fail_silently=False)
+        send_mail(
+            f"[AP Intake] {counts['total']} invoices wait for review",
+            "\n".join(lines),
+            settings.DEFAULT_FROM_EMAIL,
+            [user.email],
+            fail_silently=False,
+        )
         sent += 1
     ReviewDigest.objects.filter(pk=digest.pk).update(last_sent_on=today)
     digest.last_sent_on = today

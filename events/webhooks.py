@@ -58,8 +58,9 @@ def check_webhook_url(url: str) -> None:
     outbound connection uses (core.hostcheck). EVENTS_ALLOW_PRIVATE_HOSTS=1 allows private and
     loopback addresses."""
     try:
-        check_url_allowed(url, allow_private=settings.EVENTS_ALLOW_PRIVATE_HOSTS, what="webhook",
-                          setting="EVENTS_ALLOW_PRIVATE_HOSTS")
+        check_url_allowed(
+            url, allow_private=settings.EVENTS_ALLOW_PRIVATE_HOSTS, what="webhook", setting="EVENTS_ALLOW_PRIVATE_HOSTS"
+        )
     except (UrlNotAllowed, HostNotAllowed, HostUnresolvable) as exc:
         raise WebhookUrlNotAllowed(str(exc)) from None
 
@@ -73,12 +74,19 @@ def signature(body: bytes, secret: str, timestamp: int) -> str:
 def slack_payload(payload: dict) -> dict:
     """A Slack incoming-webhook message for an event."""
     invoice = payload.get("invoice") or {}
-    verbs = {"invoice.needs_review": "needs review", "invoice.approved": "was approved",
-             "invoice.rejected": "was rejected", "invoice.exported": "was exported",
-             "invoice.failed": "could not be read"}
+    verbs = {
+        "invoice.needs_review": "needs review",
+        "invoice.approved": "was approved",
+        "invoice.rejected": "was rejected",
+        "invoice.exported": "was exported",
+        "invoice.failed": "could not be read",
+    }
     what = " ".join(filter(None, [invoice.get("seller_name"), invoice.get("invoice_number")])) or invoice.get("file")
-    amount = f" ({invoice['total_gross']} {invoice.get('currency') or ''})".replace(" )", ")") \
-        if invoice.get("total_gross") else ""
+    amount = (
+        f" ({invoice['total_gross']} {invoice.get('currency') or ''})".replace(" )", ")")
+        if invoice.get("total_gross")
+        else ""
+    )
     text = f"Invoice {invoice.get('invoice_id')} {what}{amount} {verbs.get(payload.get('event'), payload.get('event'))}"
     issues = invoice.get("issues") or []
     if payload.get("event") == "invoice.needs_review" and issues:
@@ -94,8 +102,10 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """A redirect could lead to an internal address the URL check never saw: refuse it."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise WebhookRefused(f"The receiver answered with a redirect (HTTP {code}) to {newurl[:200]}; "
-                             "redirects are not followed.", status=code)
+        raise WebhookRefused(
+            f"The receiver answered with a redirect (HTTP {code}) to {newurl[:200]}; redirects are not followed.",
+            status=code,
+        )
 
 
 _OPENER = urllib.request.build_opener(_NoRedirects)
@@ -113,11 +123,15 @@ def post(*, url: str, payload: dict, secret: str, event: str, delivery_id: int, 
         check_webhook_url(url)  # again at send time: DNS may have changed since the subscription was saved
     except WebhookUrlNotAllowed as exc:
         raise WebhookRefused(str(exc)) from None
-    body = json.dumps(slack_payload(payload) if slack else payload, sort_keys=True,
-                      separators=(",", ":")).encode()
+    body = json.dumps(slack_payload(payload) if slack else payload, sort_keys=True, separators=(",", ":")).encode()
     timestamp = int(time.time())
-    headers = {"Content-Type": "application/json", "User-Agent": "AP-Intake-events",
-               EVENT_HEADER: event, DELIVERY_HEADER: str(delivery_id), TIMESTAMP_HEADER: str(timestamp)}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "AP-Intake-events",
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: str(delivery_id),
+        TIMESTAMP_HEADER: str(timestamp),
+    }
     if secret:
         headers[SIGNATURE_HEADER] = signature(body, secret, timestamp)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310 - checked above
@@ -128,8 +142,9 @@ def post(*, url: str, payload: dict, secret: str, event: str, delivery_id: int, 
         answer = _read(exc)
         if exc.code == 429 or exc.code >= 500:
             raise WebhookRetryable(f"HTTP {exc.code} {exc.reason}", status=exc.code, body=answer) from None
-        raise WebhookRefused(f"The receiver refused the webhook: HTTP {exc.code} {exc.reason}", status=exc.code,
-                             body=answer) from None
+        raise WebhookRefused(
+            f"The receiver refused the webhook: HTTP {exc.code} {exc.reason}", status=exc.code, body=answer
+        ) from None
     except (urllib.error.URLError, TimeoutError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise WebhookRetryable(f"{type(reason).__name__}: {reason}") from None

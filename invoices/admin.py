@@ -39,9 +39,15 @@ from jobs.admin import STATUS_COLOURS, EstimatedCountPaginator
 from jobs.models import Job
 
 INVOICE_COLOURS = {
-    InvoiceStatus.RECEIVED: "#6c757d", InvoiceStatus.EXTRACTED: "#0d6efd", InvoiceStatus.VALIDATED: "#198754",
-    InvoiceStatus.NEEDS_REVIEW: "#fd7e14", InvoiceStatus.FAILED: "#dc3545", InvoiceStatus.DUPLICATE: "#adb5bd",
-    InvoiceStatus.APPROVED: "#20c997", InvoiceStatus.REJECTED: "#6f42c1", InvoiceStatus.EXPORTED: "#212529",
+    InvoiceStatus.RECEIVED: "#6c757d",
+    InvoiceStatus.EXTRACTED: "#0d6efd",
+    InvoiceStatus.VALIDATED: "#198754",
+    InvoiceStatus.NEEDS_REVIEW: "#fd7e14",
+    InvoiceStatus.FAILED: "#dc3545",
+    InvoiceStatus.DUPLICATE: "#adb5bd",
+    InvoiceStatus.APPROVED: "#20c997",
+    InvoiceStatus.REJECTED: "#6f42c1",
+    InvoiceStatus.EXPORTED: "#212529",
 }
 
 
@@ -49,8 +55,17 @@ class InvoiceLineInline(admin.TabularInline):
     model = InvoiceLine
     extra = 0
     can_delete = False
-    fields = ["position", "line_id", "name", "quantity", "unit_code", "net_price", "line_amount", "vat_category",
-              "vat_rate"]
+    fields = [
+        "position",
+        "line_id",
+        "name",
+        "quantity",
+        "unit_code",
+        "net_price",
+        "line_amount",
+        "vat_category",
+        "vat_rate",
+    ]
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -87,8 +102,20 @@ class InvoiceUploadForm(forms.Form):
 
 @admin.register(Invoice)
 class InvoiceAdmin(admin.ModelAdmin):
-    list_display = ["id", "status_badge", "vendor_or_seller", "invoice_number", "issue_date", "total_gross",
-                    "currency", "issue_count", "format", "source", "created_at", "review_link"]
+    list_display = [
+        "id",
+        "status_badge",
+        "vendor_or_seller",
+        "invoice_number",
+        "issue_date",
+        "total_gross",
+        "currency",
+        "issue_count",
+        "format",
+        "source",
+        "created_at",
+        "review_link",
+    ]
     list_filter = ["status", "format", "source", "type", "created_at"]
     list_select_related = ["vendor"]
     search_fields = ["=invoice_number", "seller_name", "=seller_vat_id", "original_filename", "=sha256"]
@@ -96,22 +123,93 @@ class InvoiceAdmin(admin.ModelAdmin):
     show_full_result_count = False
     ordering = ["-created_at"]
     inlines = [InvoiceLineInline, ValidationIssueInline]
-    actions = ["reprocess_selected", "revalidate_selected", "approve_selected", "export_csv", "export_json",
-               "export_ubl"]
+    actions = [
+        "reprocess_selected",
+        "revalidate_selected",
+        "approve_selected",
+        "export_csv",
+        "export_json",
+        "export_ubl",
+    ]
     change_form_template = "admin/invoices/invoice/change_form.html"
     change_list_template = "admin/invoices/invoice/change_list.html"
     fieldsets = [
-        (None, {"fields": ["status_badge", "error", "original_link", "searchable_pdf_link", "source", "source_ref",
-                           "owner", "duplicate_of", "decision"]}),
-        ("Invoice (EN 16931)", {"fields": [
-            "format", "profile", "invoice_number", "type", "type_code", "issue_date", "due_date", "currency",
-            "seller_name", "seller_vat_id", "seller_country", "vendor", "buyer_name", "buyer_vat_id",
-            "buyer_country", "buyer_reference", "purchase_order_reference", "payment_iban"]}),
-        ("Totals", {"fields": ["line_total", "allowance_total", "charge_total", "total_net", "tax_total",
-                               "total_gross", "prepaid_amount", "rounding_amount", "amount_due", "vat_breakdown"]}),
-        ("Extraction", {"fields": ["confidence", "extraction_warnings", "ocr_status", "ocr_pages", "ocr_confidence",
-                                   "sha256", "size", "created_at",
-                                   "extracted_at", "validated_at", "exported_at"]}),
+        (
+            None,
+            {
+                "fields": [
+                    "status_badge",
+                    "error",
+                    "original_link",
+                    "searchable_pdf_link",
+                    "source",
+                    "source_ref",
+                    "owner",
+                    "duplicate_of",
+                    "decision",
+                ]
+            },
+        ),
+        (
+            "Invoice (EN 16931)",
+            {
+                "fields": [
+                    "format",
+                    "profile",
+                    "invoice_number",
+                    "type",
+                    "type_code",
+                    "issue_date",
+                    "due_date",
+                    "currency",
+                    "seller_name",
+                    "seller_vat_id",
+                    "seller_country",
+                    "vendor",
+                    "buyer_name",
+                    "buyer_vat_id",
+                    "buyer_country",
+                    "buyer_reference",
+                    "purchase_order_reference",
+                    "payment_iban",
+                ]
+            },
+        ),
+        (
+            "Totals",
+            {
+                "fields": [
+                    "line_total",
+                    "allowance_total",
+                    "charge_total",
+                    "total_net",
+                    "tax_total",
+                    "total_gross",
+                    "prepaid_amount",
+                    "rounding_amount",
+                    "amount_due",
+                    "vat_breakdown",
+                ]
+            },
+        ),
+        (
+            "Extraction",
+            {
+                "fields": [
+                    "confidence",
+                    "extraction_warnings",
+                    "ocr_status",
+                    "ocr_pages",
+                    "ocr_confidence",
+                    "sha256",
+                    "size",
+                    "created_at",
+                    "extracted_at",
+                    "validated_at",
+                    "exported_at",
+                ]
+            },
+        ),
         ("Jobs", {"fields": ["job_history"]}),
     ]
 
@@ -130,8 +228,11 @@ class InvoiceAdmin(admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, invoice: Invoice) -> str:
-        return format_html('<span style="background:{};color:#fff;padding:2px 6px;border-radius:3px">{}</span>',
-                           INVOICE_COLOURS.get(invoice.status, "#333"), invoice.get_status_display())
+        return format_html(
+            '<span style="background:{};color:#fff;padding:2px 6px;border-radius:3px">{}</span>',
+            INVOICE_COLOURS.get(invoice.status, "#333"),
+            invoice.get_status_display(),
+        )
 
     @admin.display(description="vendor / seller")
     def vendor_or_seller(self, invoice: Invoice) -> str:
@@ -157,39 +258,70 @@ class InvoiceAdmin(admin.ModelAdmin):
     def decision(self, invoice: Invoice) -> str:
         if not invoice.decided_at:
             return "—"
-        return f"{invoice.get_status_display()} by {invoice.decided_by} at {invoice.decided_at:%Y-%m-%d %H:%M}: " \
-               f"{invoice.decision_reason}"
+        return (
+            f"{invoice.get_status_display()} by {invoice.decided_by} at {invoice.decided_at:%Y-%m-%d %H:%M}: "
+            f"{invoice.decision_reason}"
+        )
 
     @admin.display(description="job history")
     def job_history(self, invoice: Invoice) -> str:
-        jobs = Job.objects.filter(subject_type="invoices.invoice",
-                                  subject_id=str(invoice.pk)).order_by("-created_at")[:20]
+        jobs = Job.objects.filter(subject_type="invoices.invoice", subject_id=str(invoice.pk)).order_by("-created_at")[
+            :20
+        ]
         if not jobs:
             return "—"
         rows = format_html_join(
-            "", '<tr><td><a href="{}">{}</a></td><td>{}</td><td style="color:{}">{}</td><td>{}</td><td>{}</td></tr>',
-            ((reverse("admin:jobs_job_change", args=[job.pk]), str(job.pk)[:8], job.kind,
-              STATUS_COLOURS.get(job.status, "#333"), job.status, job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-              job.error[:120]) for job in jobs))
-        return format_html("<table><tr><th>job</th><th>kind</th><th>status</th><th>created</th><th>error</th></tr>"
-                           "{}</table>", rows)
+            "",
+            '<tr><td><a href="{}">{}</a></td><td>{}</td><td style="color:{}">{}</td><td>{}</td><td>{}</td></tr>',
+            (
+                (
+                    reverse("admin:jobs_job_change", args=[job.pk]),
+                    str(job.pk)[:8],
+                    job.kind,
+                    STATUS_COLOURS.get(job.status, "#333"),
+                    job.status,
+                    job.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    job.error[:120],
+                )
+                for job in jobs
+            ),
+        )
+        return format_html(
+            "<table><tr><th>job</th><th>kind</th><th>status</th><th>created</th><th>error</th></tr>{}</table>", rows
+        )
 
     # -- pages -------------------------------------------------------------------
     def get_urls(self):
         own = [
             path("upload/", self.admin_site.admin_view(self.upload_view), name="invoices_invoice_upload"),
-            path("<int:invoice_id>/original/", self.admin_site.admin_view(self.original_view),
-                 name="invoices_invoice_original"),
-            path("<int:invoice_id>/searchable-pdf/", self.admin_site.admin_view(self.searchable_pdf_view),
-                 name="invoices_invoice_searchable_pdf"),
-            path("<int:invoice_id>/decide/", self.admin_site.admin_view(self.decide_view),
-                 name="invoices_invoice_decide"),
-            path("review-queue/", self.admin_site.admin_view(partial(review_queue_view, self)),
-                 name="invoices_invoice_review_queue"),
-            path("<int:invoice_id>/review/", self.admin_site.admin_view(partial(review_view, self)),
-                 name="invoices_invoice_review"),
-            path("<int:invoice_id>/pages/<int:page>.png", self.admin_site.admin_view(partial(page_image_view, self)),
-                 name="invoices_invoice_page_image"),
+            path(
+                "<int:invoice_id>/original/",
+                self.admin_site.admin_view(self.original_view),
+                name="invoices_invoice_original",
+            ),
+            path(
+                "<int:invoice_id>/searchable-pdf/",
+                self.admin_site.admin_view(self.searchable_pdf_view),
+                name="invoices_invoice_searchable_pdf",
+            ),
+            path(
+                "<int:invoice_id>/decide/", self.admin_site.admin_view(self.decide_view), name="invoices_invoice_decide"
+            ),
+            path(
+                "review-queue/",
+                self.admin_site.admin_view(partial(review_queue_view, self)),
+                name="invoices_invoice_review_queue",
+            ),
+            path(
+                "<int:invoice_id>/review/",
+                self.admin_site.admin_view(partial(review_view, self)),
+                name="invoices_invoice_review",
+            ),
+            path(
+                "<int:invoice_id>/pages/<int:page>.png",
+                self.admin_site.admin_view(partial(page_image_view, self)),
+                name="invoices_invoice_page_image",
+            ),
         ]
         return own + super().get_urls()
 
@@ -198,15 +330,29 @@ class InvoiceAdmin(admin.ModelAdmin):
             raise PermissionDenied
         form = InvoiceUploadForm(request.POST or None, request.FILES or None)
         if request.method == "POST" and form.is_valid():
-            invoices = [invoice_ingest(content=upload.read(), filename=upload.name, source=InvoiceSource.ADMIN,
-                                       owner=request.user, source_ref="admin upload")
-                        for upload in form.cleaned_data["files"]]
+            invoices = [
+                invoice_ingest(
+                    content=upload.read(),
+                    filename=upload.name,
+                    source=InvoiceSource.ADMIN,
+                    owner=request.user,
+                    source_ref="admin upload",
+                )
+                for upload in form.cleaned_data["files"]
+            ]
             duplicates = sum(1 for invoice in invoices if invoice.status == InvoiceStatus.DUPLICATE)
-            self.message_user(request, f"{len(invoices)} file(s) received, {duplicates} duplicate(s); processing "
-                                       "runs in the background.", messages.SUCCESS)
+            self.message_user(
+                request,
+                f"{len(invoices)} file(s) received, {duplicates} duplicate(s); processing runs in the background.",
+                messages.SUCCESS,
+            )
             return HttpResponseRedirect(reverse("admin:invoices_invoice_changelist"))
-        context = {**self.admin_site.each_context(request), "title": "Upload invoices", "form": form,
-                   "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Upload invoices",
+            "form": form,
+            "opts": self.model._meta,
+        }
         return render(request, "admin/invoices/invoice/upload.html", context)
 
     def original_view(self, request, invoice_id):
@@ -222,8 +368,9 @@ class InvoiceAdmin(admin.ModelAdmin):
         if request.method == "POST":
             approve = request.POST.get("decision") == "approve"
             try:
-                invoice_decide(invoice=invoice, approve=approve, actor=admin_actor(request),
-                               reason=request.POST.get("reason", ""))
+                invoice_decide(
+                    invoice=invoice, approve=approve, actor=admin_actor(request), reason=request.POST.get("reason", "")
+                )
                 self.message_user(request, f"Invoice {'approved' if approve else 'rejected'}.", messages.SUCCESS)
             except REFUSALS as exc:
                 self.message_user(request, str(exc), messages.ERROR)
@@ -236,22 +383,36 @@ class InvoiceAdmin(admin.ModelAdmin):
     # -- bulk actions ------------------------------------------------------------
     @admin.action(description="Reprocess (extract and validate again)", permissions=["reprocess"])
     def reprocess_selected(self, request, queryset):
-        apply_to_each(self, request, queryset,
-                      lambda invoice, actor: invoice_reprocess(invoice=invoice, actor=actor, reason="admin action"),
-                      verb="Queued reprocessing of", noun="invoice(s)")
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda invoice, actor: invoice_reprocess(invoice=invoice, actor=actor, reason="admin action"),
+            verb="Queued reprocessing of",
+            noun="invoice(s)",
+        )
 
     @admin.action(description="Validate again", permissions=["reprocess"])
     def revalidate_selected(self, request, queryset):
-        apply_to_each(self, request, queryset,
-                      lambda invoice, actor: invoice_revalidate(invoice=invoice, actor=actor, reason="admin action"),
-                      verb="Queued validation of", noun="invoice(s)")
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda invoice, actor: invoice_revalidate(invoice=invoice, actor=actor, reason="admin action"),
+            verb="Queued validation of",
+            noun="invoice(s)",
+        )
 
     @admin.action(description="Approve selected", permissions=["approve"])
     def approve_selected(self, request, queryset):
-        apply_to_each(self, request, queryset,
-                      lambda invoice, actor: invoice_decide(invoice=invoice, approve=True, actor=actor,
-                                                            reason="admin action"),
-                      verb="Approved", noun="invoice(s)")
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda invoice, actor: invoice_decide(invoice=invoice, approve=True, actor=actor, reason="admin action"),
+            verb="Approved",
+            noun="invoice(s)",
+        )
 
     def _export(self, request, queryset, format):
         try:
@@ -305,8 +466,17 @@ class ValidationRuleSettingAdmin(admin.ModelAdmin):
 class ExportBatchAdmin(admin.ModelAdmin):
     list_display = ["id", "format", "status", "invoice_count", "owner", "created_at", "finished_at", "download"]
     list_filter = ["format", "status"]
-    readonly_fields = ["format", "status", "owner", "invoice_count", "download", "error", "created_at",
-                       "finished_at", "file_deleted_at"]
+    readonly_fields = [
+        "format",
+        "status",
+        "owner",
+        "invoice_count",
+        "download",
+        "error",
+        "created_at",
+        "finished_at",
+        "file_deleted_at",
+    ]
     exclude = ["file"]
 
     def has_add_permission(self, request):
@@ -323,16 +493,22 @@ class ExportBatchAdmin(admin.ModelAdmin):
     def download(self, batch: ExportBatch) -> str:
         if batch.status != ExportBatch.Status.DONE or batch.file_deleted_at or not batch.file:
             return "—"
-        return format_html('<a href="{}">download</a>', reverse("admin:invoices_exportbatch_download",
-                                                                 args=[batch.pk]))
+        return format_html('<a href="{}">download</a>', reverse("admin:invoices_exportbatch_download", args=[batch.pk]))
 
     def get_urls(self):
-        return [path("<int:batch_id>/download/", self.admin_site.admin_view(self.download_view),
-                     name="invoices_exportbatch_download"), *super().get_urls()]
+        return [
+            path(
+                "<int:batch_id>/download/",
+                self.admin_site.admin_view(self.download_view),
+                name="invoices_exportbatch_download",
+            ),
+            *super().get_urls(),
+        ]
 
     def download_view(self, request, batch_id):
         batch = get_object_or_404(ExportBatch, pk=batch_id)
         if not batch.file or batch.file_deleted_at or not default_storage.exists(batch.file.name):
             raise Http404("The export file is not available.")
-        return FileResponse(default_storage.open(batch.file.name, "rb"), as_attachment=True,
-                            filename=batch.file.name.rsplit("/", 1)[-1])
+        return FileResponse(
+            default_storage.open(batch.file.name, "rb"), as_attachment=True, filename=batch.file.name.rsplit("/", 1)[-1]
+        )

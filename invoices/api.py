@@ -135,7 +135,8 @@ class OcrSerializer(serializers.Serializer):
     pages = serializers.IntegerField(help_text="Pages read by OCR.")
     confidence = serializers.FloatField(allow_null=True, help_text="Mean OCR word confidence, 0 to 1.")
     searchable_pdf_url = serializers.CharField(
-        allow_null=True, help_text="The original with the OCR text layer (a derived file), when there is one.")
+        allow_null=True, help_text="The original with the OCR text layer (a derived file), when there is one."
+    )
 
 
 class InvoiceDetailSerializer(InvoiceSerializer):
@@ -156,8 +157,9 @@ class InvoiceDetailSerializer(InvoiceSerializer):
     vendor = VendorRefSerializer(allow_null=True)
     vendor_confirmed = serializers.BooleanField(help_text="A person linked the vendor; re-validation keeps it.")
     vat_breakdown = VatBreakdownSerializer(many=True)
-    confidence = serializers.DictField(child=serializers.FloatField(),
-                                       help_text="Per field, how sure the PDF text reader is (0-1).")
+    confidence = serializers.DictField(
+        child=serializers.FloatField(), help_text="Per field, how sure the PDF text reader is (0-1)."
+    )
     warnings = serializers.ListField(child=serializers.CharField())
     lines = InvoiceLineSerializer(many=True)
     source = serializers.ChoiceField(choices=InvoiceSource.choices)
@@ -166,8 +168,9 @@ class InvoiceDetailSerializer(InvoiceSerializer):
     duplicate_of = serializers.IntegerField(allow_null=True, help_text="Only when you may see that invoice.")
     created_at = serializers.DateTimeField()
     assigned_to = UserRefSerializer(allow_null=True)
-    corrected_fields = serializers.ListField(child=serializers.CharField(),
-                                             help_text="Field paths a person corrected (active corrections).")
+    corrected_fields = serializers.ListField(
+        child=serializers.CharField(), help_text="Field paths a person corrected (active corrections)."
+    )
     decided_by = serializers.CharField(allow_null=True, help_text="User name of who approved or rejected.")
     decided_at = serializers.DateTimeField(allow_null=True)
     decision_reason = serializers.CharField(allow_null=True)
@@ -176,75 +179,109 @@ class InvoiceDetailSerializer(InvoiceSerializer):
     def to_representation(self, invoice: Invoice) -> dict:
         viewer = _viewer(self.context)
         data = invoice_as_dict(invoice, viewer=viewer)
-        data.update({
-            "type_code": invoice.type_code or None,
-            "seller_country": invoice.seller_country or None,
-            "buyer_country": invoice.buyer_country or None,
-            "rounding_amount": money_or_none(invoice.rounding_amount),
-            "buyer_vat_id": invoice.buyer_vat_id or None,
-            "buyer_reference": invoice.buyer_reference or None,
-            "purchase_order_reference": invoice.purchase_order_reference or None,
-            "payment_iban": invoice.payment_iban or None,
-            "line_total": money_or_none(invoice.line_total),
-            "allowance_total": money_or_none(invoice.allowance_total),
-            "charge_total": money_or_none(invoice.charge_total),
-            "prepaid_amount": money_or_none(invoice.prepaid_amount),
-            "vendor": {"id": invoice.vendor_id, "name": invoice.vendor.name} if invoice.vendor_id else None,
-            "vendor_confirmed": invoice.vendor_confirmed,
-            "vat_breakdown": invoice.vat_breakdown,
-            "confidence": invoice.confidence,
-            "warnings": invoice.extraction_warnings,
-            "lines": [
-                {"position": line.position, "line_id": line.line_id, "name": line.name,
-                 "quantity": None if line.quantity is None else str(line.quantity), "unit_code": line.unit_code,
-                 "net_price": None if line.net_price is None else str(line.net_price),
-                 "line_amount": money_or_none(line.line_amount), "vat_category": line.vat_category,
-                 "vat_rate": None if line.vat_rate is None else str(line.vat_rate)}
-                for line in invoice.lines.all()
-            ],
-            "source": invoice.source,
-            "sha256": invoice.sha256,
-            "size": invoice.size,
-            "duplicate_of": visible_duplicate_of(invoice, viewer),
-            "created_at": invoice.created_at.isoformat(),
-            "assigned_to": ({"id": invoice.assigned_to_id, "username": invoice.assigned_to.get_username()}
-                            if invoice.assigned_to_id else None),
-            "corrected_fields": sorted(set(invoice.corrections.filter(discarded_at__isnull=True)
-                                           .values_list("field_path", flat=True))),
-            "decided_by": invoice.decided_by.get_username() if invoice.decided_by_id else None,
-            "decided_at": invoice.decided_at.isoformat() if invoice.decided_at else None,
-            "decision_reason": invoice.decision_reason or None,
-            "ocr": {"status": invoice.ocr_status, "pages": invoice.ocr_pages, "confidence": invoice.ocr_confidence,
-                    "searchable_pdf_url": (f"/api/v1/invoices/{invoice.pk}/searchable-pdf/"
-                                           if invoice.searchable_pdf else None)},
-        })
+        data.update(
+            {
+                "type_code": invoice.type_code or None,
+                "seller_country": invoice.seller_country or None,
+                "buyer_country": invoice.buyer_country or None,
+                "rounding_amount": money_or_none(invoice.rounding_amount),
+                "buyer_vat_id": invoice.buyer_vat_id or None,
+                "buyer_reference": invoice.buyer_reference or None,
+                "purchase_order_reference": invoice.purchase_order_reference or None,
+                "payment_iban": invoice.payment_iban or None,
+                "line_total": money_or_none(invoice.line_total),
+                "allowance_total": money_or_none(invoice.allowance_total),
+                "charge_total": money_or_none(invoice.charge_total),
+                "prepaid_amount": money_or_none(invoice.prepaid_amount),
+                "vendor": {"id": invoice.vendor_id, "name": invoice.vendor.name} if invoice.vendor_id else None,
+                "vendor_confirmed": invoice.vendor_confirmed,
+                "vat_breakdown": invoice.vat_breakdown,
+                "confidence": invoice.confidence,
+                "warnings": invoice.extraction_warnings,
+                "lines": [
+                    {
+                        "position": line.position,
+                        "line_id": line.line_id,
+                        "name": line.name,
+                        "quantity": None if line.quantity is None else str(line.quantity),
+                        "unit_code": line.unit_code,
+                        "net_price": None if line.net_price is None else str(line.net_price),
+                        "line_amount": money_or_none(line.line_amount),
+                        "vat_category": line.vat_category,
+                        "vat_rate": None if line.vat_rate is None else str(line.vat_rate),
+                    }
+                    for line in invoice.lines.all()
+                ],
+                "source": invoice.source,
+                "sha256": invoice.sha256,
+                "size": invoice.size,
+                "duplicate_of": visible_duplicate_of(invoice, viewer),
+                "created_at": invoice.created_at.isoformat(),
+                "assigned_to": (
+                    {"id": invoice.assigned_to_id, "username": invoice.assigned_to.get_username()}
+                    if invoice.assigned_to_id
+                    else None
+                ),
+                "corrected_fields": sorted(
+                    set(invoice.corrections.filter(discarded_at__isnull=True).values_list("field_path", flat=True))
+                ),
+                "decided_by": invoice.decided_by.get_username() if invoice.decided_by_id else None,
+                "decided_at": invoice.decided_at.isoformat() if invoice.decided_at else None,
+                "decision_reason": invoice.decision_reason or None,
+                "ocr": {
+                    "status": invoice.ocr_status,
+                    "pages": invoice.ocr_pages,
+                    "confidence": invoice.ocr_confidence,
+                    "searchable_pdf_url": (
+                        f"/api/v1/invoices/{invoice.pk}/searchable-pdf/" if invoice.searchable_pdf else None
+                    ),
+                },
+            }
+        )
         return data
 
 
 def _correction_field(spec) -> serializers.Field:
-    help_text = {"amount": "Decimal string with at most 2 decimals, e.g. \"1234.50\".",
-                 "date": "ISO date YYYY-MM-DD.", "currency": "ISO 4217 code, e.g. EUR.",
-                 "country": "ISO 3166 alpha-2 code, e.g. DE.",
-                 "choice": f"One of {', '.join(spec.choices)}.", "code": "Spaces are removed, upper-cased.",
-                 "text": ""}.get(spec.kind, "")
-    return serializers.CharField(required=False, allow_null=True, allow_blank=True,
-                                 help_text=f"{spec.label}. {help_text} Empty or null clears it.".strip())
+    help_text = {
+        "amount": 'Decimal string with at most 2 decimals, e.g. "1234.50".',
+        "date": "ISO date YYYY-MM-DD.",
+        "currency": "ISO 4217 code, e.g. EUR.",
+        "country": "ISO 3166 alpha-2 code, e.g. DE.",
+        "choice": f"One of {', '.join(spec.choices)}.",
+        "code": "Spaces are removed, upper-cased.",
+        "text": "",
+    }.get(spec.kind, "")
+    return serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        help_text=f"{spec.label}. {help_text} Empty or null clears it.".strip(),
+    )
 
 
 class _CorrectionRequestBase(serializers.Serializer):
-    changes = serializers.DictField(required=False, help_text=(
-        "More corrections by field path: `lines[2].quantity` (one of " + ", ".join(LINE_FIELDS) + "), "
-        "`lines[+]` with an object of line fields to add a line, `lines[3]` with null to remove line 3."))
+    changes = serializers.DictField(
+        required=False,
+        help_text=(
+            "More corrections by field path: `lines[2].quantity` (one of " + ", ".join(LINE_FIELDS) + "), "
+            "`lines[+]` with an object of line fields to add a line, `lines[3]` with null to remove line 3."
+        ),
+    )
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
-    revalidate = serializers.BooleanField(required=False, default=False,
-                                          help_text="Run every validation rule on the corrected values now.")
+    revalidate = serializers.BooleanField(
+        required=False, default=False, help_text="Run every validation rule on the corrected values now."
+    )
 
 
 # One optional field per correctable header field (the whitelist in invoices/corrections.py).
-InvoiceCorrectionRequestSerializer = type("InvoiceCorrectionRequestSerializer", (_CorrectionRequestBase,), {
-    "__doc__": "PATCH body: the fields to correct, plus `changes` for line paths. Unknown fields are errors.",
-    **{name: _correction_field(spec) for name, spec in FIELD_SPECS.items()},
-})
+InvoiceCorrectionRequestSerializer = type(
+    "InvoiceCorrectionRequestSerializer",
+    (_CorrectionRequestBase,),
+    {
+        "__doc__": "PATCH body: the fields to correct, plus `changes` for line paths. Unknown fields are errors.",
+        **{name: _correction_field(spec) for name, spec in FIELD_SPECS.items()},
+    },
+)
 
 
 class InvoiceCorrectionSerializer(serializers.Serializer):
@@ -259,11 +296,17 @@ class InvoiceCorrectionSerializer(serializers.Serializer):
     discarded_at = serializers.DateTimeField(allow_null=True, help_text="Set when a reprocess discarded it.")
 
     def to_representation(self, row) -> dict:
-        return {"id": row.pk, "field_path": row.field_path, "extracted_value": row.extracted_value,
-                "previous_value": row.previous_value, "new_value": row.new_value,
-                "user": row.user.get_username() if row.user_id else (row.user_label or None),
-                "reason": row.reason, "created_at": row.created_at.isoformat(),
-                "discarded_at": row.discarded_at.isoformat() if row.discarded_at else None}
+        return {
+            "id": row.pk,
+            "field_path": row.field_path,
+            "extracted_value": row.extracted_value,
+            "previous_value": row.previous_value,
+            "new_value": row.new_value,
+            "user": row.user.get_username() if row.user_id else (row.user_label or None),
+            "reason": row.reason,
+            "created_at": row.created_at.isoformat(),
+            "discarded_at": row.discarded_at.isoformat() if row.discarded_at else None,
+        }
 
 
 class ReviewQueueItemSerializer(InvoiceSerializer):
@@ -274,9 +317,14 @@ class ReviewQueueItemSerializer(InvoiceSerializer):
 
     def to_representation(self, invoice: Invoice) -> dict:
         data = invoice_as_dict(invoice, viewer=_viewer(self.context))
-        data.update({"awaiting_approval": invoice.awaiting_approval, "due_soon": invoice.due_soon,
-                     "assigned_to": invoice.assigned_to.get_username() if invoice.assigned_to_id else None,
-                     "created_at": invoice.created_at.isoformat()})
+        data.update(
+            {
+                "awaiting_approval": invoice.awaiting_approval,
+                "due_soon": invoice.due_soon,
+                "assigned_to": invoice.assigned_to.get_username() if invoice.assigned_to_id else None,
+                "created_at": invoice.created_at.isoformat(),
+            }
+        )
         return data
 
 
@@ -298,15 +346,19 @@ class ReviewQueuePageSerializer(serializers.Serializer):
 
 
 class AssignSerializer(serializers.Serializer):
-    username = serializers.CharField(required=False, allow_null=True, help_text=(
-        "Who takes it; omit to take it yourself, null to unassign."))
+    username = serializers.CharField(
+        required=False, allow_null=True, help_text=("Who takes it; omit to take it yourself, null to unassign.")
+    )
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class VendorLinkSerializer(serializers.Serializer):
     vendor_id = serializers.IntegerField(required=False, min_value=1, help_text="Link to this vendor.")
-    create_from_seller = serializers.BooleanField(required=False, default=False, help_text=(
-        "Create the vendor from the invoice's seller (name, VAT id, IBAN, country) and link it."))
+    create_from_seller = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=("Create the vendor from the invoice's seller (name, VAT id, IBAN, country) and link it."),
+    )
 
     def validate(self, data):
         if bool(data.get("vendor_id")) == bool(data.get("create_from_seller")):
@@ -322,8 +374,11 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class UploadSerializer(serializers.Serializer):
-    files = serializers.ListField(child=serializers.FileField(), allow_empty=False,
-                                 help_text="One or more invoice files (multipart field `files`, repeatable).")
+    files = serializers.ListField(
+        child=serializers.FileField(),
+        allow_empty=False,
+        help_text="One or more invoice files (multipart field `files`, repeatable).",
+    )
 
 
 class DecisionSerializer(serializers.Serializer):
@@ -331,17 +386,28 @@ class DecisionSerializer(serializers.Serializer):
 
 
 class ReprocessSerializer(DecisionSerializer):
-    force = serializers.BooleanField(required=False, default=False, help_text=(
-        "Extract an approved, rejected or exported invoice again, dropping its decision "
-        "(needs the permission to approve invoices)."))
-    discard_corrections = serializers.BooleanField(required=False, default=False, help_text=(
-        "Drop the invoice's corrections (kept in the history as discarded) instead of re-applying them."))
+    force = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=(
+            "Extract an approved, rejected or exported invoice again, dropping its decision "
+            "(needs the permission to approve invoices)."
+        ),
+    )
+    discard_corrections = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text=("Drop the invoice's corrections (kept in the history as discarded) instead of re-applying them."),
+    )
 
 
 class ExportCreateSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=ExportFormat.choices)
-    invoice_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), required=False,
-                                        help_text="Omit to export every validated or approved invoice you can see.")
+    invoice_ids = serializers.ListField(
+        child=serializers.IntegerField(min_value=1),
+        required=False,
+        help_text="Omit to export every validated or approved invoice you can see.",
+    )
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
 
 
@@ -391,8 +457,12 @@ def original_response(invoice: Invoice) -> FileResponse:
     """The original bytes, as an attachment under the sender's file name."""
     if not default_storage.exists(invoice.original.name):
         raise Http404("The stored file is missing.")
-    return FileResponse(default_storage.open(invoice.original.name, "rb"), as_attachment=True,
-                        filename=invoice.original_filename, content_type="application/octet-stream")
+    return FileResponse(
+        default_storage.open(invoice.original.name, "rb"),
+        as_attachment=True,
+        filename=invoice.original_filename,
+        content_type="application/octet-stream",
+    )
 
 
 class InvoiceSchema(AutoSchema):
@@ -408,12 +478,18 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     """Invoices you own (staff: all): upload, list, detail, reprocess, approve, reject, download."""
 
     permission_classes = [IsAuthenticated, HasPermission]
-    required_perms = {"list": "invoices.view_invoice", "retrieve": "invoices.view_invoice",
-                      "create": "invoices.add_invoice", "original": "invoices.view_invoice",
-                      "partial_update": "invoices.add_invoicecorrection", "corrections": "invoices.view_invoice",
-                      "review_queue": "invoices.view_invoice", "assign": "invoices.view_invoice",
-                      "vendor": "invoices.add_invoicecorrection",
-                      "searchable_pdf": "invoices.view_invoice"}
+    required_perms = {
+        "list": "invoices.view_invoice",
+        "retrieve": "invoices.view_invoice",
+        "create": "invoices.add_invoice",
+        "original": "invoices.view_invoice",
+        "partial_update": "invoices.add_invoicecorrection",
+        "corrections": "invoices.view_invoice",
+        "review_queue": "invoices.view_invoice",
+        "assign": "invoices.view_invoice",
+        "vendor": "invoices.add_invoicecorrection",
+        "searchable_pdf": "invoices.view_invoice",
+    }
     filterset_class = InvoiceFilter
     http_method_names = ["get", "post", "patch", "head", "options"]
     schema = InvoiceSchema()
@@ -438,28 +514,52 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             return [*super().get_throttles(), ScopedRateThrottle()]
         return super().get_throttles()
 
-    @extend_schema(request={"multipart/form-data": UploadSerializer}, responses={202: OpenApiResponse(
-        InvoiceSerializer(many=True), description="One invoice object per file (status received, or duplicate).")})
+    @extend_schema(
+        request={"multipart/form-data": UploadSerializer},
+        responses={
+            202: OpenApiResponse(
+                InvoiceSerializer(many=True), description="One invoice object per file (status received, or duplicate)."
+            )
+        },
+    )
     def create(self, request):
         """Upload one or many invoice files; each is stored and queued for processing."""
         files = request.FILES.getlist("files") or request.FILES.getlist("file")
         if not files:
             raise Invalid(field_errors={"files": ["Send one or more files in the multipart field `files`."]})
-        created = [invoice_ingest(content=upload.read(), filename=upload.name, source=InvoiceSource.UPLOAD,
-                                  owner=request.user, source_ref="api") for upload in files]
-        return Response([invoice_as_dict(invoice, viewer=request.user) for invoice in created],
-                        status=status.HTTP_202_ACCEPTED)
+        created = [
+            invoice_ingest(
+                content=upload.read(),
+                filename=upload.name,
+                source=InvoiceSource.UPLOAD,
+                owner=request.user,
+                source_ref="api",
+            )
+            for upload in files
+        ]
+        return Response(
+            [invoice_as_dict(invoice, viewer=request.user) for invoice in created], status=status.HTTP_202_ACCEPTED
+        )
 
-    @extend_schema(request=ReprocessSerializer, responses={
-        202: JobSerializer, 409: OpenApiResponse(description="Duplicate file, or a decided invoice without force.")})
+    @extend_schema(
+        request=ReprocessSerializer,
+        responses={
+            202: JobSerializer,
+            409: OpenApiResponse(description="Duplicate file, or a decided invoice without force."),
+        },
+    )
     @action(detail=True, methods=["post"])
     def reprocess(self, request, pk=None):
         """Extract and validate again (a job). A decided invoice needs `force`."""
         body = ReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        job = invoice_reprocess(invoice=self.get_object(), actor=actor_for(request),
-                                reason=body.validated_data["reason"], force=body.validated_data["force"],
-                                discard_corrections=body.validated_data["discard_corrections"])
+        job = invoice_reprocess(
+            invoice=self.get_object(),
+            actor=actor_for(request),
+            reason=body.validated_data["reason"],
+            force=body.validated_data["force"],
+            discard_corrections=body.validated_data["discard_corrections"],
+        )
         # already being processed (maybe by someone else): a conflict carrying that job
         return job_started(job, request, self.get_serializer_context())
 
@@ -476,19 +576,24 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
     def _decide(self, request, *, approve: bool) -> Response:
         body = DecisionSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        invoice = invoice_decide(invoice=self.get_object(), approve=approve, actor=actor_for(request),
-                                 reason=body.validated_data["reason"])
+        invoice = invoice_decide(
+            invoice=self.get_object(), approve=approve, actor=actor_for(request), reason=body.validated_data["reason"]
+        )
         return self._detail(invoice)
 
     def _detail(self, invoice: Invoice) -> Response:
         fresh = self.get_queryset().get(pk=invoice.pk)  # issues and lines as they are now
         return Response(InvoiceDetailSerializer(fresh, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=InvoiceCorrectionRequestSerializer, responses={
-        200: InvoiceDetailSerializer,
-        400: OpenApiResponse(description="Field errors by field path; nothing was saved."),
-        403: OpenApiResponse(ErrorSerializer, description="No permission to correct invoices."),
-        409: OpenApiResponse(ErrorSerializer, description="The invoice cannot be corrected in its state.")})
+    @extend_schema(
+        request=InvoiceCorrectionRequestSerializer,
+        responses={
+            200: InvoiceDetailSerializer,
+            400: OpenApiResponse(description="Field errors by field path; nothing was saved."),
+            403: OpenApiResponse(ErrorSerializer, description="No permission to correct invoices."),
+            409: OpenApiResponse(ErrorSerializer, description="The invoice cannot be corrected in its state."),
+        },
+    )
     def partial_update(self, request, pk=None):
         """Correct fields (each change is stored as a correction row); optionally re-validate at once."""
         invoice = self.get_object()
@@ -501,8 +606,13 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         changes.update(data.get("changes") or {})
         # Fields we do not know are refused by the whitelist (the service names what may be corrected).
         changes.update({key: value for key, value in request.data.items() if key not in body.fields})
-        invoice_correct(invoice=invoice, changes=changes, actor=actor_for(request), reason=data["reason"],
-                        revalidate=data["revalidate"])
+        invoice_correct(
+            invoice=invoice,
+            changes=changes,
+            actor=actor_for(request),
+            reason=data["reason"],
+            revalidate=data["revalidate"],
+        )
         return self._detail(invoice)
 
     @extend_schema(responses={200: InvoiceCorrectionSerializer(many=True)})
@@ -512,17 +622,20 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         rows = invoice_corrections(invoice=self.get_object())
         return Response(InvoiceCorrectionSerializer(rows, many=True).data)
 
-    @extend_schema(parameters=[
-        OpenApiParameter("mine", bool, description="Only invoices assigned to you."),
-        OpenApiParameter("unassigned", bool, description="Only invoices assigned to nobody."),
-        OpenApiParameter("assigned_to", int, description="Only invoices assigned to this user id."),
-        OpenApiParameter("vendor", int, description="Vendor id."),
-        OpenApiParameter("rule", str, description="Only invoices with an issue of this rule code."),
-        OpenApiParameter("amount_min", str, description="Total with VAT at least (decimal)."),
-        OpenApiParameter("amount_max", str, description="Total with VAT at most (decimal)."),
-        OpenApiParameter("due_before", OpenApiTypes.DATE, description="Due on or before this date."),
-        OpenApiParameter("page", int),
-    ], responses={200: ReviewQueuePageSerializer, 400: OpenApiResponse(ErrorSerializer)})
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("mine", bool, description="Only invoices assigned to you."),
+            OpenApiParameter("unassigned", bool, description="Only invoices assigned to nobody."),
+            OpenApiParameter("assigned_to", int, description="Only invoices assigned to this user id."),
+            OpenApiParameter("vendor", int, description="Vendor id."),
+            OpenApiParameter("rule", str, description="Only invoices with an issue of this rule code."),
+            OpenApiParameter("amount_min", str, description="Total with VAT at least (decimal)."),
+            OpenApiParameter("amount_max", str, description="Total with VAT at most (decimal)."),
+            OpenApiParameter("due_before", OpenApiTypes.DATE, description="Due on or before this date."),
+            OpenApiParameter("page", int),
+        ],
+        responses={200: ReviewQueuePageSerializer, 400: OpenApiResponse(ErrorSerializer)},
+    )
     @action(detail=False, methods=["get"], url_path="review-queue", filterset_class=None)
     def review_queue(self, request):
         """What waits for a person, oldest first: needs review, and validated invoices above the approval
@@ -534,14 +647,25 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         queue = review_queue(user=request.user, filters=filters).prefetch_related("issues", "lines")
         page = self.paginate_queryset(queue)
         context = self.get_serializer_context()
-        return Response({"count": self.paginator.page.paginator.count,
-                         "next": self.paginator.get_next_link(), "previous": self.paginator.get_previous_link(),
-                         "counts": review_queue_counts(user=request.user, filters=filters),
-                         "results": ReviewQueueItemSerializer(page, many=True, context=context).data})
+        return Response(
+            {
+                "count": self.paginator.page.paginator.count,
+                "next": self.paginator.get_next_link(),
+                "previous": self.paginator.get_previous_link(),
+                "counts": review_queue_counts(user=request.user, filters=filters),
+                "results": ReviewQueueItemSerializer(page, many=True, context=context).data,
+            }
+        )
 
-    @extend_schema(request=AssignSerializer, responses={
-        200: InvoiceDetailSerializer, 400: OpenApiResponse(description="Unknown user."),
-        403: OpenApiResponse(ErrorSerializer), 409: OpenApiResponse(ErrorSerializer)})
+    @extend_schema(
+        request=AssignSerializer,
+        responses={
+            200: InvoiceDetailSerializer,
+            400: OpenApiResponse(description="Unknown user."),
+            403: OpenApiResponse(ErrorSerializer),
+            409: OpenApiResponse(ErrorSerializer),
+        },
+    )
     @action(detail=True, methods=["post"])
     def assign(self, request, pk=None):
         """Assign the invoice to a user (default: yourself; null: nobody), audited."""
@@ -556,13 +680,20 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
             assignee = get_user_model().objects.filter(username=body.validated_data["username"]).first()
             if assignee is None:
                 raise Invalid(field_errors={"username": ["No such user."]})
-        invoice_assign(invoice=invoice, assignee=assignee, actor=actor_for(request),
-                       reason=body.validated_data["reason"])
+        invoice_assign(
+            invoice=invoice, assignee=assignee, actor=actor_for(request), reason=body.validated_data["reason"]
+        )
         return self._detail(invoice)
 
-    @extend_schema(request=VendorLinkSerializer, responses={
-        200: InvoiceDetailSerializer, 400: OpenApiResponse(description="Unknown vendor or bad body."),
-        403: OpenApiResponse(ErrorSerializer), 409: OpenApiResponse(ErrorSerializer)})
+    @extend_schema(
+        request=VendorLinkSerializer,
+        responses={
+            200: InvoiceDetailSerializer,
+            400: OpenApiResponse(description="Unknown vendor or bad body."),
+            403: OpenApiResponse(ErrorSerializer),
+            409: OpenApiResponse(ErrorSerializer),
+        },
+    )
     @action(detail=True, methods=["post"])
     def vendor(self, request, pk=None):
         """Link the invoice to a vendor of the master, or create the vendor from the seller data; then
@@ -585,8 +716,13 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         """Download the file exactly as it was received."""
         return original_response(self.get_object())
 
-    @extend_schema(responses={(200, "application/pdf"): OpenApiResponse(
-        description="The searchable PDF made by OCR from a scan or photo (404 when the invoice has none).")})
+    @extend_schema(
+        responses={
+            (200, "application/pdf"): OpenApiResponse(
+                description="The searchable PDF made by OCR from a scan or photo (404 when the invoice has none)."
+            )
+        }
+    )
     @action(detail=True, methods=["get"], url_path="searchable-pdf")
     def searchable_pdf(self, request, pk=None):
         """The original with the text layer OCR added (derived file; the original is never changed)."""
@@ -598,8 +734,12 @@ class ExportViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
 
     serializer_class = ExportSerializer
     permission_classes = [IsAuthenticated, HasPermission]
-    required_perms = {"create": "invoices.export_invoice", "list": "invoices.view_exportbatch",
-                      "retrieve": "invoices.view_exportbatch", "download": "invoices.view_exportbatch"}
+    required_perms = {
+        "create": "invoices.export_invoice",
+        "list": "invoices.view_exportbatch",
+        "retrieve": "invoices.view_exportbatch",
+        "download": "invoices.view_exportbatch",
+    }
     throttle_scope = "trigger"
 
     queryset = ExportBatch.objects.none()
@@ -614,8 +754,10 @@ class ExportViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
             return [*super().get_throttles(), ScopedRateThrottle()]
         return super().get_throttles()
 
-    @extend_schema(request=ExportCreateSerializer, responses={202: ExportCreatedSerializer,
-                                                            400: OpenApiResponse(description="Nothing to export.")})
+    @extend_schema(
+        request=ExportCreateSerializer,
+        responses={202: ExportCreatedSerializer, 400: OpenApiResponse(description="Nothing to export.")},
+    )
     def create(self, request):
         """Export a selection (or every validated invoice you can see) as CSV, JSON or UBL."""
         body = ExportCreateSerializer(data=request.data)
@@ -625,11 +767,17 @@ class ExportViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
             invoices = invoices.filter(pk__in=body.validated_data["invoice_ids"])
         else:  # "everything validated": what has not been exported yet
             invoices = invoices.filter(status__in=EXPORTABLE_STATUSES)
-        batch, job = export_create(format=body.validated_data["format"], actor=actor_for(request),
-                                   invoices=invoices, reason=body.validated_data["reason"])
+        batch, job = export_create(
+            format=body.validated_data["format"],
+            actor=actor_for(request),
+            invoices=invoices,
+            reason=body.validated_data["reason"],
+        )
         context = self.get_serializer_context()
-        return Response({"export": ExportSerializer(batch, context=context).data,
-                         "job": JobSerializer(job, context=context).data}, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            {"export": ExportSerializer(batch, context=context).data, "job": JobSerializer(job, context=context).data},
+            status=status.HTTP_202_ACCEPTED,
+        )
 
     @extend_schema(responses={(200, "application/octet-stream"): OpenApiResponse(description="The export file.")})
     @action(detail=True, methods=["get"])
@@ -637,5 +785,6 @@ class ExportViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.G
         batch = self.get_object()
         if batch.status != ExportBatch.Status.DONE or batch.file_deleted_at or not batch.file:
             raise Conflict(f"The export is {batch.status}; no file to download.")
-        return FileResponse(default_storage.open(batch.file.name, "rb"), as_attachment=True,
-                            filename=batch.file.name.rsplit("/", 1)[-1])
+        return FileResponse(
+            default_storage.open(batch.file.name, "rb"), as_attachment=True, filename=batch.file.name.rsplit("/", 1)[-1]
+        )

@@ -1,11 +1,23 @@
 from django.apps import AppConfig
 
 # view_all: invoices belong to the AP team, not to whoever uploaded them (docs/invoices.md).
-INVOICE_READ = ["invoices.view_invoice", "invoices.view_all", "invoices.view_vendor", "invoices.view_exportbatch",
-                "invoices.view_invoicecorrection"]
-INVOICE_WORK = [*INVOICE_READ, "invoices.add_invoice", "invoices.add_invoicecorrection", "invoices.add_vendor",
-                "invoices.reprocess_invoice", "invoices.approve_invoice", "invoices.export_invoice",
-                "invoices.add_exportbatch"]
+INVOICE_READ = [
+    "invoices.view_invoice",
+    "invoices.view_all",
+    "invoices.view_vendor",
+    "invoices.view_exportbatch",
+    "invoices.view_invoicecorrection",
+]
+INVOICE_WORK = [
+    *INVOICE_READ,
+    "invoices.add_invoice",
+    "invoices.add_invoicecorrection",
+    "invoices.add_vendor",
+    "invoices.reprocess_invoice",
+    "invoices.approve_invoice",
+    "invoices.export_invoice",
+    "invoices.add_exportbatch",
+]
 
 
 class InvoicesConfig(AppConfig):

@@ -15,10 +15,12 @@ def ocr_installed(app_configs=None, **kwargs):
     reason = ocr_unavailable_reason()
     if reason is None:
         return []
-    return [Warning(
-        reason,
-        hint="Scans and photos will go to review with this reason and no fields. Install the Debian packages "
-             "ocrmypdf, tesseract-ocr and tesseract-ocr-<language> (scripts/setup-system.sh), or set "
-             "OCR_ENABLED=0 to say OCR is not wanted.",
-        id="invoices.W001",
-    )]
+    return [
+        Warning(
+            reason,
+            hint="Scans and photos will go to review with this reason and no fields. Install the Debian packages "
+            "ocrmypdf, tesseract-ocr and tesseract-ocr-<language> (scripts/setup-system.sh), or set "
+            "OCR_ENABLED=0 to say OCR is not wanted.",
+            id="invoices.W001",
+        )
+    ]

@@ -35,8 +35,9 @@ class InvalidCorrection(Invalid, ValueError):
     """One or more corrections cannot be applied; `errors` maps each field path to messages (400)."""
 
     def __init__(self, errors: dict[str, list[str]]):
-        super().__init__("; ".join(f"{path}: {' '.join(messages)}" for path, messages in errors.items()),
-                         field_errors=errors)
+        super().__init__(
+            "; ".join(f"{path}: {' '.join(messages)}" for path, messages in errors.items()), field_errors=errors
+        )
         self.errors = errors
 
 
@@ -201,15 +202,16 @@ def parse_changes(invoice: Invoice, changes: dict) -> list[Change]:
                 continue
             match = LINE_PATH_RE.match(path)
             if not match:
-                raise ValueError("This field cannot be corrected. Correctable: "
-                                 f"{', '.join(FIELD_SPECS)}, lines[N].<{'|'.join(LINE_FIELDS)}>, lines[+], lines[N].")
+                raise ValueError(
+                    "This field cannot be corrected. Correctable: "
+                    f"{', '.join(FIELD_SPECS)}, lines[N].<{'|'.join(LINE_FIELDS)}>, lines[+], lines[N]."
+                )
             position, field = match["position"], match["field"]
             if position == "+":
                 if field:
                     raise ValueError("Add a line with `lines[+]` and an object of its fields.")
                 if not isinstance(raw, dict):
-                    raise ValueError("A new line is an object of line fields, e.g. "
-                                     "{\"name\": ..., \"line_amount\": ...}.")
+                    raise ValueError('A new line is an object of line fields, e.g. {"name": ..., "line_amount": ...}.')
                 if len(positions) + added >= MAX_LINES:
                     raise ValueError(f"An invoice has at most {MAX_LINES} lines.")
                 parsed.append(Change(path, "add_line", _clean_line(raw)))
@@ -254,8 +256,9 @@ def _clean_line(raw: dict) -> dict:
             errors.setdefault(spec.name, []).append(str(exc))
     if errors:
         raise InvalidCorrection(errors)
-    return {name: line.get(name, None if LINE_SPECS[name].kind in ("amount", "decimal") else "")
-            for name in LINE_FIELDS}
+    return {
+        name: line.get(name, None if LINE_SPECS[name].kind in ("amount", "decimal") else "") for name in LINE_FIELDS
+    }
 
 
 # --- reading and writing values --------------------------------------------------------------------
@@ -320,10 +323,12 @@ def apply_change(invoice: Invoice, change: Change, lines: dict[int, InvoiceLine]
         lines.pop(change.position).delete()
         return None
     # A replayed addition keeps its position when it is free; a new one goes last.
-    position = change.position if change.position is not None and change.position not in lines \
-        else max([0, *lines]) + 1
-    line = InvoiceLine(invoice=invoice, position=position,
-                       **{name: _model_value(LINE_SPECS[name], value) for name, value in change.value.items()})
+    position = change.position if change.position is not None and change.position not in lines else max([0, *lines]) + 1
+    line = InvoiceLine(
+        invoice=invoice,
+        position=position,
+        **{name: _model_value(LINE_SPECS[name], value) for name, value in change.value.items()},
+    )
     line.save()
     lines[position] = line
     return position

@@ -31,7 +31,12 @@ def invoices_numbered_like_an_earlier_one(invoices: QuerySet[Invoice]) -> QueryS
     invoice of the same seller and type already carries in the same issue year: the
     `duplicate.number` question asked of many invoices at once."""
     earlier = counted_invoices().filter(
-        seller_key=OuterRef("seller_key"), type=OuterRef("type"), number_key=OuterRef("number_key"),
-        issue_date__year=ExtractYear(OuterRef("issue_date")), pk__lt=OuterRef("pk"))
-    return (invoices.exclude(seller_key="").exclude(number_key="").filter(issue_date__isnull=False)
-            .filter(Exists(earlier)))
+        seller_key=OuterRef("seller_key"),
+        type=OuterRef("type"),
+        number_key=OuterRef("number_key"),
+        issue_date__year=ExtractYear(OuterRef("issue_date")),
+        pk__lt=OuterRef("pk"),
+    )
+    return (
+        invoices.exclude(seller_key="").exclude(number_key="").filter(issue_date__isnull=False).filter(Exists(earlier))
+    )

@@ -29,18 +29,26 @@ def export_create(*, format: str, actor: Actor, invoices=None, reason: str = "")
     require_permission(actor.user, "invoices.export_invoice")
     if invoices is None:
         invoices = Invoice.objects.filter(status__in=EXPORTABLE_STATUSES)
-    selected = list(invoices.filter(status__in=[*EXPORTABLE_STATUSES, InvoiceStatus.EXPORTED])
-                    .values_list("pk", flat=True))
+    selected = list(
+        invoices.filter(status__in=[*EXPORTABLE_STATUSES, InvoiceStatus.EXPORTED]).values_list("pk", flat=True)
+    )
     if not selected:
         raise NothingToExport("No validated or approved invoice in the selection.")
     with transaction.atomic():
         owner = actor.user if getattr(actor.user, "pk", None) else None
         batch = ExportBatch.objects.create(format=format, owner=owner)
         ExportItem.objects.bulk_create([ExportItem(batch=batch, invoice_id=pk) for pk in selected])
-        job = job_enqueue("invoices.export_invoices", {"export_id": batch.pk}, owner=owner, subject=batch,
-                          source=actor.source)
-        audit_record(actor=actor, action="export.create", job=job, target=batch, reason=reason,
-                     details={"format": format, "invoices": len(selected)})
+        job = job_enqueue(
+            "invoices.export_invoices", {"export_id": batch.pk}, owner=owner, subject=batch, source=actor.source
+        )
+        audit_record(
+            actor=actor,
+            action="export.create",
+            job=job,
+            target=batch,
+            reason=reason,
+            details={"format": format, "invoices": len(selected)},
+        )
     return batch, job
 
 
@@ -51,8 +59,9 @@ def export_run(*, batch: ExportBatch, progress=None) -> dict:
     same file instead of adding one, and invoices are marked once.
     """
     writer = WRITERS[batch.format]  # the one registry of export formats (invoices.export)
-    invoices = list(Invoice.objects.filter(export_items__batch=batch).order_by("pk")
-                    .prefetch_related("lines", "issues"))
+    invoices = list(
+        Invoice.objects.filter(export_items__batch=batch).order_by("pk").prefetch_related("lines", "issues")
+    )
     if progress:
         progress(0, len(invoices), f"Writing {len(invoices)} invoices as {batch.format}")
     content = writer.write(invoices)
@@ -64,10 +73,12 @@ def export_run(*, batch: ExportBatch, progress=None) -> dict:
     with transaction.atomic():
         newly = [invoice for invoice in invoices if invoice.status in EXPORTABLE_STATUSES]
         Invoice.objects.filter(pk__in=[i.pk for i in invoices], status__in=EXPORTABLE_STATUSES).update(
-            status=InvoiceStatus.EXPORTED, exported_at=now, updated_at=now)
+            status=InvoiceStatus.EXPORTED, exported_at=now, updated_at=now
+        )
         _announce_exported(newly, now)
-        ExportBatch.objects.filter(pk=batch.pk).update(status=ExportBatch.Status.DONE, file=saved, finished_at=now,
-                                                       error="")
+        ExportBatch.objects.filter(pk=batch.pk).update(
+            status=ExportBatch.Status.DONE, file=saved, finished_at=now, error=""
+        )
     if progress:
         progress(len(invoices), len(invoices), "done")
     return {"export_id": batch.pk, "invoices": len(invoices), "file": saved, "bytes": len(content)}

@@ -38,15 +38,16 @@ def inbox_scan(*, directory: Path | None = None, progress=None, batch_size: int 
     done = 0
     for start in range(0, len(files), batch_size):
         batch: list[tuple[Path, bytes]] = []
-        for path in files[start:start + batch_size]:
+        for path in files[start : start + batch_size]:
             try:
                 batch.append((path, path.read_bytes()))
             except OSError as exc:
                 logger.warning("Cannot read %s from the inbox: %s", path, exc)
                 _move(path, inbox, "failed")
                 counts["failed"] += 1
-        invoice_ingest_many([(content, path.name, str(path.relative_to(inbox))) for path, content in batch],
-                            source=InvoiceSource.FOLDER)
+        invoice_ingest_many(
+            [(content, path.name, str(path.relative_to(inbox))) for path, content in batch], source=InvoiceSource.FOLDER
+        )
         for path, _ in batch:
             _move(path, inbox, "processed")
             counts["ingested"] += 1

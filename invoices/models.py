@@ -26,8 +26,13 @@ class Vendor(models.Model):
     iban = models.CharField(max_length=40, blank=True, default="")
     country = models.CharField(max_length=2, blank=True, default="")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.ACTIVE)
-    approval_limit = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True,
-                                         help_text="Invoices above this gross amount need approval.")
+    approval_limit = models.DecimalField(
+        max_digits=18,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Invoices above this gross amount need approval.",
+    )
     requires_purchase_order = models.BooleanField(default=False)
     notes = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -84,20 +89,28 @@ class Invoice(models.Model):
 
     status = models.CharField(max_length=12, choices=InvoiceStatus.choices, default=InvoiceStatus.RECEIVED)
     source = models.CharField(max_length=10, choices=InvoiceSource.choices)
-    source_ref = models.CharField(max_length=300, blank=True, default="",
-                                  help_text="Where it came from: a path, a message id.")
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="invoices")
+    source_ref = models.CharField(
+        max_length=300, blank=True, default="", help_text="Where it came from: a path, a message id."
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="invoices"
+    )
     original = models.FileField(max_length=300, upload_to="originals/")
     original_filename = models.CharField(max_length=255)
     sha256 = models.CharField(max_length=64)
     size = models.PositiveBigIntegerField()
-    duplicate_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
-                                     related_name="duplicates")
+    duplicate_of = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+    )
     error = models.TextField(blank=True, default="")
     # OCR of a scan or photo (invoices/ocr/): the searchable PDF is a derived file; the original is untouched.
-    searchable_pdf = models.FileField(max_length=300, upload_to="derived/", blank=True, default="",
-                                      help_text="The original with a text layer added by OCR, when it was a scan.")
+    searchable_pdf = models.FileField(
+        max_length=300,
+        upload_to="derived/",
+        blank=True,
+        default="",
+        help_text="The original with a text layer added by OCR, when it was a scan.",
+    )
     ocr_status = models.CharField(max_length=12, choices=OcrStatus.choices, blank=True, default="")
     ocr_pages = models.PositiveIntegerField(default=0, help_text="Pages read by OCR.")
     ocr_confidence = models.FloatField(null=True, blank=True, help_text="Mean OCR word confidence, 0 to 1.")
@@ -137,17 +150,23 @@ class Invoice(models.Model):
     # What extraction read, flat by field path ({"total_gross": "12.00", "lines[2].quantity": "3"}),
     # so the extracted value stays readable after corrections (invoices/corrections.py).
     extracted_values = models.JSONField(default=dict, blank=True, editable=False)
-    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="assigned_invoices",
-                                    help_text="Who works on it in the review queue.")
+    assigned_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="assigned_invoices",
+        help_text="Who works on it in the review queue.",
+    )
     # Kept with the findings so lists can show it without counting per row.
     issue_count = models.PositiveIntegerField(default=0)
     # Seller and number as the duplicate rules compare them (invoices/identity.py), set by save().
     seller_key = models.CharField(max_length=250, blank=True, default="", editable=False)
     number_key = models.CharField(max_length=100, blank=True, default="", editable=False)
 
-    decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True, default="")
 
@@ -161,8 +180,9 @@ class Invoice(models.Model):
         ordering = ["-created_at"]
         constraints = [
             # One original per content; later copies are `duplicate` rows pointing at it.
-            models.UniqueConstraint(fields=["sha256"], condition=Q(duplicate_of__isnull=True),
-                                    name="invoice_one_original_per_content"),
+            models.UniqueConstraint(
+                fields=["sha256"], condition=Q(duplicate_of__isnull=True), name="invoice_one_original_per_content"
+            ),
         ]
         indexes = [
             models.Index(fields=["-created_at"], name="invoice_created"),
@@ -210,8 +230,9 @@ class InvoiceCorrection(models.Model):
     extracted_value = models.JSONField(null=True, blank=True, help_text="What extraction read.")
     previous_value = models.JSONField(null=True, blank=True, help_text="The value just before this change.")
     new_value = models.JSONField(null=True, blank=True)
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                             related_name="+")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     user_label = models.CharField(max_length=150, blank=True, default="")
     reason = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -306,8 +327,9 @@ class ExportBatch(models.Model):
 
     format = models.CharField(max_length=4, choices=ExportFormat.choices)
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="exports")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="exports"
+    )
     invoices = models.ManyToManyField(Invoice, through="ExportItem", related_name="export_batches")
     file = models.FileField(max_length=300, upload_to="exports/", blank=True)
     file_deleted_at = models.DateTimeField(null=True, blank=True)

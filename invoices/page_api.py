@@ -47,8 +47,9 @@ class InvoicePageImageView(APIView):
         responses={
             (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="The page as PNG."),
             400: OpenApiResponse(PageErrorSerializer, description="dpi out of range."),
-            404: OpenApiResponse(PageErrorSerializer,
-                                 description="No such invoice for you, not a PDF, or no such page."),
+            404: OpenApiResponse(
+                PageErrorSerializer, description="No such invoice for you, not a PDF, or no such page."
+            ),
             422: OpenApiResponse(PageErrorSerializer, description="The PDF cannot be rendered; detail says why."),
         },
     )

@@ -37,8 +37,9 @@ def invoice_as_dict(invoice: Invoice, *, file: str | None = None, viewer=None) -
         "buyer_name": invoice.buyer_name or None,
         **{name: money_or_none(getattr(invoice, name)) for name in AMOUNT_FIELDS},
         "line_count": invoice.lines.count() if not _prefetched(invoice, "lines") else len(invoice.lines.all()),
-        "issues": [{"code": issue.code, "severity": issue.severity, "message": issue.message}
-                   for issue in invoice.issues.all()],
+        "issues": [
+            {"code": issue.code, "severity": issue.severity, "message": issue.message} for issue in invoice.issues.all()
+        ],
         "error": _error(invoice, viewer),
     }
 

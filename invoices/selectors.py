@@ -58,9 +58,14 @@ def invoice_field_values(*, invoice: Invoice) -> dict[str, dict]:
     now = field_values(invoice)
     extracted = invoice.extracted_values or {}
     corrected = set(invoice.corrections.filter(discarded_at__isnull=True).values_list("field_path", flat=True))
-    return {path: {"value": value, "extracted": extracted.get(path, value),
-                   "corrected": path in corrected or _line_path(path) in corrected}
-            for path, value in now.items()}
+    return {
+        path: {
+            "value": value,
+            "extracted": extracted.get(path, value),
+            "corrected": path in corrected or _line_path(path) in corrected,
+        }
+        for path, value in now.items()
+    }
 
 
 def _line_path(path: str) -> str:
@@ -98,9 +103,12 @@ def invoice_approval_need(*, invoice: Invoice) -> ApprovalNeed | None:
         forget_vendor_match(invoice)
     if abs(invoice.total_gross) <= limit:
         return None
-    return ApprovalNeed(limit=limit, currency=invoice.currency,
-                        message=f"Its total {abs(invoice.total_gross):.2f} {invoice.currency} is above {whose} "
-                                f"({limit:.2f} {invoice.currency}).".replace("  ", " "))
+    return ApprovalNeed(
+        limit=limit,
+        currency=invoice.currency,
+        message=f"Its total {abs(invoice.total_gross):.2f} {invoice.currency} is above {whose} "
+        f"({limit:.2f} {invoice.currency}).".replace("  ", " "),
+    )
 
 
 # --- the review queue -------------------------------------------------------------------------------
@@ -131,6 +139,7 @@ class ReviewFilters:
     @classmethod
     def from_query(cls, query) -> ReviewFilters:
         """From request query parameters or command options; ValueError names a bad one."""
+
         def flag(name):
             return str(query.get(name, "")).lower() in ("1", "true", "yes", "on")
 
@@ -152,27 +161,44 @@ class ReviewFilters:
             due_before = date.fromisoformat(str(due)) if due else None
         except ValueError:
             raise ValueError(f"due_before: '{due}' is not a date (YYYY-MM-DD).") from None
-        return cls(mine=flag("mine"), unassigned=flag("unassigned"), assigned_to=number("assigned_to", int),
-                   vendor=number("vendor", int), rule=str(query.get("rule") or "")[:60],
-                   amount_min=number("amount_min", Decimal), amount_max=number("amount_max", Decimal),
-                   due_before=due_before)
+        return cls(
+            mine=flag("mine"),
+            unassigned=flag("unassigned"),
+            assigned_to=number("assigned_to", int),
+            vendor=number("vendor", int),
+            rule=str(query.get("rule") or "")[:60],
+            amount_min=number("amount_min", Decimal),
+            amount_max=number("amount_max", Decimal),
+            due_before=due_before,
+        )
 
 
 def _waiting(invoices: QuerySet[Invoice]) -> QuerySet[Invoice]:
     needs_approval = Exists(ValidationIssue.objects.filter(invoice=OuterRef("pk"), code=APPROVAL_RULE))
-    return invoices.annotate(awaiting_approval=Case(
-        When(Q(status=InvoiceStatus.VALIDATED) & needs_approval, then=Value(True)),
-        default=Value(False), output_field=BooleanField(),
-    )).filter(Q(status=InvoiceStatus.NEEDS_REVIEW) | Q(awaiting_approval=True))
+    return invoices.annotate(
+        awaiting_approval=Case(
+            When(Q(status=InvoiceStatus.VALIDATED) & needs_approval, then=Value(True)),
+            default=Value(False),
+            output_field=BooleanField(),
+        )
+    ).filter(Q(status=InvoiceStatus.NEEDS_REVIEW) | Q(awaiting_approval=True))
 
 
 def review_queue(*, user, filters: ReviewFilters | None = None) -> QuerySet[Invoice]:
     """Invoices waiting for a person, oldest first: needs_review, and validated ones above the
     approval threshold. Each is annotated `awaiting_approval` and `due_soon`."""
     filters = filters or ReviewFilters()
-    invoices = _waiting(invoices_visible_to(user)).select_related("assigned_to").annotate(
-        due_soon=Case(When(due_date__lte=due_soon_limit(), then=Value(True)), default=Value(False),
-                      output_field=BooleanField()))
+    invoices = (
+        _waiting(invoices_visible_to(user))
+        .select_related("assigned_to")
+        .annotate(
+            due_soon=Case(
+                When(due_date__lte=due_soon_limit(), then=Value(True)),
+                default=Value(False),
+                output_field=BooleanField(),
+            )
+        )
+    )
     if filters.mine:
         invoices = invoices.filter(assigned_to=user)
     if filters.unassigned:
@@ -209,8 +235,9 @@ def review_queue_counts(*, user, filters: ReviewFilters | None = None) -> dict[s
     return {name.removeprefix("count_"): value for name, value in counts.items()}
 
 
-def review_queue_neighbours(*, user, invoice: Invoice, filters: ReviewFilters | None = None
-                            ) -> tuple[int | None, int | None]:
+def review_queue_neighbours(
+    *, user, invoice: Invoice, filters: ReviewFilters | None = None
+) -> tuple[int | None, int | None]:
     """The ids before and after this invoice in the queue (oldest first); works for an invoice that has
     just left the queue (approved) too, by its place in the order."""
     queue = review_queue(user=user, filters=filters).exclude(pk=invoice.pk)

@@ -45,10 +45,30 @@ from jobs.services import job_enqueue
 logger = logging.getLogger(__name__)
 
 EXTRACTED_FIELDS = (
-    "invoice_number", "type_code", "issue_date", "due_date", "currency", "buyer_reference",
-    "purchase_order_reference", "seller_name", "seller_vat_id", "seller_country", "buyer_name", "buyer_vat_id",
-    "buyer_country", "payment_iban", "line_total", "allowance_total", "charge_total", "total_net", "tax_total",
-    "total_gross", "prepaid_amount", "rounding_amount", "amount_due", "profile",
+    "invoice_number",
+    "type_code",
+    "issue_date",
+    "due_date",
+    "currency",
+    "buyer_reference",
+    "purchase_order_reference",
+    "seller_name",
+    "seller_vat_id",
+    "seller_country",
+    "buyer_name",
+    "buyer_vat_id",
+    "buyer_country",
+    "payment_iban",
+    "line_total",
+    "allowance_total",
+    "charge_total",
+    "total_net",
+    "tax_total",
+    "total_gross",
+    "prepaid_amount",
+    "rounding_amount",
+    "amount_due",
+    "profile",
 )
 
 
@@ -74,8 +94,17 @@ def _store_original(content: bytes, sha256: str) -> str:
     return name
 
 
-def invoice_ingest(*, content: bytes, filename: str, source: str, owner=None, source_ref: str = "",
-                   process: bool = True, once_per_source_ref: bool = False, vendor=None) -> Invoice:
+def invoice_ingest(
+    *,
+    content: bytes,
+    filename: str,
+    source: str,
+    owner=None,
+    source_ref: str = "",
+    process: bool = True,
+    once_per_source_ref: bool = False,
+    vendor=None,
+) -> Invoice:
     """Store a file and record it as an invoice; queue its processing on commit.
 
     The same bytes twice give a `duplicate` row linked to the first, not a
@@ -91,8 +120,15 @@ def invoice_ingest(*, content: bytes, filename: str, source: str, owner=None, so
         if again is not None:
             return again
     name = _store_original(content, sha256)
-    fields = {"source": source, "source_ref": source_ref[:300], "owner": owner, "original": name,
-              "original_filename": (filename or "unnamed")[-255:], "sha256": sha256, "size": len(content)}
+    fields = {
+        "source": source,
+        "source_ref": source_ref[:300],
+        "owner": owner,
+        "original": name,
+        "original_filename": (filename or "unnamed")[-255:],
+        "sha256": sha256,
+        "size": len(content),
+    }
     if vendor is not None:
         fields.update(vendor=vendor, vendor_confirmed=True)  # a rule a person set up decided it
     first = Invoice.objects.filter(sha256=sha256, duplicate_of__isnull=True).first()
@@ -105,18 +141,26 @@ def invoice_ingest(*, content: bytes, filename: str, source: str, owner=None, so
     if first is not None:
         # The first copy may be someone else's: the stored message names no invoice; the API adds the
         # id only for callers who may see it (invoices/representation.py).
-        return Invoice.objects.create(**fields, status=InvoiceStatus.DUPLICATE, duplicate_of=first,
-                                      error="The same file was received before.")
+        return Invoice.objects.create(
+            **fields, status=InvoiceStatus.DUPLICATE, duplicate_of=first, error="The same file was received before."
+        )
     if len(content) > settings.INVOICE_MAX_FILE_BYTES:
         invoice.status = InvoiceStatus.FAILED
-        invoice.error = (f"The file is {len(content) / 1_048_576:.1f} MiB; the limit is "
-                         f"{settings.INVOICE_MAX_FILE_BYTES / 1_048_576:.1f} MiB. It was kept but not read.")
+        invoice.error = (
+            f"The file is {len(content) / 1_048_576:.1f} MiB; the limit is "
+            f"{settings.INVOICE_MAX_FILE_BYTES / 1_048_576:.1f} MiB. It was kept but not read."
+        )
         invoice.save(update_fields=["status", "error", "updated_at"])
         _emit("invoice.failed", invoice)
         return invoice
     if process:
-        job_enqueue("invoices.process_invoice", {"invoice_id": invoice.pk}, owner=owner, subject=invoice,
-                    priority=_process_priority(source))
+        job_enqueue(
+            "invoices.process_invoice",
+            {"invoice_id": invoice.pk},
+            owner=owner,
+            subject=invoice,
+            priority=_process_priority(source),
+        )
     return invoice
 
 
@@ -125,8 +169,9 @@ def _process_priority(source: str) -> int:
     return 3 if source in (InvoiceSource.UPLOAD, InvoiceSource.ADMIN) else 5
 
 
-def invoice_ingest_many(files: Iterable[tuple[bytes, str, str]], *, source: str, owner=None,
-                        once_per_source_ref: bool = False) -> list[Invoice]:
+def invoice_ingest_many(
+    files: Iterable[tuple[bytes, str, str]], *, source: str, owner=None, once_per_source_ref: bool = False
+) -> list[Invoice]:
     """Ingest a batch of files, each (content, filename, source_ref), as invoice_ingest
     does, and queue the processing of those that need it with one job_enqueue_many
     (one INSERT, one broker round trip) instead of one job per file.
@@ -137,20 +182,34 @@ def invoice_ingest_many(files: Iterable[tuple[bytes, str, str]], *, source: str,
     from jobs.services import job_enqueue_many
 
     with transaction.atomic():
-        invoices = [invoice_ingest(content=content, filename=filename, source=source, owner=owner,
-                                   source_ref=source_ref, process=False, once_per_source_ref=once_per_source_ref)
-                    for content, filename, source_ref in files]
+        invoices = [
+            invoice_ingest(
+                content=content,
+                filename=filename,
+                source=source,
+                owner=owner,
+                source_ref=source_ref,
+                process=False,
+                once_per_source_ref=once_per_source_ref,
+            )
+            for content, filename, source_ref in files
+        ]
         # Duplicates and over-size files are not processed; a file returned again
         # (once_per_source_ref) whose job is still active is deduplicated by its unique key.
         waiting = {invoice.pk: invoice for invoice in invoices if invoice.status == InvoiceStatus.RECEIVED}
         if waiting:
-            job_enqueue_many("invoices.process_invoice", [{"invoice_id": pk} for pk in waiting], owner=owner,
-                             priority=_process_priority(source))
+            job_enqueue_many(
+                "invoices.process_invoice",
+                [{"invoice_id": pk} for pk in waiting],
+                owner=owner,
+                priority=_process_priority(source),
+            )
     return invoices
 
 
-def invoice_process(*, invoice: Invoice, force: bool = False, actor: Actor | None = None, progress=None,
-                    deadline: float | None = None) -> Invoice:
+def invoice_process(
+    *, invoice: Invoice, force: bool = False, actor: Actor | None = None, progress=None, deadline: float | None = None
+) -> Invoice:
     """OCR (scans and photos only), extract and validate. Idempotent: running it again replaces what it wrote.
 
     An approved, rejected or exported invoice is extracted again only with
@@ -162,8 +221,12 @@ def invoice_process(*, invoice: Invoice, force: bool = False, actor: Actor | Non
     if invoice.status in DECIDED_STATUSES:
         if not force:
             raise InvoiceNotAllowed(_decided_message(invoice))
-        audit_record(actor=actor or Actor.system(), action="invoice.decision_dropped", target=invoice,
-                     details={"previous_status": invoice.status})
+        audit_record(
+            actor=actor or Actor.system(),
+            action="invoice.decision_dropped",
+            target=invoice,
+            details={"previous_status": invoice.status},
+        )
     with default_storage.open(invoice.original.name, "rb") as handle:
         content = handle.read()
     try:
@@ -207,8 +270,10 @@ def _replay_corrections(invoice: Invoice) -> None:
             logger.info("Correction %s of invoice %s not replayed: %s", row.pk, invoice.pk, exc)
             skipped.append(row.field_path)
     if skipped:
-        invoice.extraction_warnings = [*invoice.extraction_warnings, "Corrections not re-applied (the new extraction "
-                                       f"has no such line): {', '.join(skipped)}"]
+        invoice.extraction_warnings = [
+            *invoice.extraction_warnings,
+            f"Corrections not re-applied (the new extraction has no such line): {', '.join(skipped)}",
+        ]
     invoice.save()
 
 
@@ -265,9 +330,14 @@ def _apply_extraction(invoice: Invoice, data: ExtractedInvoice) -> None:
     invoice.format = data.format
     invoice.type = InvoiceType.CREDIT_NOTE if data.type == "credit_note" else InvoiceType.INVOICE
     invoice.vat_breakdown = [
-        {"category": row.category, "rate": _text(row.rate), "taxable_amount": _text(row.taxable_amount),
-         "tax_amount": _text(row.tax_amount), "exemption_reason": row.exemption_reason,
-         "exemption_reason_code": row.exemption_reason_code}
+        {
+            "category": row.category,
+            "rate": _text(row.rate),
+            "taxable_amount": _text(row.taxable_amount),
+            "tax_amount": _text(row.tax_amount),
+            "exemption_reason": row.exemption_reason,
+            "exemption_reason_code": row.exemption_reason_code,
+        }
         for row in data.vat_breakdown
     ]
     invoice.confidence = data.confidence
@@ -277,13 +347,23 @@ def _apply_extraction(invoice: Invoice, data: ExtractedInvoice) -> None:
     invoice.extracted_at = timezone.now()
     invoice.save()
     invoice.lines.all().delete()
-    InvoiceLine.objects.bulk_create([
-        InvoiceLine(invoice=invoice, position=position, line_id=line.line_id[:100], name=line.name[:500],
-                    quantity=line.quantity, unit_code=line.unit_code[:10], net_price=line.net_price,
-                    line_amount=cast(Decimal, line.line_amount), vat_category=line.vat_category[:5],
-                    vat_rate=line.vat_rate)
-        for position, line in enumerate(data.lines, start=1)
-    ])
+    InvoiceLine.objects.bulk_create(
+        [
+            InvoiceLine(
+                invoice=invoice,
+                position=position,
+                line_id=line.line_id[:100],
+                name=line.name[:500],
+                quantity=line.quantity,
+                unit_code=line.unit_code[:10],
+                net_price=line.net_price,
+                line_amount=cast(Decimal, line.line_amount),
+                vat_category=line.vat_category[:5],
+                vat_rate=line.vat_rate,
+            )
+            for position, line in enumerate(data.lines, start=1)
+        ]
+    )
     # Read back from the database so amounts carry the stored precision ("12.00", not "12").
     invoice.refresh_from_db()
     invoice.extracted_values = fields.field_values(invoice, list(invoice.lines.all()))
@@ -305,10 +385,12 @@ def invoice_validate(*, invoice: Invoice) -> Invoice:
             invoice.vendor = match_vendor(invoice)
         findings = validate(invoice)
         invoice.issues.all().delete()
-        ValidationIssue.objects.bulk_create([
-            ValidationIssue(invoice=invoice, code=f.code, severity=f.severity, message=f.message[:2000])
-            for f in findings
-        ])
+        ValidationIssue.objects.bulk_create(
+            [
+                ValidationIssue(invoice=invoice, code=f.code, severity=f.severity, message=f.message[:2000])
+                for f in findings
+            ]
+        )
         has_errors = any(f.severity == Severity.ERROR for f in findings)
         before = invoice.status
         if invoice.status not in (InvoiceStatus.APPROVED, InvoiceStatus.REJECTED, InvoiceStatus.EXPORTED):
@@ -336,12 +418,15 @@ def invoice_reprocess_check(*, user, invoice: Invoice, force: bool = False) -> N
 
 
 def _decided_message(invoice: Invoice) -> str:
-    return (f"Invoice {invoice.pk} is {invoice.get_status_display().lower()}: extracting it again would drop "
-            f"that decision. Reprocess with force=true (needs the permission to approve invoices) to do it anyway.")
+    return (
+        f"Invoice {invoice.pk} is {invoice.get_status_display().lower()}: extracting it again would drop "
+        f"that decision. Reprocess with force=true (needs the permission to approve invoices) to do it anyway."
+    )
 
 
-def invoice_reprocess(*, invoice: Invoice, actor: Actor, reason: str = "", force: bool = False,
-                      discard_corrections: bool = False):
+def invoice_reprocess(
+    *, invoice: Invoice, actor: Actor, reason: str = "", force: bool = False, discard_corrections: bool = False
+):
     """Extract and validate again, as a job (audited).
 
     The invoice's corrections are re-applied over the new extraction, unless
@@ -353,11 +438,27 @@ def invoice_reprocess(*, invoice: Invoice, actor: Actor, reason: str = "", force
         discarded = 0
         if discard_corrections:
             discarded = invoice.corrections.filter(discarded_at__isnull=True).update(discarded_at=timezone.now())
-        job = job_enqueue("invoices.process_invoice", {"invoice_id": invoice.pk, "force": force},
-                          owner=actor.user, subject=invoice, priority=2, source=actor.source)
-        audit_record(actor=actor, action="invoice.reprocess", job=job, target=invoice, reason=reason,
-                     details={"force": force, "previous_status": invoice.status,
-                              "discard_corrections": discard_corrections, "corrections_discarded": discarded})
+        job = job_enqueue(
+            "invoices.process_invoice",
+            {"invoice_id": invoice.pk, "force": force},
+            owner=actor.user,
+            subject=invoice,
+            priority=2,
+            source=actor.source,
+        )
+        audit_record(
+            actor=actor,
+            action="invoice.reprocess",
+            job=job,
+            target=invoice,
+            reason=reason,
+            details={
+                "force": force,
+                "previous_status": invoice.status,
+                "discard_corrections": discard_corrections,
+                "corrections_discarded": discarded,
+            },
+        )
     return job
 
 
@@ -365,8 +466,14 @@ def invoice_revalidate(*, invoice: Invoice, actor: Actor, reason: str = ""):
     """Run the rules again (after a rule or vendor change), as a job (audited)."""
     require_permission(actor.user, "invoices.reprocess_invoice")
     with transaction.atomic():
-        job = job_enqueue("invoices.validate_invoice", {"invoice_id": invoice.pk}, owner=actor.user,
-                          subject=invoice, priority=2, source=actor.source)
+        job = job_enqueue(
+            "invoices.validate_invoice",
+            {"invoice_id": invoice.pk},
+            owner=actor.user,
+            subject=invoice,
+            priority=2,
+            source=actor.source,
+        )
         audit_record(actor=actor, action="invoice.revalidate", job=job, target=invoice, reason=reason)
     return job
 
@@ -378,8 +485,10 @@ def invoice_decide(*, invoice: Invoice, approve: bool, actor: Actor, reason: str
     """Approve or reject an invoice (audited). Rejecting needs a reason."""
     require_permission(actor.user, "invoices.approve_invoice")
     if invoice.status not in DECIDABLE:
-        raise InvoiceNotAllowed(f"An invoice that is {invoice.get_status_display().lower()} cannot be "
-                                f"{'approved' if approve else 'rejected'}.")
+        raise InvoiceNotAllowed(
+            f"An invoice that is {invoice.get_status_display().lower()} cannot be "
+            f"{'approved' if approve else 'rejected'}."
+        )
     if not approve and not reason.strip():
         raise InvoiceNotAllowed("Say why the invoice is rejected.")
     details = {}
@@ -391,8 +500,13 @@ def invoice_decide(*, invoice: Invoice, approve: bool, actor: Actor, reason: str
         invoice.decided_at = timezone.now()
         invoice.decision_reason = reason
         invoice.save(update_fields=["status", "decided_by", "decided_at", "decision_reason", "updated_at"])
-        audit_record(actor=actor, action="invoice.approve" if approve else "invoice.reject", target=invoice,
-                     reason=reason, details=details)
+        audit_record(
+            actor=actor,
+            action="invoice.approve" if approve else "invoice.reject",
+            target=invoice,
+            reason=reason,
+            details=details,
+        )
         _emit("invoice.approved" if approve else "invoice.rejected", invoice)
     return invoice
 
@@ -405,20 +519,24 @@ def _check_approval_policy(invoice: Invoice, actor: Actor) -> dict:
         return {}
     user = actor.user
     if user is not None and not user.has_perm("invoices.approve_above_threshold"):
-        raise PermissionDenied(f"{need.message} Approving it needs the permission "
-                               "'Can approve invoices above the approval threshold'.")
+        raise PermissionDenied(
+            f"{need.message} Approving it needs the permission 'Can approve invoices above the approval threshold'."
+        )
     last = invoice.corrections.filter(discarded_at__isnull=True).order_by("-created_at", "-pk").first()
     if user is not None and last is not None and last.user_id == user.pk:
-        raise PermissionDenied(f"{need.message} You made the last correction of this invoice "
-                               f"({last.field_path}), so another person must approve it (four-eyes rule).")
+        raise PermissionDenied(
+            f"{need.message} You made the last correction of this invoice "
+            f"({last.field_path}), so another person must approve it (four-eyes rule)."
+        )
     return {"over_threshold": True, "limit": str(need.limit), "currency": need.currency}
 
 
 CORRECTABLE = (InvoiceStatus.NEEDS_REVIEW, InvoiceStatus.VALIDATED)
 
 
-def invoice_correct(*, invoice: Invoice, changes: dict, actor: Actor, reason: str = "",
-                    revalidate: bool = False) -> list[InvoiceCorrection]:
+def invoice_correct(
+    *, invoice: Invoice, changes: dict, actor: Actor, reason: str = "", revalidate: bool = False
+) -> list[InvoiceCorrection]:
     """Correct fields of an invoice: one InvoiceCorrection row per changed field (audited).
 
     `changes` maps field paths (invoices/corrections.py) to new values. Every value
@@ -428,8 +546,10 @@ def invoice_correct(*, invoice: Invoice, changes: dict, actor: Actor, reason: st
     """
     require_permission(actor.user, "invoices.add_invoicecorrection")
     if invoice.status not in CORRECTABLE:
-        raise InvoiceNotAllowed(f"An invoice that is {invoice.get_status_display().lower()} cannot be corrected; "
-                                "only invoices that need review or are validated.")
+        raise InvoiceNotAllowed(
+            f"An invoice that is {invoice.get_status_display().lower()} cannot be corrected; "
+            "only invoices that need review or are validated."
+        )
     reason = (reason or "").strip()
     if len(reason) > 500:
         raise InvalidCorrection({"reason": ["At most 500 characters."]})
@@ -452,20 +572,37 @@ def invoice_correct(*, invoice: Invoice, changes: dict, actor: Actor, reason: st
             if change.action == "set":
                 original = extracted.get(path) if extracted else first_seen.get(path, previous)
             elif change.action == "remove_line":
-                original = (_extracted_line(extracted, change.position) if change.position is not None
-                            else None) or previous
+                original = (
+                    _extracted_line(extracted, change.position) if change.position is not None else None
+                ) or previous
             else:
                 original = None
-            rows.append(InvoiceCorrection(invoice=invoice, field_path=path, extracted_value=original,
-                                          previous_value=previous, new_value=change.value, user=user,
-                                          user_label=getattr(user, "username", "") or "system", reason=reason))
+            rows.append(
+                InvoiceCorrection(
+                    invoice=invoice,
+                    field_path=path,
+                    extracted_value=original,
+                    previous_value=previous,
+                    new_value=change.value,
+                    user=user,
+                    user_label=getattr(user, "username", "") or "system",
+                    reason=reason,
+                )
+            )
         if not rows:
             return []
         invoice.save()
         InvoiceCorrection.objects.bulk_create(rows)
-        audit_record(actor=actor, action="invoice.correct", target=invoice, reason=reason,
-                     details={"changes": {row.field_path: {"from": row.previous_value, "to": row.new_value}
-                                          for row in rows}, "revalidate": revalidate})
+        audit_record(
+            actor=actor,
+            action="invoice.correct",
+            target=invoice,
+            reason=reason,
+            details={
+                "changes": {row.field_path: {"from": row.previous_value, "to": row.new_value} for row in rows},
+                "revalidate": revalidate,
+            },
+        )
     if revalidate:
         invoice_validate(invoice=invoice)
     given.refresh_from_db()  # the caller's object shows the corrected invoice
@@ -502,7 +639,7 @@ def _first_extracted(invoice: Invoice) -> dict:
 
 def _extracted_line(extracted: dict, position: int) -> dict | None:
     prefix = f"lines[{position}]."
-    line = {key[len(prefix):]: value for key, value in extracted.items() if key.startswith(prefix)}
+    line = {key[len(prefix) :]: value for key, value in extracted.items() if key.startswith(prefix)}
     return line or None
 
 
@@ -515,15 +652,21 @@ def invoice_assign(*, invoice: Invoice, assignee, actor: Actor, reason: str = ""
     user = actor.user
     if user is not None and (assignee is None or assignee.pk != user.pk):
         require_permission(user, "invoices.approve_invoice")
-    if assignee is not None and (not assignee.is_active or not invoices_visible_to(assignee).filter(
-            pk=invoice.pk).exists()):
+    if assignee is not None and (
+        not assignee.is_active or not invoices_visible_to(assignee).filter(pk=invoice.pk).exists()
+    ):
         raise InvoiceNotAllowed(f"{assignee.get_username()} cannot see this invoice, so it cannot be assigned to them.")
     with transaction.atomic():
         before = invoice.assigned_to
         invoice.assigned_to = assignee
         invoice.save(update_fields=["assigned_to", "updated_at"])
-        audit_record(actor=actor, action="invoice.assign", target=invoice, reason=reason,
-                     details={"from": getattr(before, "username", None), "to": getattr(assignee, "username", None)})
+        audit_record(
+            actor=actor,
+            action="invoice.assign",
+            target=invoice,
+            reason=reason,
+            details={"from": getattr(before, "username", None), "to": getattr(assignee, "username", None)},
+        )
     return invoice
 
 
@@ -541,8 +684,12 @@ def invoice_link_vendor(*, invoice: Invoice, vendor: Vendor, actor: Actor, reval
         invoice.vendor = vendor
         invoice.vendor_confirmed = True
         invoice.save(update_fields=["vendor", "vendor_confirmed", "updated_at"])
-        audit_record(actor=actor, action="invoice.link_vendor", target=invoice,
-                     details={"from": getattr(before, "pk", None), "to": vendor.pk, "vendor": vendor.name})
+        audit_record(
+            actor=actor,
+            action="invoice.link_vendor",
+            target=invoice,
+            details={"from": getattr(before, "pk", None), "to": vendor.pk, "vendor": vendor.name},
+        )
     if revalidate:
         invoice_validate(invoice=invoice)
     return invoice
@@ -566,19 +713,28 @@ def vendor_create_from_invoice(*, invoice: Invoice, actor: Actor, revalidate: bo
     if vat_id:
         existing = Vendor.objects.filter(vat_id=vat_id).first()
         if existing is not None:
-            raise InvoiceNotAllowed(f"The vendor {existing.name} (id {existing.pk}) has the VAT id {vat_id} already; "
-                                    "link the invoice to it instead.")
+            raise InvoiceNotAllowed(
+                f"The vendor {existing.name} (id {existing.pk}) has the VAT id {vat_id} already; "
+                "link the invoice to it instead."
+            )
     with transaction.atomic():
         try:
             with transaction.atomic():
-                vendor = Vendor.objects.create(name=name[:200], vat_id=vat_id[:40],
-                                               iban="".join(invoice.payment_iban.split()).upper()[:40],
-                                               country=invoice.seller_country.upper()[:2],
-                                               notes=f"Created from invoice {invoice.pk} on the review desk.")
+                vendor = Vendor.objects.create(
+                    name=name[:200],
+                    vat_id=vat_id[:40],
+                    iban="".join(invoice.payment_iban.split()).upper()[:40],
+                    country=invoice.seller_country.upper()[:2],
+                    notes=f"Created from invoice {invoice.pk} on the review desk.",
+                )
         except IntegrityError:
             raise InvoiceNotAllowed(f"A vendor with the VAT id {vat_id} was just created; link it instead.") from None
-        audit_record(actor=actor, action="vendor.create_from_invoice", target=vendor,
-                     details={"invoice_id": invoice.pk, "vat_id": vendor.vat_id, "iban": bool(vendor.iban)})
+        audit_record(
+            actor=actor,
+            action="vendor.create_from_invoice",
+            target=vendor,
+            details={"invoice_id": invoice.pk, "vat_id": vendor.vat_id, "iban": bool(vendor.iban)},
+        )
         invoice_link_vendor(invoice=invoice, vendor=vendor, actor=actor, revalidate=False)
     if revalidate:
         invoice_validate(invoice=invoice)
@@ -593,8 +749,7 @@ def exports_visible_to(user):
     return batches.filter(owner=user)
 
 
-def invoice_import_sync(*, content: bytes, filename: str, source: str = InvoiceSource.COMMAND,
-                        owner=None) -> Invoice:
+def invoice_import_sync(*, content: bytes, filename: str, source: str = InvoiceSource.COMMAND, owner=None) -> Invoice:
     """The whole pipeline in this process, no broker (`import_invoices --sync`)."""
     invoice = invoice_ingest(content=content, filename=filename, source=source, owner=owner, process=False)
     if invoice.status == InvoiceStatus.RECEIVED:

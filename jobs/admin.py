@@ -60,8 +60,10 @@ class EstimatedCountPaginator(Paginator):
         query = self.object_list.query
         with connection.cursor() as cursor:
             if not query.where:
-                cursor.execute("SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
-                               [self.object_list.model._meta.db_table])
+                cursor.execute(
+                    "SELECT reltuples::bigint FROM pg_class WHERE oid = %s::regclass",
+                    [self.object_list.model._meta.db_table],
+                )
                 return int(cursor.fetchone()[0] or 0)
             sql, params = self.object_list.order_by().values("pk").query.sql_with_params()
             cursor.execute(f"EXPLAIN (FORMAT JSON) {sql}", params)
@@ -141,8 +143,19 @@ class AuditEntryInline(admin.TabularInline):
 
 @admin.register(Job)
 class JobAdmin(admin.ModelAdmin):
-    list_display = ["short_id", "kind", "status_badge", "progress_bar", "subject_label", "owner", "source", "queue",
-                    "attempts", "created_at", "duration"]
+    list_display = [
+        "short_id",
+        "kind",
+        "status_badge",
+        "progress_bar",
+        "subject_label",
+        "owner",
+        "source",
+        "queue",
+        "attempts",
+        "created_at",
+        "duration",
+    ]
     list_filter = ["status", MineFilter, DeadLetterFilter, KindFilter, QueueFilter, "source", "created_at"]
     list_select_related = ["owner"]
     search_fields = ["kind", "unique_key", "subject_label"]
@@ -154,20 +167,67 @@ class JobAdmin(admin.ModelAdmin):
     actions = ["cancel_selected", "retry_selected", "terminate_selected"]
     inlines = [JobExecutionInline, AuditEntryInline]
     readonly_fields = [
-        "id", "kind", "status_badge", "progress_bar", "progress_message", "time_left", "queue", "priority", "params",
-        "source", "schedule_name", "owner", "subject_link", "unique_key", "attempts", "max_attempts",
-        "lost_runs", "result", "error", "traceback", "created_at", "not_before", "expires_at", "published_at",
-        "started_at", "finished_at",
-        "heartbeat_at", "next_attempt_at", "worker", "worker_pid", "cancel_requested_at", "is_dead_letter",
-        "retry_of", "task_result_link",
+        "id",
+        "kind",
+        "status_badge",
+        "progress_bar",
+        "progress_message",
+        "time_left",
+        "queue",
+        "priority",
+        "params",
+        "source",
+        "schedule_name",
+        "owner",
+        "subject_link",
+        "unique_key",
+        "attempts",
+        "max_attempts",
+        "lost_runs",
+        "result",
+        "error",
+        "traceback",
+        "created_at",
+        "not_before",
+        "expires_at",
+        "published_at",
+        "started_at",
+        "finished_at",
+        "heartbeat_at",
+        "next_attempt_at",
+        "worker",
+        "worker_pid",
+        "cancel_requested_at",
+        "is_dead_letter",
+        "retry_of",
+        "task_result_link",
     ]
     fieldsets = [
         (None, {"fields": ["id", "kind", "status_badge", "progress_bar", "progress_message", "time_left", "error"]}),
         ("What", {"fields": ["params", "subject_link", "owner", "source", "schedule_name", "unique_key", "retry_of"]}),
-        ("Where and when", {"fields": ["queue", "priority", "worker", "worker_pid", "attempts", "max_attempts",
-                                       "lost_runs", "created_at", "not_before", "expires_at", "published_at",
-                                       "started_at",
-                                       "heartbeat_at", "next_attempt_at", "finished_at", "cancel_requested_at"]}),
+        (
+            "Where and when",
+            {
+                "fields": [
+                    "queue",
+                    "priority",
+                    "worker",
+                    "worker_pid",
+                    "attempts",
+                    "max_attempts",
+                    "lost_runs",
+                    "created_at",
+                    "not_before",
+                    "expires_at",
+                    "published_at",
+                    "started_at",
+                    "heartbeat_at",
+                    "next_attempt_at",
+                    "finished_at",
+                    "cancel_requested_at",
+                ]
+            },
+        ),
         ("Outcome", {"fields": ["result", "traceback", "is_dead_letter", "task_result_link"]}),
     ]
     change_form_template = "admin/jobs/job/change_form.html"
@@ -199,8 +259,9 @@ class JobAdmin(admin.ModelAdmin):
         # Prefix matches use the indexes; a "contains" search over millions would not.
         from django.db.models import Q
 
-        return queryset.filter(Q(kind__startswith=term) | Q(unique_key__startswith=term)
-                               | Q(subject_label__startswith=term)), False
+        return queryset.filter(
+            Q(kind__startswith=term) | Q(unique_key__startswith=term) | Q(subject_label__startswith=term)
+        ), False
 
     @admin.display(description="id")
     def short_id(self, job: Job) -> str:
@@ -209,8 +270,11 @@ class JobAdmin(admin.ModelAdmin):
     @admin.display(description="status", ordering="status")
     def status_badge(self, job: Job) -> str:
         label = job.get_status_display() + (" (dead letter)" if job.is_dead_letter else "")
-        return format_html('<span style="background:{};color:#fff;padding:2px 6px;border-radius:3px">{}</span>',
-                           STATUS_COLOURS.get(job.status, "#333"), label)
+        return format_html(
+            '<span style="background:{};color:#fff;padding:2px 6px;border-radius:3px">{}</span>',
+            STATUS_COLOURS.get(job.status, "#333"),
+            label,
+        )
 
     @admin.display(description="progress")
     def progress_bar(self, job: Job) -> str:
@@ -221,7 +285,12 @@ class JobAdmin(admin.ModelAdmin):
             '<div title="{}/{}" style="width:120px;background:#e9ecef;border-radius:3px">'
             '<div style="width:{}%;background:{};color:#fff;font-size:10px;padding:1px 3px;border-radius:3px">'
             "{}%</div></div>",
-            job.progress_done, job.progress_total, percent, STATUS_COLOURS.get(job.status, "#333"), percent)
+            job.progress_done,
+            job.progress_total,
+            percent,
+            STATUS_COLOURS.get(job.status, "#333"),
+            percent,
+        )
 
     @admin.display(description="duration")
     def duration(self, job: Job) -> str:
@@ -252,12 +321,24 @@ class JobAdmin(admin.ModelAdmin):
     def get_urls(self):
         own = [
             path("run/", self.admin_site.admin_view(self.run_view), name="jobs_job_run"),
-            path("<uuid:job_id>/cancel/", self.admin_site.admin_view(self.action_view),
-                 {"operation": "cancel"}, name="jobs_job_cancel"),
-            path("<uuid:job_id>/retry/", self.admin_site.admin_view(self.action_view),
-                 {"operation": "retry"}, name="jobs_job_retry"),
-            path("<uuid:job_id>/terminate/", self.admin_site.admin_view(self.action_view),
-                 {"operation": "terminate"}, name="jobs_job_terminate"),
+            path(
+                "<uuid:job_id>/cancel/",
+                self.admin_site.admin_view(self.action_view),
+                {"operation": "cancel"},
+                name="jobs_job_cancel",
+            ),
+            path(
+                "<uuid:job_id>/retry/",
+                self.admin_site.admin_view(self.action_view),
+                {"operation": "retry"},
+                name="jobs_job_retry",
+            ),
+            path(
+                "<uuid:job_id>/terminate/",
+                self.admin_site.admin_view(self.action_view),
+                {"operation": "terminate"},
+                name="jobs_job_terminate",
+            ),
         ]
         return own + super().get_urls()
 
@@ -293,9 +374,13 @@ class JobAdmin(admin.ModelAdmin):
         form = form_class(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                job = job_trigger(kind=kind.name, params=form_params(kind, form.cleaned_data),
-                                  actor=admin_actor(request), reason=form.cleaned_data.get("reason", ""),
-                                  run_at=form.cleaned_data.get("run_at"))
+                job = job_trigger(
+                    kind=kind.name,
+                    params=form_params(kind, form.cleaned_data),
+                    actor=admin_actor(request),
+                    reason=form.cleaned_data.get("reason", ""),
+                    run_at=form.cleaned_data.get("run_at"),
+                )
             except JobParamsInvalid as exc:
                 for field, errors in exc.errors.items():
                     form.add_error(field if field in form.fields else None, errors)
@@ -305,29 +390,49 @@ class JobAdmin(admin.ModelAdmin):
                 verb = "is already active" if job.deduplicated else "was started"
                 self.message_user(request, f"Job {job.pk} {verb}.", messages.SUCCESS)
                 return HttpResponseRedirect(reverse("admin:jobs_job_change", args=[job.pk]))
-        context = {**self.admin_site.each_context(request), "title": "Run a job", "kinds": kinds, "kind": kind,
-                   "form": form, "opts": self.model._meta}
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Run a job",
+            "kinds": kinds,
+            "kind": kind,
+            "form": form,
+            "opts": self.model._meta,
+        }
         return render(request, "admin/jobs/job/run.html", context)
 
     # -- bulk actions ------------------------------------------------------------
     @admin.action(description="Cancel selected jobs", permissions=["cancel"])
     def cancel_selected(self, request, queryset):
-        apply_to_each(self, request, queryset,
-                      lambda job, actor: job_cancel(job=job, actor=actor, reason="bulk action"),
-                      verb="Cancelled", noun="job(s)")
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda job, actor: job_cancel(job=job, actor=actor, reason="bulk action"),
+            verb="Cancelled",
+            noun="job(s)",
+        )
 
     @admin.action(description="Retry selected failed or cancelled jobs", permissions=["retry"])
     def retry_selected(self, request, queryset):
-        apply_to_each(self, request, queryset,
-                      lambda job, actor: job_retry(job=job, actor=actor, reason="bulk action"),
-                      verb="Retried", noun="job(s)")
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda job, actor: job_retry(job=job, actor=actor, reason="bulk action"),
+            verb="Retried",
+            noun="job(s)",
+        )
 
-    @admin.action(description="Terminate selected running jobs (kills the worker process)",
-                  permissions=["terminate"])
+    @admin.action(description="Terminate selected running jobs (kills the worker process)", permissions=["terminate"])
     def terminate_selected(self, request, queryset):
-        apply_to_each(self, request, queryset,
-                      lambda job, actor: job_terminate(job=job, actor=actor, reason="bulk action"),
-                      verb="Terminated", noun="job(s)")
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda job, actor: job_terminate(job=job, actor=actor, reason="bulk action"),
+            verb="Terminated",
+            noun="job(s)",
+        )
 
     def has_cancel_permission(self, request):
         return request.user.has_perm("jobs.cancel_job")
@@ -339,10 +444,12 @@ class JobAdmin(admin.ModelAdmin):
         return request.user.is_staff and request.user.has_perm("jobs.terminate_job")
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}),
-                         "can_cancel": self.has_cancel_permission(request),
-                         "can_retry": self.has_retry_permission(request),
-                         "can_terminate": self.has_terminate_permission(request)}
+        extra_context = {
+            **(extra_context or {}),
+            "can_cancel": self.has_cancel_permission(request),
+            "can_retry": self.has_retry_permission(request),
+            "can_terminate": self.has_terminate_permission(request),
+        }
         return super().change_view(request, object_id, form_url, extra_context)
 
 
@@ -355,8 +462,12 @@ class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
 
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
-        audit_record(actor=admin_actor(request), action="schedule.change" if change else "schedule.create",
-                     target=obj, details={"changed": form.changed_data, "task": obj.task, "enabled": obj.enabled})
+        audit_record(
+            actor=admin_actor(request),
+            action="schedule.change" if change else "schedule.create",
+            target=obj,
+            details={"changed": form.changed_data, "task": obj.task, "enabled": obj.enabled},
+        )
 
     def delete_model(self, request, obj):
         audit_record(actor=admin_actor(request), action="schedule.delete", target=obj, details={"task": obj.task})
@@ -364,14 +475,14 @@ class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
 
     def delete_queryset(self, request, queryset):
         for task in queryset:
-            audit_record(actor=admin_actor(request), action="schedule.delete", target=task,
-                         details={"task": task.task})
+            audit_record(actor=admin_actor(request), action="schedule.delete", target=task, details={"task": task.task})
         super().delete_queryset(request, queryset)
 
     def _audit_bulk(self, request, queryset, verb: str) -> None:
         for task in queryset:
-            audit_record(actor=admin_actor(request), action=f"schedule.{verb}", target=task,
-                         details={"task": task.task})
+            audit_record(
+                actor=admin_actor(request), action=f"schedule.{verb}", target=task, details={"task": task.task}
+            )
 
     @admin.action(description="Enable selected tasks")
     def enable_tasks(self, request, queryset):
@@ -392,6 +503,11 @@ class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
     def run_tasks(self, request, queryset):
         # The same checked, audited service as the API (django-celery-beat's own action
         # would send any task, whoever asks).
-        apply_to_each(self, request, queryset,
-                      lambda task, actor: schedule_run_now(task=task, actor=actor, reason="admin action"),
-                      verb="Sent", noun="task(s)")
+        apply_to_each(
+            self,
+            request,
+            queryset,
+            lambda task, actor: schedule_run_now(task=task, actor=actor, reason="admin action"),
+            verb="Sent",
+            noun="task(s)",
+        )

@@ -13,10 +13,12 @@ def params_form_class(kind: JobKind) -> type[forms.Form]:
     fields: dict[str, forms.Field] = {
         name: _form_field(field) for name, field in kind.params().fields.items() if not field.read_only
     }
-    fields["reason"] = forms.CharField(required=False, max_length=500,
-                                       help_text="Why you start it (kept in the audit log).")
-    fields["run_at"] = forms.DateTimeField(required=False, label="Start at",
-                                           help_text="Leave empty to start now (server time zone).")
+    fields["reason"] = forms.CharField(
+        required=False, max_length=500, help_text="Why you start it (kept in the audit log)."
+    )
+    fields["run_at"] = forms.DateTimeField(
+        required=False, label="Start at", help_text="Leave empty to start now (server time zone)."
+    )
     return type(f"{kind.name.replace('.', '_')}_form", (forms.Form,), fields)
 
 

@@ -41,11 +41,37 @@ class JobSerializer(serializers.ModelSerializer):
     class Meta:
         model = Job
         fields = [
-            "id", "kind", "status", "queue", "priority", "params", "source", "owner", "subject", "unique_key",
-            "progress", "message", "estimated_duration", "estimated_time_left", "actual_duration", "wait_time",
-            "attempts", "max_attempts", "lost_runs", "result", "error", "traceback", "is_dead_letter",
-            "cancel_requested", "retry_of", "created_at", "not_before", "started_at", "finished_at",
-            "next_attempt_at", "worker",
+            "id",
+            "kind",
+            "status",
+            "queue",
+            "priority",
+            "params",
+            "source",
+            "owner",
+            "subject",
+            "unique_key",
+            "progress",
+            "message",
+            "estimated_duration",
+            "estimated_time_left",
+            "actual_duration",
+            "wait_time",
+            "attempts",
+            "max_attempts",
+            "lost_runs",
+            "result",
+            "error",
+            "traceback",
+            "is_dead_letter",
+            "cancel_requested",
+            "retry_of",
+            "created_at",
+            "not_before",
+            "started_at",
+            "finished_at",
+            "next_attempt_at",
+            "worker",
         ]
         read_only_fields = fields
 
@@ -101,8 +127,9 @@ class TriggerSerializer(serializers.Serializer):
     params = serializers.DictField(required=False, default=dict)
     priority = serializers.IntegerField(min_value=0, max_value=9, required=False)
     reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
-    run_at = serializers.DateTimeField(required=False, help_text="Start at this time (not in the past; at most "
-                                       "JOB_MAX_START_DELAY_DAYS ahead).")
+    run_at = serializers.DateTimeField(
+        required=False, help_text="Start at this time (not in the past; at most JOB_MAX_START_DELAY_DAYS ahead)."
+    )
     countdown = serializers.FloatField(required=False, help_text="Start this many seconds from now.")
 
     def validate(self, data):
@@ -118,8 +145,9 @@ class ActionSerializer(serializers.Serializer):
 
 
 class CancelSerializer(ActionSerializer):
-    terminate = serializers.BooleanField(required=False, default=False,
-                                         help_text="Kill the worker process now (staff only).")
+    terminate = serializers.BooleanField(
+        required=False, default=False, help_text="Kill the worker process now (staff only)."
+    )
 
 
 class CancelAllSerializer(ActionSerializer):
@@ -175,8 +203,7 @@ def job_started(job: Job, request, context: dict | None = None) -> Response:
     a JobAlreadyActive conflict (409) carrying that job as the caller may see it."""
     if job.deduplicated:
         raise JobAlreadyActive(current=job_as_seen_by(job, request, context))
-    return Response(JobSerializer(job, context=context or {"request": request}).data,
-                    status=status.HTTP_202_ACCEPTED)
+    return Response(JobSerializer(job, context=context or {"request": request}).data, status=status.HTTP_202_ACCEPTED)
 
 
 def job_as_seen_by(job: Job, request, context: dict | None = None) -> dict:
@@ -184,8 +211,12 @@ def job_as_seen_by(job: Job, request, context: dict | None = None) -> dict:
     else only that it is active (a 409 must not show someone else's job)."""
     if jobs_visible_to(request.user).filter(pk=job.pk).exists():
         return JobSerializer(job, context=context or {"request": request}).data
-    return {"detail": "A job for this is already queued or running.", "kind": job.kind, "status": job.status,
-            "progress": {"done": job.progress_done, "total": job.progress_total, "percent": job.progress_percent}}
+    return {
+        "detail": "A job for this is already queued or running.",
+        "kind": job.kind,
+        "status": job.status,
+        "progress": {"done": job.progress_done, "total": job.progress_total, "percent": job.progress_percent},
+    }
 
 
 class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
@@ -216,18 +247,27 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
             return [*super().get_throttles(), ScopedRateThrottle()]
         return super().get_throttles()
 
-    @extend_schema(request=TriggerSerializer, responses={
-        202: JobSerializer, 409: OpenApiResponse(JobSerializer, description="An active job with the same unique key."),
-        400: OpenApiResponse(description="Unknown kind or invalid parameters (field errors under `params`)."),
-        404: OpenApiResponse(description="The object the job would be about does not exist or is not yours."),
-    })
+    @extend_schema(
+        request=TriggerSerializer,
+        responses={
+            202: JobSerializer,
+            409: OpenApiResponse(JobSerializer, description="An active job with the same unique key."),
+            400: OpenApiResponse(description="Unknown kind or invalid parameters (field errors under `params`)."),
+            404: OpenApiResponse(description="The object the job would be about does not exist or is not yours."),
+        },
+    )
     def create(self, request):
         """Trigger a job of a registered kind."""
         body = TriggerSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        job = job_trigger(kind=body.validated_data["kind"], params=body.validated_data["params"],
-                          actor=actor_for(request), priority=body.validated_data.get("priority"),
-                          reason=body.validated_data["reason"], run_at=body.validated_data["start_at"])
+        job = job_trigger(
+            kind=body.validated_data["kind"],
+            params=body.validated_data["params"],
+            actor=actor_for(request),
+            priority=body.validated_data.get("priority"),
+            reason=body.validated_data["reason"],
+            run_at=body.validated_data["start_at"],
+        )
         return job_started(job, request, self.get_serializer_context())
 
     @extend_schema(responses=JobKindSerializer(many=True))
@@ -235,15 +275,23 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
     def kinds(self, request):
         """The job kinds you may trigger, with their parameter schemas."""
         data = [
-            {"name": kind.name, "label": kind.label or kind.name, "description": kind.description,
-             "queue": kind.queue, "priority": kind.priority, "max_attempts": kind.max_attempts,
-             "params_schema": params_json_schema(kind)}
+            {
+                "name": kind.name,
+                "label": kind.label or kind.name,
+                "description": kind.description,
+                "queue": kind.queue,
+                "priority": kind.priority,
+                "max_attempts": kind.max_attempts,
+                "params_schema": params_json_schema(kind),
+            }
             for kind in kinds_for_user(request.user)
         ]
         return Response(data)
 
-    @extend_schema(request=CancelSerializer, responses={200: JobSerializer, 409: OpenApiResponse(
-        description="The job already finished.")})
+    @extend_schema(
+        request=CancelSerializer,
+        responses={200: JobSerializer, 409: OpenApiResponse(description="The job already finished.")},
+    )
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
         """Cancel a queued or running job; `terminate: true` kills it now (staff)."""
@@ -254,8 +302,15 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         job = operation(job=job, actor=actor_for(request), reason=body.validated_data["reason"])
         return Response(JobSerializer(job, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=ActionSerializer, responses={202: JobSerializer, 409: OpenApiResponse(
-        description="The job is not failed or cancelled, or an active job holds its unique key.")})
+    @extend_schema(
+        request=ActionSerializer,
+        responses={
+            202: JobSerializer,
+            409: OpenApiResponse(
+                description="The job is not failed or cancelled, or an active job holds its unique key."
+            ),
+        },
+    )
     @action(detail=True, methods=["post"])
     def retry(self, request, pk=None):
         """Run a failed or cancelled job again, as a new job."""
@@ -265,8 +320,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         new_job = job_retry(job=job, actor=actor_for(request), reason=body.validated_data["reason"])
         return job_started(new_job, request, self.get_serializer_context())
 
-    @extend_schema(request=CancelAllSerializer, responses={200: OpenApiResponse(
-        description='{"cancelled": N}')})
+    @extend_schema(request=CancelAllSerializer, responses={200: OpenApiResponse(description='{"cancelled": N}')})
     @action(detail=False, methods=["post"], url_path="cancel-all")
     def cancel_all(self, request):
         """Cancel every active job, or every active job of one kind (staff only)."""
@@ -274,6 +328,7 @@ class JobViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gene
         body.is_valid(raise_exception=True)
         if not request.user.is_staff:
             raise NotAllowed("Only staff may cancel all jobs.")
-        count = job_cancel_all(actor=actor_for(request), kind=body.validated_data["kind"] or None,
-                               reason=body.validated_data["reason"])
+        count = job_cancel_all(
+            actor=actor_for(request), kind=body.validated_data["kind"] or None, reason=body.validated_data["reason"]
+        )
         return Response({"cancelled": count})

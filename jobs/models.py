@@ -54,8 +54,9 @@ class Job(models.Model):
     )
     # What the job is about (invoice 12, mailbox "ap@..."): a loose generic link
     # so that deleting the subject never deletes its history.
-    subject_type = models.CharField(max_length=100, blank=True, default="", help_text='Model label, e.g. '
-                                    '"invoices.invoice".')
+    subject_type = models.CharField(
+        max_length=100, blank=True, default="", help_text='Model label, e.g. "invoices.invoice".'
+    )
     subject_id = models.CharField(max_length=64, blank=True, default="")
     subject_label = models.CharField(max_length=200, blank=True, default="")
     unique_key = models.CharField(max_length=200, null=True, blank=True)
@@ -90,9 +91,7 @@ class Job(models.Model):
     claim_token = models.UUIDField(null=True, blank=True)
     cancel_requested_at = models.DateTimeField(null=True, blank=True)
     is_dead_letter = models.BooleanField(default=False)
-    retry_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries"
-    )
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
 
     class Meta:
         ordering = ["-created_at"]
@@ -113,9 +112,7 @@ class Job(models.Model):
             models.Index(fields=["subject_type", "subject_id", "-created_at"], name="job_subject"),
             models.Index(fields=["kind", "status", "-finished_at"], name="job_kind_finished"),
             models.Index(fields=["finished_at"], name="job_finished"),
-            models.Index(
-                fields=["-created_at"], condition=Q(is_dead_letter=True), name="job_dead_letter"
-            ),
+            models.Index(fields=["-created_at"], condition=Q(is_dead_letter=True), name="job_dead_letter"),
             models.Index(
                 fields=["status", "heartbeat_at"],
                 condition=Q(status__in=ACTIVE_STATUSES),

@@ -16,8 +16,20 @@ from typing import Any
 from celery import Task, states
 from django_celery_results.models import TaskResult
 
-UPDATED_COLUMNS = _UPDATED = ["status", "result", "content_type", "content_encoding", "meta", "traceback", "task_name",
-            "task_args", "task_kwargs", "worker", "periodic_task_name", "date_done"]
+UPDATED_COLUMNS = _UPDATED = [
+    "status",
+    "result",
+    "content_type",
+    "content_encoding",
+    "meta",
+    "traceback",
+    "task_name",
+    "task_args",
+    "task_kwargs",
+    "worker",
+    "periodic_task_name",
+    "date_done",
+]
 
 
 def success_row(task: Task, job_id: str, result: Any, *, schedule_name: str = "") -> TaskResult:
@@ -31,9 +43,17 @@ def success_row(task: Task, job_id: str, result: Any, *, schedule_name: str = ""
     _, _, args_repr = backend.encode_content(request.args if args is None else args)
     _, _, kwargs_repr = backend.encode_content(request.kwargs if kwargs is None else kwargs)
     return TaskResult(
-        task_id=job_id, status=states.SUCCESS, result=encoded_result, content_type=content_type,
-        content_encoding=content_encoding, meta=meta, traceback=None, task_name=task.name,
-        task_args=args_repr, task_kwargs=kwargs_repr, worker=request.hostname,
+        task_id=job_id,
+        status=states.SUCCESS,
+        result=encoded_result,
+        content_type=content_type,
+        content_encoding=content_encoding,
+        meta=meta,
+        traceback=None,
+        task_name=task.name,
+        task_args=args_repr,
+        task_kwargs=kwargs_repr,
+        worker=request.hostname,
         periodic_task_name=schedule_name or getattr(request, "periodic_task_name", None),
     )
 

@@ -42,21 +42,31 @@ def jobs_prune(
     now = timezone.now()
     report = PruneReport()
     groups = [
-        (Job.objects.filter(status__in=[JobStatus.SUCCEEDED, JobStatus.CANCELLED],
-                            finished_at__lt=now - timedelta(days=succeeded_days)), "succeeded and cancelled jobs"),
-        (Job.objects.filter(status=JobStatus.FAILED, finished_at__lt=now - timedelta(days=failed_days)),
-         "failed jobs"),
+        (
+            Job.objects.filter(
+                status__in=[JobStatus.SUCCEEDED, JobStatus.CANCELLED],
+                finished_at__lt=now - timedelta(days=succeeded_days),
+            ),
+            "succeeded and cancelled jobs",
+        ),
+        (Job.objects.filter(status=JobStatus.FAILED, finished_at__lt=now - timedelta(days=failed_days)), "failed jobs"),
     ]
     for queryset, label in groups:
         report.jobs_deleted += _delete_in_batches(queryset, batch_size, progress, label, report)
     # Results of untracked tasks (beat's sweeper runs, bare Celery tasks).
     report.results_deleted += _delete_in_batches(
         TaskResult.objects.filter(date_done__lt=now - timedelta(days=succeeded_days)).exclude(status="FAILURE"),
-        batch_size, progress, "task results", report,
+        batch_size,
+        progress,
+        "task results",
+        report,
     )
     report.results_deleted += _delete_in_batches(
         TaskResult.objects.filter(date_done__lt=now - timedelta(days=failed_days), status="FAILURE"),
-        batch_size, progress, "failed task results", report,
+        batch_size,
+        progress,
+        "failed task results",
+        report,
     )
     return report
 

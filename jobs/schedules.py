@@ -25,10 +25,20 @@ class DefaultSchedule:
 
 
 DEFAULT_SCHEDULES = [
-    DefaultSchedule("jobs: sweep lost and waiting jobs", "jobs.sweep", every_seconds=30, expire_seconds=25,
-                    description="Re-runs jobs whose worker died and publishes jobs the broker never got."),
-    DefaultSchedule("jobs: delete old jobs and results", "jobs.prune", crontab={"minute": "17", "hour": "3"},
-                    expire_seconds=3600, description="Retention (JOB_RETENTION_* settings)."),
+    DefaultSchedule(
+        "jobs: sweep lost and waiting jobs",
+        "jobs.sweep",
+        every_seconds=30,
+        expire_seconds=25,
+        description="Re-runs jobs whose worker died and publishes jobs the broker never got.",
+    ),
+    DefaultSchedule(
+        "jobs: delete old jobs and results",
+        "jobs.prune",
+        crontab={"minute": "17", "hour": "3"},
+        expire_seconds=3600,
+        description="Retention (JOB_RETENTION_* settings).",
+    ),
 ]
 
 
@@ -55,11 +65,17 @@ def schedules_ensure() -> list[str]:
         for schedule in default_schedules():
             if PeriodicTask.objects.filter(name=schedule.name).exists():
                 continue
-            task = PeriodicTask(name=schedule.name, task=schedule.task, kwargs=json.dumps(schedule.kwargs),
-                                expire_seconds=schedule.expire_seconds, description=schedule.description)
+            task = PeriodicTask(
+                name=schedule.name,
+                task=schedule.task,
+                kwargs=json.dumps(schedule.kwargs),
+                expire_seconds=schedule.expire_seconds,
+                description=schedule.description,
+            )
             if schedule.every_seconds:
                 task.interval, _ = IntervalSchedule.objects.get_or_create(
-                    every=schedule.every_seconds, period=IntervalSchedule.SECONDS)
+                    every=schedule.every_seconds, period=IntervalSchedule.SECONDS
+                )
             else:
                 task.crontab, _ = CrontabSchedule.objects.get_or_create(**schedule.crontab)
             task.save()

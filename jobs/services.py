@@ -68,9 +68,19 @@ def job_enqueue(
     parameters. Never raises because the broker is down.
     """
     job = _new_job(
-        get_kind(kind), params, owner=owner, subject=subject, unique_key=unique_key, priority=priority,
-        countdown=countdown, eta=eta, expires=expires, source=source, schedule_name=schedule_name,
-        retry_of=retry_of, job_id=job_id,
+        get_kind(kind),
+        params,
+        owner=owner,
+        subject=subject,
+        unique_key=unique_key,
+        priority=priority,
+        countdown=countdown,
+        eta=eta,
+        expires=expires,
+        source=source,
+        schedule_name=schedule_name,
+        retry_of=retry_of,
+        job_id=job_id,
     )
     if job.unique_key:
         existing = _insert_unless_active(job)
@@ -116,16 +126,30 @@ def job_enqueue_many(
                 holder.deduplicated = True
                 answer.append(holder)
             else:  # the holder finished meanwhile
-                answer.append(job_enqueue(kind, job.params, owner=owner, priority=priority, source=source,
-                                          publish=False))
+                answer.append(
+                    job_enqueue(kind, job.params, owner=owner, priority=priority, source=source, publish=False)
+                )
         fresh = [job for job in answer if not job.deduplicated]
         transaction.on_commit(partial(job_publish_many, jobs=fresh))
     return answer
 
 
-def _new_job(job_kind: JobKind, params: dict | None, *, owner=None, subject=None, unique_key=None,
-             priority=None, countdown=None, eta=None, expires=None, source=TriggerSource.SYSTEM,
-             schedule_name="", retry_of=None, job_id=None) -> Job:
+def _new_job(
+    job_kind: JobKind,
+    params: dict | None,
+    *,
+    owner=None,
+    subject=None,
+    unique_key=None,
+    priority=None,
+    countdown=None,
+    eta=None,
+    expires=None,
+    source=TriggerSource.SYSTEM,
+    schedule_name="",
+    retry_of=None,
+    job_id=None,
+) -> Job:
     """An unsaved Job of a kind, with validated parameters."""
     params = job_kind.validate(params)
     subject = subject if subject is not None else _subject_of(job_kind, params)
@@ -157,7 +181,7 @@ def _new_job(job_kind: JobKind, params: dict | None, *, owner=None, subject=None
 def _existing_ids(ids: list) -> set:
     found: set = set()
     for start in range(0, len(ids), 1000):
-        found.update(Job.objects.filter(pk__in=ids[start:start + 1000]).values_list("pk", flat=True))
+        found.update(Job.objects.filter(pk__in=ids[start : start + 1000]).values_list("pk", flat=True))
     return found
 
 
@@ -165,8 +189,7 @@ def _active_holders(keys: set) -> dict[str, Job]:
     keys.discard(None)
     if not keys:
         return {}
-    return {job.unique_key or "": job
-            for job in Job.objects.filter(unique_key__in=keys, status__in=ACTIVE_STATUSES)}
+    return {job.unique_key or "": job for job in Job.objects.filter(unique_key__in=keys, status__in=ACTIVE_STATUSES)}
 
 
 def _insert_unless_active(job: Job) -> Job | None:
@@ -211,8 +234,10 @@ def job_publish_many(*, jobs: Iterable[Job]) -> int:
     sent = []
     job = None
     if time.monotonic() < _broker_down_until:
-        logger.info("Not publishing now: the broker failed less than %s s ago; the sweeper will publish",
-                    settings.JOB_PUBLISH_RETRY_AFTER_SECONDS)
+        logger.info(
+            "Not publishing now: the broker failed less than %s s ago; the sweeper will publish",
+            settings.JOB_PUBLISH_RETRY_AFTER_SECONDS,
+        )
         return 0
     try:
         with current_app.producer_or_acquire() as producer:
@@ -220,11 +245,15 @@ def job_publish_many(*, jobs: Iterable[Job]) -> int:
                 if _send(job, producer):
                     sent.append(job.pk)
     except Exception as exc:  # the broker may fail in many ways; the rows are the truth
-        logger.warning("Could not publish job %s (%s): %s; the sweeper will retry",
-                       job.pk if job else "?", job.kind if job else "?", exc)
+        logger.warning(
+            "Could not publish job %s (%s): %s; the sweeper will retry",
+            job.pk if job else "?",
+            job.kind if job else "?",
+            exc,
+        )
         _broker_down_until = time.monotonic() + settings.JOB_PUBLISH_RETRY_AFTER_SECONDS
     for start in range(0, len(sent), 1000):
-        _mark_published(sent[start:start + 1000])
+        _mark_published(sent[start : start + 1000])
     return len(sent)
 
 
@@ -286,8 +315,16 @@ def job_start_time(*, run_at: datetime | None = None, countdown: float | None = 
     return run_at if run_at > now else None
 
 
-def job_trigger(*, kind: str, params: dict | None, actor: Actor, priority: int | None = None, reason: str = "",
-                run_at: datetime | None = None, countdown: float | None = None) -> Job:
+def job_trigger(
+    *,
+    kind: str,
+    params: dict | None,
+    actor: Actor,
+    priority: int | None = None,
+    reason: str = "",
+    run_at: datetime | None = None,
+    countdown: float | None = None,
+) -> Job:
     """Start a job by hand (API, admin, command), checked and audited; `run_at` or
     `countdown` delays its start (validated by job_start_time).
 
@@ -305,12 +342,14 @@ def job_trigger(*, kind: str, params: dict | None, actor: Actor, priority: int |
         subject = job_kind.subject.resolve(params, actor.user)
         if subject is None:
             raise JobSubjectNotFound(
-                f"There is no {job_kind.subject.noun} with id {params.get(job_kind.subject.param)!r}.")
+                f"There is no {job_kind.subject.noun} with id {params.get(job_kind.subject.param)!r}."
+            )
     if job_kind.authorize is not None and actor.user is not None:
         job_kind.authorize(user=actor.user, subject=subject, params=params)
     with transaction.atomic():
-        job = job_enqueue(kind, params, owner=actor.user, subject=subject, priority=priority, source=actor.source,
-                          eta=start_at)
+        job = job_enqueue(
+            kind, params, owner=actor.user, subject=subject, priority=priority, source=actor.source, eta=start_at
+        )
         if not job.deduplicated:
             details = {"kind": kind, "params": job.params}
             if start_at is not None:
@@ -375,8 +414,9 @@ def job_retry(*, job: Job, actor: Actor, reason: str = "") -> Job:
             retry_of=job,
         )
         Job.objects.filter(pk=job.pk).update(is_dead_letter=False)
-        audit_record(actor=actor, action="job.retry", job=job, target=job, reason=reason,
-                     details={"new_job": str(new_job.pk)})
+        audit_record(
+            actor=actor, action="job.retry", job=job, target=job, reason=reason, details={"new_job": str(new_job.pk)}
+        )
     return new_job
 
 
@@ -420,14 +460,26 @@ def schedule_run_now(*, task: PeriodicTask, actor: Actor, reason: str = "") -> d
         if actor.user is not None and not kind.may_trigger(actor.user) and not actor.user.is_superuser:
             raise NotAllowed(f"You may not start {task.task} jobs.")
         job = job_enqueue(task.task, kwargs, owner=actor.user, source=actor.source, schedule_name=task.name)
-        audit_record(actor=actor, action="schedule.run_now", job=job, target=task, reason=reason,
-                     details={"task": task.task, "job": str(job.pk), "deduplicated": job.deduplicated})
+        audit_record(
+            actor=actor,
+            action="schedule.run_now",
+            job=job,
+            target=task,
+            reason=reason,
+            details={"task": task.task, "job": str(job.pk), "deduplicated": job.deduplicated},
+        )
         return {"schedule": task.name, "task": task.task, "job_id": str(job.pk), "deduplicated": job.deduplicated}
     args = json.loads(task.args or "[]")
     options = {"queue": task.queue} if task.queue else {}
     task_id = str(uuid.uuid4())
-    transaction.on_commit(partial(current_app.send_task, task.task, args=args, kwargs=kwargs, task_id=task_id,
-                                  **options))
-    audit_record(actor=actor, action="schedule.run_now", target=task, reason=reason,
-                 details={"task": task.task, "task_id": task_id})
+    transaction.on_commit(
+        partial(current_app.send_task, task.task, args=args, kwargs=kwargs, task_id=task_id, **options)
+    )
+    audit_record(
+        actor=actor,
+        action="schedule.run_now",
+        target=task,
+        reason=reason,
+        details={"task": task.task, "task_id": task_id},
+    )
     return {"schedule": task.name, "task": task.task, "task_id": task_id, "job_id": None, "deduplicated": False}

@@ -74,19 +74,35 @@ def _recover_one(job: Job, now, report: SweepReport) -> None:
     lost_runs = job.lost_runs + 1
     lost = f"The worker {job.worker or '?'} running attempt {job.attempts} stopped responding."
     if kind_limit and ran_for > kind_limit:
-        changed = owned.update(status=JobStatus.FAILED, claim_token=None, finished_at=now, is_dead_letter=True,
-                               lost_runs=lost_runs,
-                               error=f"Killed: the job ran longer than its hard time limit of {kind_limit} s.")
+        changed = owned.update(
+            status=JobStatus.FAILED,
+            claim_token=None,
+            finished_at=now,
+            is_dead_letter=True,
+            lost_runs=lost_runs,
+            error=f"Killed: the job ran longer than its hard time limit of {kind_limit} s.",
+        )
         report.failed_lost += changed
     elif lost_runs < _lost_runs_limit(job):
-        changed = owned.update(status=JobStatus.RETRYING, claim_token=None, next_attempt_at=now, lost_runs=lost_runs,
-                               published_at=None, error=f"{lost} Running it again.")
+        changed = owned.update(
+            status=JobStatus.RETRYING,
+            claim_token=None,
+            next_attempt_at=now,
+            lost_runs=lost_runs,
+            published_at=None,
+            error=f"{lost} Running it again.",
+        )
         report.recovered += changed
     else:
         times = f"{lost_runs} time" + ("" if lost_runs == 1 else "s")
-        changed = owned.update(status=JobStatus.FAILED, claim_token=None, finished_at=now, is_dead_letter=True,
-                               lost_runs=lost_runs,
-                               error=f"{lost} Gave up: the job killed its worker {times}.")
+        changed = owned.update(
+            status=JobStatus.FAILED,
+            claim_token=None,
+            finished_at=now,
+            is_dead_letter=True,
+            lost_runs=lost_runs,
+            error=f"{lost} Gave up: the job killed its worker {times}.",
+        )
         report.failed_lost += changed
         if changed:
             logger.error("Job %s (%s) is a dead letter: it killed its worker %s", job.pk, job.kind, times)
@@ -96,9 +112,14 @@ def _recover_one(job: Job, now, report: SweepReport) -> None:
 
 def _record_lost_execution(job: Job, now) -> None:
     JobExecution.objects.create(
-        job=job, attempt=job.attempts, worker=job.worker, worker_pid=job.worker_pid,
-        started_at=job.started_at or now, finished_at=job.heartbeat_at or now,
-        outcome=JobExecution.Outcome.WORKER_LOST, error="No heartbeat from the worker.",
+        job=job,
+        attempt=job.attempts,
+        worker=job.worker,
+        worker_pid=job.worker_pid,
+        started_at=job.started_at or now,
+        finished_at=job.heartbeat_at or now,
+        outcome=JobExecution.Outcome.WORKER_LOST,
+        error="No heartbeat from the worker.",
     )
 
 
@@ -117,9 +138,9 @@ def _hard_time_limit(job: Job) -> int | None:
 
 
 def _expire(now, report: SweepReport) -> None:
-    report.expired += Job.objects.filter(
-        status__in=[JobStatus.QUEUED, JobStatus.RETRYING], expires_at__lt=now
-    ).update(status=JobStatus.CANCELLED, finished_at=now, error="Expired before it could start.")
+    report.expired += Job.objects.filter(status__in=[JobStatus.QUEUED, JobStatus.RETRYING], expires_at__lt=now).update(
+        status=JobStatus.CANCELLED, finished_at=now, error="Expired before it could start."
+    )
 
 
 def _publish_due(now, report: SweepReport) -> None:
@@ -135,9 +156,9 @@ def _publish_due(now, report: SweepReport) -> None:
 
 def _republish_vanished(now, report: SweepReport, queue_lengths) -> None:
     waited_since = now - timedelta(seconds=settings.JOB_QUEUED_REPUBLISH_AFTER_SECONDS)
-    candidates = Job.objects.filter(
-        status=JobStatus.QUEUED, published_at__lt=waited_since
-    ).filter(Q(not_before__isnull=True) | Q(not_before__lte=now))
+    candidates = Job.objects.filter(status=JobStatus.QUEUED, published_at__lt=waited_since).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
     empty_queues: dict[str, bool] = {}
     for job in candidates.order_by("created_at")[:1000].iterator():
         if job.queue not in empty_queues:

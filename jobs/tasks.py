@@ -41,10 +41,12 @@ def sleep(job, *, seconds: float, steps: int) -> dict:
 
 
 class PruneParams(serializers.Serializer):
-    succeeded_days = serializers.IntegerField(min_value=0, max_value=36500, required=False,
-                                              help_text="Keep successes this long (at most 100 years).")
-    failed_days = serializers.IntegerField(min_value=0, max_value=36500, required=False,
-                                           help_text="Keep failures this long (at most 100 years).")
+    succeeded_days = serializers.IntegerField(
+        min_value=0, max_value=36500, required=False, help_text="Keep successes this long (at most 100 years)."
+    )
+    failed_days = serializers.IntegerField(
+        min_value=0, max_value=36500, required=False, help_text="Keep failures this long (at most 100 years)."
+    )
 
 
 @job_kind(
@@ -63,8 +65,9 @@ def prune(job, *, succeeded_days: int | None = None, failed_days: int | None = N
     return jobs_prune(succeeded_days=succeeded_days, failed_days=failed_days, progress=job.progress).as_dict()
 
 
-@shared_task(name="jobs.sweep", queue="maintenance", ignore_result=True, acks_late=False, soft_time_limit=100,
-             time_limit=110)
+@shared_task(
+    name="jobs.sweep", queue="maintenance", ignore_result=True, acks_late=False, soft_time_limit=100, time_limit=110
+)
 def sweep() -> dict | None:
     """Recover lost jobs and publish waiting ones. Untracked on purpose: it is
     what keeps tracking honest, and must not depend on it."""

@@ -47,8 +47,9 @@ class TrackedTask(Task):
     job_enqueue, so scheduled runs are Job rows from the moment they are sent.
     """
 
-    def apply_async(self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None,
-                    shadow=None, **options):
+    def apply_async(
+        self, args=None, kwargs=None, task_id=None, producer=None, link=None, link_error=None, shadow=None, **options
+    ):
         if args:
             raise TypeError(f"{self.name} takes keyword parameters only (its job parameters), got {args!r}.")
         headers = options.get("headers") or {}
@@ -183,8 +184,13 @@ def run_tracked_job(*, task: Task, job_id: str | None, params: dict) -> Any:
         finally:
             heartbeat.remove(job.pk)
     except JobCancelled:
-        _finish(job, token, JobStatus.CANCELLED, outcome=JobExecution.Outcome.CANCELLED,
-                error="Cancelled while running" + _cancel_suffix(job))
+        _finish(
+            job,
+            token,
+            JobStatus.CANCELLED,
+            outcome=JobExecution.Outcome.CANCELLED,
+            error="Cancelled while running" + _cancel_suffix(job),
+        )
         task.update_state(state="REVOKED")
         raise Ignore() from None
     except JobLost:
@@ -212,8 +218,14 @@ def _adopt(task: Task, params: dict) -> Job | None:
     send_task): record it as a job now, under the message's task id."""
     schedule_name = (task.request.headers or {}).get("periodic_task_name") or ""
     try:
-        job = job_enqueue(task.name, params, source=TriggerSource.SCHEDULE if schedule_name else TriggerSource.SYSTEM,
-                          schedule_name=schedule_name, job_id=task.request.id, publish=False)
+        job = job_enqueue(
+            task.name,
+            params,
+            source=TriggerSource.SCHEDULE if schedule_name else TriggerSource.SYSTEM,
+            schedule_name=schedule_name,
+            job_id=task.request.id,
+            publish=False,
+        )
     except JobParamsInvalid as exc:
         logger.error("Task %s %s sent with invalid parameters %s: %s", task.name, task.request.id, params, exc)
         return None
@@ -246,10 +258,19 @@ def _claim(job_id, *, hostname: str) -> tuple[Job, uuid.UUID] | None:
     token = uuid.uuid4()
     # The SQL's parameters in order; each name says which field's type prepares the value.
     values = [
-        ("status", JobStatus.RUNNING), ("claim_token", token), ("started_at", now), ("heartbeat_at", now),
-        ("worker", hostname[:200]), ("worker_pid", os.getpid()), ("id", job_id),
-        ("status", JobStatus.QUEUED), ("status", JobStatus.RETRYING), ("expires_at", now),
-        ("status", JobStatus.RETRYING), ("started_at", now), ("started_at", now + timedelta(seconds=1)),
+        ("status", JobStatus.RUNNING),
+        ("claim_token", token),
+        ("started_at", now),
+        ("heartbeat_at", now),
+        ("worker", hostname[:200]),
+        ("worker_pid", os.getpid()),
+        ("id", job_id),
+        ("status", JobStatus.QUEUED),
+        ("status", JobStatus.RETRYING),
+        ("expires_at", now),
+        ("status", JobStatus.RETRYING),
+        ("started_at", now),
+        ("started_at", now + timedelta(seconds=1)),
     ]
     params = [_concrete(name).get_db_prep_value(value, connection) for name, value in values]
     claimed = list(Job.objects.raw(_claim_sql(connection.vendor), params))  # one round trip, no disk wait
@@ -287,17 +308,31 @@ def _explain_unclaimed(job_id, now) -> None:
         Job.objects.filter(pk=job_id).update(published_at=None)
 
 
-def _finish(job: Job, token, status: str, *, outcome: str, result: Any = None, error: str = "",
-            trace: str = "", dead_letter: bool = False, task: Task | None = None) -> None:
+def _finish(
+    job: Job,
+    token,
+    status: str,
+    *,
+    outcome: str,
+    result: Any = None,
+    error: str = "",
+    trace: str = "",
+    dead_letter: bool = False,
+    task: Task | None = None,
+) -> None:
     """Record the outcome, its execution record and (on success, given the task)
     the django-celery-results row in one durable commit."""
     now = timezone.now()
     fields: dict[str, Any] = {"status": status, "finished_at": now, "heartbeat_at": now, "claim_token": None}
     if status == JobStatus.SUCCEEDED:
         # A job that reported a total ends at 100 %.
-        fields.update(result=result, error="", traceback="", is_dead_letter=False,
-                      progress_done=Case(When(progress_total__gt=0, then=F("progress_total")),
-                                         default=F("progress_done")))
+        fields.update(
+            result=result,
+            error="",
+            traceback="",
+            is_dead_letter=False,
+            progress_done=Case(When(progress_total__gt=0, then=F("progress_total")), default=F("progress_done")),
+        )
     else:
         fields.update(error=error[:10000], traceback=trace[:50000], is_dead_letter=dead_letter)
     if status == JobStatus.SUCCEEDED and task is not None and connection.vendor == "postgresql":
@@ -328,8 +363,20 @@ _FINISH_SQL = """
     SELECT {result_values}, %s, NULL, %s FROM done
     ON CONFLICT (task_id) DO UPDATE SET {result_updates}"""
 
-_RESULT_COLUMNS = ("task_id", "status", "result", "content_type", "content_encoding", "meta", "traceback",
-                   "task_name", "task_args", "task_kwargs", "worker", "periodic_task_name")
+_RESULT_COLUMNS = (
+    "task_id",
+    "status",
+    "result",
+    "content_type",
+    "content_encoding",
+    "meta",
+    "traceback",
+    "task_name",
+    "task_args",
+    "task_kwargs",
+    "worker",
+    "periodic_task_name",
+)
 
 
 @functools.cache
@@ -337,8 +384,11 @@ def _finish_sql() -> str:
     from django_celery_results.models import TaskResult
 
     return _FINISH_SQL.format(
-        job=Job._meta.db_table, execution=JobExecution._meta.db_table, result=TaskResult._meta.db_table,
-        result_columns=", ".join(_RESULT_COLUMNS), result_values=", ".join(["%s"] * len(_RESULT_COLUMNS)),
+        job=Job._meta.db_table,
+        execution=JobExecution._meta.db_table,
+        result=TaskResult._meta.db_table,
+        result_columns=", ".join(_RESULT_COLUMNS),
+        result_values=", ".join(["%s"] * len(_RESULT_COLUMNS)),
         result_updates=", ".join(f"{column} = EXCLUDED.{column}" for column in UPDATED_COLUMNS),
     )
 
@@ -346,11 +396,21 @@ def _finish_sql() -> str:
 def _finish_succeeded(job: Job, token, now, result: Any, task: Task) -> None:
     row = success_row(task, str(job.pk), result, schedule_name=job.schedule_name)
     params = [
-        JobStatus.SUCCEEDED, now, now, Job._meta.get_field("result").get_db_prep_value(result, connection),
-        job.pk, token,
-        job.attempts, job.worker, job.worker_pid, job.started_at, now, JobExecution.Outcome.SUCCEEDED,
+        JobStatus.SUCCEEDED,
+        now,
+        now,
+        Job._meta.get_field("result").get_db_prep_value(result, connection),
+        job.pk,
+        token,
+        job.attempts,
+        job.worker,
+        job.worker_pid,
+        job.started_at,
+        now,
+        JobExecution.Outcome.SUCCEEDED,
         *(getattr(row, column) for column in _RESULT_COLUMNS),
-        now, now,
+        now,
+        now,
     ]
     with connection.cursor() as cursor:
         cursor.execute(_finish_sql(), params)
@@ -358,8 +418,15 @@ def _finish_succeeded(job: Job, token, now, result: Any, task: Task) -> None:
 
 def _fail(job: Job, token, message: str, exc: BaseException) -> None:
     logger.error("Job %s (%s) failed: %s", job.pk, job.kind, message)
-    _finish(job, token, JobStatus.FAILED, outcome=JobExecution.Outcome.FAILED, error=message,
-            trace="".join(traceback.format_exception(exc)), dead_letter=True)
+    _finish(
+        job,
+        token,
+        JobStatus.FAILED,
+        outcome=JobExecution.Outcome.FAILED,
+        error=message,
+        trace="".join(traceback.format_exception(exc)),
+        dead_letter=True,
+    )
 
 
 def _schedule_retry(job: Job, token, kind: JobKind, exc: BaseException) -> bool:
@@ -372,8 +439,12 @@ def _schedule_retry(job: Job, token, kind: JobKind, exc: BaseException) -> bool:
     message = f"{_describe(exc)} (attempt {job.attempts} of {job.max_attempts}; retrying in {delay:.1f} s)"
     with transaction.atomic():
         updated = Job.objects.filter(pk=job.pk, claim_token=token).update(
-            status=JobStatus.RETRYING, next_attempt_at=next_at, claim_token=None, published_at=None,
-            error=message, heartbeat_at=now,
+            status=JobStatus.RETRYING,
+            next_attempt_at=next_at,
+            claim_token=None,
+            published_at=None,
+            error=message,
+            heartbeat_at=now,
         )
         if not updated:
             return False
@@ -386,8 +457,14 @@ def _schedule_retry(job: Job, token, kind: JobKind, exc: BaseException) -> bool:
 
 def _record_execution(job: Job, finished_at, outcome: str, error: str = "") -> None:
     JobExecution.objects.create(
-        job=job, attempt=job.attempts, worker=job.worker, worker_pid=job.worker_pid,
-        started_at=job.started_at or finished_at, finished_at=finished_at, outcome=outcome, error=error[:2000],
+        job=job,
+        attempt=job.attempts,
+        worker=job.worker,
+        worker_pid=job.worker_pid,
+        started_at=job.started_at or finished_at,
+        finished_at=finished_at,
+        outcome=outcome,
+        error=error[:2000],
     )
 
 

@@ -34,8 +34,12 @@ _state_lock = threading.Lock()
 def database_unavailable(exc: BaseException, *, job_id) -> None:
     """Called by a pool process whose claim could not reach the database: wait a
     little (so the message does not spin), then put the message back, unacked."""
-    logger.error("Cannot reach the database to claim job %s (%s: %s); the message goes back to its queue",
-                 job_id, type(exc).__name__, exc)
+    logger.error(
+        "Cannot reach the database to claim job %s (%s: %s); the message goes back to its queue",
+        job_id,
+        type(exc).__name__,
+        exc,
+    )
     time.sleep(settings.WORKER_DB_CHECK_SECONDS)
     raise Reject(f"database unreachable: {type(exc).__name__}", requeue=True) from exc
 
@@ -94,8 +98,11 @@ class DatabaseWatch(bootsteps.StartStopStep):
         with _state_lock:
             was_healthy = _state["healthy"]
             if problem:
-                _state.update(healthy=False, problem=f"Cannot reach the database ({problem}); not consuming.",
-                              since=_state["since"] if not was_healthy else timezone.now().isoformat())
+                _state.update(
+                    healthy=False,
+                    problem=f"Cannot reach the database ({problem}); not consuming.",
+                    since=_state["since"] if not was_healthy else timezone.now().isoformat(),
+                )
             else:
                 _state.update(healthy=True, problem=None, since=None)
         if problem and was_healthy:
@@ -105,8 +112,11 @@ class DatabaseWatch(bootsteps.StartStopStep):
 
     def _pause(self, problem: str) -> None:
         queues = [queue.name for queue in self.consumer.task_consumer.queues] if self.consumer.task_consumer else []
-        logger.error("The database does not answer (%s): this worker stops consuming %s until it does",
-                     problem, ", ".join(queues) or "its queues")
+        logger.error(
+            "The database does not answer (%s): this worker stops consuming %s until it does",
+            problem,
+            ", ".join(queues) or "its queues",
+        )
         for name in queues:
             self.consumer.cancel_task_queue(name)
         self.paused_queues = queues

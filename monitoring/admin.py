@@ -38,17 +38,32 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(AlertRule)
 class AlertRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "kind", "enabled", "severity", "threshold", "window_minutes", "queue", "job_kind",
-                    "check_name", "firing")
+    list_display = (
+        "name",
+        "kind",
+        "enabled",
+        "severity",
+        "threshold",
+        "window_minutes",
+        "queue",
+        "job_kind",
+        "check_name",
+        "firing",
+    )
     list_filter = ("enabled", "kind", "severity")
     list_editable = ("enabled", "threshold")
     search_fields = ("name", "description")
     fieldsets = (
         (None, {"fields": ("name", "kind", "enabled", "severity", "description")}),
         ("Condition", {"fields": ("threshold", "window_minutes", "min_jobs", "queue", "job_kind", "check_name")}),
-        ("Notifications", {"fields": ("email_to", "webhook_url"),
-                           "description": "Sent only when an alert fires and when it resolves. Webhook bodies are "
-                                          "signed with MONITORING_WEBHOOK_SECRET (HMAC-SHA256)."}),
+        (
+            "Notifications",
+            {
+                "fields": ("email_to", "webhook_url"),
+                "description": "Sent only when an alert fires and when it resolves. Webhook bodies are "
+                "signed with MONITORING_WEBHOOK_SECRET (HMAC-SHA256).",
+            },
+        ),
     )
 
     @admin.display(description="firing")
@@ -109,24 +124,37 @@ def _start_scan(request: HttpRequest, mode: str) -> None:
         return
     url = reverse("admin:jobs_job_change", args=[job.pk])
     if job.deduplicated:
-        messages.warning(request, format_html('A scan is already queued or running: <a href="{}">job {}</a>.',
-                                              url, str(job.pk)[:8]))
+        messages.warning(
+            request, format_html('A scan is already queued or running: <a href="{}">job {}</a>.', url, str(job.pk)[:8])
+        )
     else:
-        messages.success(request, format_html('{} scan started: <a href="{}">job {}</a>.', mode.capitalize(),
-                                              url, str(job.pk)[:8]))
+        messages.success(
+            request, format_html('{} scan started: <a href="{}">job {}</a>.', mode.capitalize(), url, str(job.pk)[:8])
+        )
 
 
 @admin.register(ScanRun)
 class ScanRunAdmin(ReadOnlyAdmin):
-    list_display = ("started_at", "mode", "status", "records_scanned", "violations_found", "violations_opened",
-                    "violations_resolved", "duration_seconds", "job_link")
+    list_display = (
+        "started_at",
+        "mode",
+        "status",
+        "records_scanned",
+        "violations_found",
+        "violations_opened",
+        "violations_resolved",
+        "duration_seconds",
+        "job_link",
+    )
     list_filter = ("status", "mode")
     date_hierarchy = "started_at"
     change_list_template = "admin/monitoring/scanrun/change_list.html"
 
     def get_urls(self):
-        return [path("scan/", self.admin_site.admin_view(require_POST(self.scan_view)),
-                     name="monitoring_scanrun_scan"), *super().get_urls()]
+        return [
+            path("scan/", self.admin_site.admin_view(require_POST(self.scan_view)), name="monitoring_scanrun_scan"),
+            *super().get_urls(),
+        ]
 
     def scan_view(self, request):
         mode = ScanRun.Mode.INCREMENTAL if request.POST.get("mode") == "incremental" else ScanRun.Mode.FULL
@@ -137,8 +165,9 @@ class ScanRunAdmin(ReadOnlyAdmin):
     def job_link(self, scan: ScanRun) -> str:
         if not scan.job_id:
             return "-"
-        return format_html('<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[scan.job_id]),
-                           str(scan.job_id)[:8])
+        return format_html(
+            '<a href="{}">{}</a>', reverse("admin:jobs_job_change", args=[scan.job_id]), str(scan.job_id)[:8]
+        )
 
 
 @admin.register(Violation)
@@ -152,8 +181,11 @@ class ViolationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="invoice")
     def invoice_link(self, violation: Violation) -> str:
-        return format_html('<a href="{}">{}</a>', reverse("admin:invoices_invoice_change", args=[violation.invoice_id]),
-                           str(violation.invoice))
+        return format_html(
+            '<a href="{}">{}</a>',
+            reverse("admin:invoices_invoice_change", args=[violation.invoice_id]),
+            str(violation.invoice),
+        )
 
     @admin.display(description="gross")
     def amount(self, violation: Violation) -> str:
@@ -180,8 +212,16 @@ class HealthSnapshotAdmin(ReadOnlyAdmin):
 
 @admin.register(WorkerSnapshot)
 class WorkerSnapshotAdmin(ReadOnlyAdmin):
-    list_display = ("created_at", "hostname", "online", "pid", "concurrency", "active", "processed",
-                    "processed_since_last")
+    list_display = (
+        "created_at",
+        "hostname",
+        "online",
+        "pid",
+        "concurrency",
+        "active",
+        "processed",
+        "processed_since_last",
+    )
     list_filter = ("online", "hostname")
     date_hierarchy = "created_at"
 

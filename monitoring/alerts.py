@@ -85,25 +85,36 @@ def _queue_backlog(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]
     if ctx.queues["broker_error"]:
         return None
     limit = _threshold(rule)
-    return [Observation(q["name"], q["length"], f"Queue {q['name']} has {q['length']:,} messages waiting "
-                                                f"(threshold {limit:,.0f}).")
-            for q in ctx.queues["queues"]
-            if (not rule.queue or q["name"] == rule.queue) and q["length"] is not None and q["length"] > limit]
+    return [
+        Observation(
+            q["name"], q["length"], f"Queue {q['name']} has {q['length']:,} messages waiting (threshold {limit:,.0f})."
+        )
+        for q in ctx.queues["queues"]
+        if (not rule.queue or q["name"] == rule.queue) and q["length"] is not None and q["length"] > limit
+    ]
 
 
 def _oldest_waiting(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]:
     limit = _threshold(rule)
-    return [Observation(q["name"], q["oldest_waiting_age_seconds"],
-                        f"The oldest waiting job of queue {q['name']} has waited "
-                        f"{q['oldest_waiting_age_seconds']:,.0f} s (threshold {limit:,.0f} s).")
-            for q in ctx.queues["queues"]
-            if (not rule.queue or q["name"] == rule.queue) and (q["oldest_waiting_age_seconds"] or 0) > limit]
+    return [
+        Observation(
+            q["name"],
+            q["oldest_waiting_age_seconds"],
+            f"The oldest waiting job of queue {q['name']} has waited "
+            f"{q['oldest_waiting_age_seconds']:,.0f} s (threshold {limit:,.0f} s).",
+        )
+        for q in ctx.queues["queues"]
+        if (not rule.queue or q["name"] == rule.queue) and (q["oldest_waiting_age_seconds"] or 0) > limit
+    ]
 
 
 def _failure_rate(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]:
     limit = _threshold(rule)
-    jobs = Job.objects.filter(finished_at__gte=ctx.now - timedelta(minutes=rule.window_minutes),
-                              finished_at__lte=ctx.now, status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED])
+    jobs = Job.objects.filter(
+        finished_at__gte=ctx.now - timedelta(minutes=rule.window_minutes),
+        finished_at__lte=ctx.now,
+        status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED],
+    )
     if rule.job_kind:
         jobs = jobs.filter(kind=rule.job_kind)
     rows = jobs.values("kind").annotate(total=Count("id"), failed=Count("id", filter=Q(status=JobStatus.FAILED)))
@@ -111,9 +122,14 @@ def _failure_rate(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]:
     for row in rows.order_by("kind"):
         rate = 100.0 * row["failed"] / row["total"]
         if row["total"] >= max(rule.min_jobs, 1) and rate > limit:
-            found.append(Observation(row["kind"], round(rate, 2),
-                                     f"{row['failed']} of {row['total']} {row['kind']} jobs failed in the last "
-                                     f"{rule.window_minutes} min ({rate:.1f} %, threshold {limit:g} %)."))
+            found.append(
+                Observation(
+                    row["kind"],
+                    round(rate, 2),
+                    f"{row['failed']} of {row['total']} {row['kind']} jobs failed in the last "
+                    f"{rule.window_minutes} min ({rate:.1f} %, threshold {limit:g} %).",
+                )
+            )
     return found
 
 
@@ -125,8 +141,11 @@ def _dead_letters_growing(rule: AlertRule, ctx: EvaluationContext) -> list[Obser
     new = jobs.count()
     if new <= limit:
         return []
-    return [Observation(rule.job_kind, new, f"{new} new dead letter(s) in the last {rule.window_minutes} min "
-                                            f"(threshold {limit:g}).")]
+    return [
+        Observation(
+            rule.job_kind, new, f"{new} new dead letter(s) in the last {rule.window_minutes} min (threshold {limit:g})."
+        )
+    ]
 
 
 def _workers_below(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]:
@@ -159,9 +178,13 @@ def _job_over_budget(rule: AlertRule, ctx: EvaluationContext) -> list[Observatio
         budget = _budget_for(rule, kind, budgets)
         elapsed = (ctx.now - started_at).total_seconds()
         if budget is not None and elapsed > budget:
-            found.append(Observation(str(job_id), round(elapsed, 1),
-                                     f"Job {job_id} ({kind}) has run {elapsed:,.0f} s, past its budget of "
-                                     f"{budget:,.0f} s."))
+            found.append(
+                Observation(
+                    str(job_id),
+                    round(elapsed, 1),
+                    f"Job {job_id} ({kind}) has run {elapsed:,.0f} s, past its budget of {budget:,.0f} s.",
+                )
+            )
     return found
 
 
@@ -177,8 +200,11 @@ def _budget_for(rule: AlertRule, kind: str, budgets: dict[str, int]) -> float | 
 
 
 def _health_check_failing(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]:
-    return [Observation(check.name, None, f"Health check {check.name} fails: {check.error}")
-            for check in ctx.health.checks if not check.ok and (not rule.check_name or check.name == rule.check_name)]
+    return [
+        Observation(check.name, None, f"Health check {check.name} fails: {check.error}")
+        for check in ctx.health.checks
+        if not check.ok and (not rule.check_name or check.name == rule.check_name)
+    ]
 
 
 def _mailbox_attention(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]:
@@ -186,10 +212,18 @@ def _mailbox_attention(rule: AlertRule, ctx: EvaluationContext) -> list[Observat
 
     observations = []
     for mailbox in Mailbox.objects.filter(enabled=True, needs_attention=True).order_by("pk"):
-        what = (f"reconnect its {mailbox.get_oauth_provider_display()} account" if mailbox.reconnect_required
-                else "it needs attention")
-        observations.append(Observation(f"mailbox:{mailbox.pk}", None,
-                                        f"Mailbox {mailbox.name} stopped syncing, {what}: {mailbox.last_error}"[:2000]))
+        what = (
+            f"reconnect its {mailbox.get_oauth_provider_display()} account"
+            if mailbox.reconnect_required
+            else "it needs attention"
+        )
+        observations.append(
+            Observation(
+                f"mailbox:{mailbox.pk}",
+                None,
+                f"Mailbox {mailbox.name} stopped syncing, {what}: {mailbox.last_error}"[:2000],
+            )
+        )
     return observations
 
 
@@ -214,8 +248,12 @@ class EvaluationResult:
     skipped_rules: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict:
-        return {"fired": len(self.fired), "resolved": len(self.resolved), "still_firing": self.still_firing,
-                "skipped_rules": self.skipped_rules}
+        return {
+            "fired": len(self.fired),
+            "resolved": len(self.resolved),
+            "still_firing": self.still_firing,
+            "skipped_rules": self.skipped_rules,
+        }
 
 
 def alerts_evaluate(*, now: datetime | None = None) -> EvaluationResult:
@@ -248,14 +286,21 @@ def _apply(rule: AlertRule, observations: list[Observation], now: datetime, resu
     for key, observation in current.items():
         alert = firing.get(key)
         if alert is not None:
-            Alert.objects.filter(pk=alert.pk).update(last_seen_at=now, value=observation.value,
-                                                     message=observation.message)
+            Alert.objects.filter(pk=alert.pk).update(
+                last_seen_at=now, value=observation.value, message=observation.message
+            )
             result.still_firing += 1
             continue
         try:
             with transaction.atomic():
-                alert = Alert.objects.create(rule=rule, key=key, message=observation.message, value=observation.value,
-                                             fired_at=now, last_seen_at=now)
+                alert = Alert.objects.create(
+                    rule=rule,
+                    key=key,
+                    message=observation.message,
+                    value=observation.value,
+                    fired_at=now,
+                    last_seen_at=now,
+                )
         except IntegrityError:
             continue  # another evaluation opened it just now
         result.fired.append(alert)
@@ -264,7 +309,8 @@ def _apply(rule: AlertRule, observations: list[Observation], now: datetime, resu
             continue
         reason = "the rule was disabled" if not rule.enabled else "the condition no longer holds"
         resolved = Alert.objects.filter(pk=alert.pk, status=AlertStatus.FIRING).update(
-            status=AlertStatus.RESOLVED, resolved_at=now, last_seen_at=now)
+            status=AlertStatus.RESOLVED, resolved_at=now, last_seen_at=now
+        )
         if resolved:
             alert.refresh_from_db()
             logger.info("Alert %s: %s", alert, reason)

@@ -31,12 +31,24 @@ from monitoring.selectors import monitoring_status
 from monitoring.services import scan_trigger
 from monitoring.workers import workers_overview
 
-HealthSerializer = inline_serializer("Health", {
-    "healthy": serializers.BooleanField(), "checked_at": serializers.DateTimeField(),
-    "duration_ms": serializers.FloatField(),
-    "checks": inline_serializer("HealthCheck", {
-        "name": serializers.CharField(), "ok": serializers.BooleanField(),
-        "error": serializers.CharField(allow_null=True), "duration_ms": serializers.FloatField()}, many=True)})
+HealthSerializer = inline_serializer(
+    "Health",
+    {
+        "healthy": serializers.BooleanField(),
+        "checked_at": serializers.DateTimeField(),
+        "duration_ms": serializers.FloatField(),
+        "checks": inline_serializer(
+            "HealthCheck",
+            {
+                "name": serializers.CharField(),
+                "ok": serializers.BooleanField(),
+                "error": serializers.CharField(allow_null=True),
+                "duration_ms": serializers.FloatField(),
+            },
+            many=True,
+        ),
+    },
+)
 
 
 class StatusSerializer(serializers.Serializer):
@@ -84,14 +96,20 @@ class ScanView(APIView):
     def get_throttles(self):
         return [*super().get_throttles(), ScopedRateThrottle()]
 
-    @extend_schema(request=ScanRequestSerializer, responses={
-        202: JobSerializer, 409: OpenApiResponse(JobSerializer, description="A scan is already queued or running."),
-        403: OpenApiResponse(description="No monitoring.run_scan permission.")})
+    @extend_schema(
+        request=ScanRequestSerializer,
+        responses={
+            202: JobSerializer,
+            409: OpenApiResponse(JobSerializer, description="A scan is already queued or running."),
+            403: OpenApiResponse(description="No monitoring.run_scan permission."),
+        },
+    )
     def post(self, request):
         body = ScanRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        job = scan_trigger(actor=actor_for(request), mode=body.validated_data["mode"],
-                           reason=body.validated_data["reason"])
+        job = scan_trigger(
+            actor=actor_for(request), mode=body.validated_data["mode"], reason=body.validated_data["reason"]
+        )
         return job_started(job, request)
 
 
@@ -111,8 +129,10 @@ class WorkersView(APIView):
 
     permission_classes = [IsAdminUser]
 
-    @extend_schema(parameters=[OpenApiParameter("fresh", OpenApiTypes.BOOL, description="Ask the workers now.")],
-                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Workers and when asked.")})
+    @extend_schema(
+        parameters=[OpenApiParameter("fresh", OpenApiTypes.BOOL, description="Ask the workers now.")],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Workers and when asked.")},
+    )
     def get(self, request):
         return Response(workers_overview(fresh=request.query_params.get("fresh") == "1"))
 
@@ -133,18 +153,25 @@ class ScheduleViewSet(viewsets.ViewSet):
     permission_classes = [IsAdminUser]
     lookup_value_regex = r"\d+"
 
-    @extend_schema(operation_id="v1_monitoring_schedules_list",
-                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Every periodic task.")})
+    @extend_schema(
+        operation_id="v1_monitoring_schedules_list",
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="Every periodic task.")},
+    )
     def list(self, request):
         return Response(schedules_overview())
 
-    @extend_schema(parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)],
-                   responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="One periodic task.")})
+    @extend_schema(
+        parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, description="One periodic task.")},
+    )
     def retrieve(self, request, pk=None):
         return Response(schedule_report(get_object_or_404(PeriodicTask, pk=pk)))
 
-    @extend_schema(request=None, parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)],
-                   responses={202: OpenApiResponse(description="The job or task sent.")})
+    @extend_schema(
+        request=None,
+        parameters=[OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)],
+        responses={202: OpenApiResponse(description="The job or task sent.")},
+    )
     @action(detail=True, methods=["post"])
     def run(self, request, pk=None):
         """Send this periodic task now (audited)."""
@@ -162,8 +189,19 @@ class AlertSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Alert
-        fields = ["id", "rule", "rule_kind", "severity", "key", "status", "message", "value", "fired_at",
-                  "last_seen_at", "resolved_at"]
+        fields = [
+            "id",
+            "rule",
+            "rule_kind",
+            "severity",
+            "key",
+            "status",
+            "message",
+            "value",
+            "fired_at",
+            "last_seen_at",
+            "resolved_at",
+        ]
 
 
 class AlertFilter(django_filters.FilterSet):
@@ -191,8 +229,20 @@ class AlertViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 class ScanRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = ScanRun
-        fields = ["id", "job_id", "mode", "status", "started_at", "finished_at", "records_scanned",
-                  "violations_found", "violations_opened", "violations_resolved", "duration_seconds", "error"]
+        fields = [
+            "id",
+            "job_id",
+            "mode",
+            "status",
+            "started_at",
+            "finished_at",
+            "records_scanned",
+            "violations_found",
+            "violations_opened",
+            "violations_resolved",
+            "duration_seconds",
+            "error",
+        ]
 
 
 class ByStartedAt(NewestFirst):
@@ -216,14 +266,27 @@ class ViolationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Violation
-        fields = ["id", "rule", "rule_kind", "severity", "invoice", "status", "first_seen_at", "last_seen_at",
-                  "resolved_at"]
+        fields = [
+            "id",
+            "rule",
+            "rule_kind",
+            "severity",
+            "invoice",
+            "status",
+            "first_seen_at",
+            "last_seen_at",
+            "resolved_at",
+        ]
 
     def get_invoice(self, violation: Violation) -> dict:
         invoice = violation.invoice
-        return {"id": invoice.pk, "invoice_number": invoice.invoice_number, "seller_name": invoice.seller_name,
-                "total_gross": str(invoice.total_gross) if invoice.total_gross is not None else None,
-                "currency": invoice.currency}
+        return {
+            "id": invoice.pk,
+            "invoice_number": invoice.invoice_number,
+            "seller_name": invoice.seller_name,
+            "total_gross": str(invoice.total_gross) if invoice.total_gross is not None else None,
+            "currency": invoice.currency,
+        }
 
 
 class ViolationFilter(django_filters.FilterSet):

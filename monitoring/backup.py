@@ -45,8 +45,12 @@ def _plain_fields(model: type[models.Model]) -> list[str]:
     """Concrete, non-relational fields worth restoring (no ids, timestamps or secrets)."""
     names = []
     for model_field in model._meta.concrete_fields:
-        if (model_field.is_relation or model_field.primary_key or not model_field.editable
-                or model_field.name in SKIPPED_FIELDS):
+        if (
+            model_field.is_relation
+            or model_field.primary_key
+            or not model_field.editable
+            or model_field.name in SKIPPED_FIELDS
+        ):
             continue
         if SECRET_FIELD.search(model_field.name) or isinstance(model_field, models.BinaryField):
             continue
@@ -61,16 +65,30 @@ def _rows(queryset, fields: list[str]) -> list[dict]:
 def _periodic_tasks() -> list[dict]:
     rows = []
     for task in PeriodicTask.objects.select_related("interval", "crontab").order_by("name"):
-        row = {"name": task.name, "task": task.task, "enabled": task.enabled, "args": task.args,
-               "kwargs": task.kwargs, "queue": task.queue, "priority": task.priority,
-               "expire_seconds": task.expire_seconds, "one_off": task.one_off, "description": task.description}
+        row = {
+            "name": task.name,
+            "task": task.task,
+            "enabled": task.enabled,
+            "args": task.args,
+            "kwargs": task.kwargs,
+            "queue": task.queue,
+            "priority": task.priority,
+            "expire_seconds": task.expire_seconds,
+            "one_off": task.one_off,
+            "description": task.description,
+        }
         if task.interval_id:
             row["interval"] = {"every": task.interval.every, "period": task.interval.period}
         elif task.crontab_id:
             c = task.crontab
-            row["crontab"] = {"minute": c.minute, "hour": c.hour, "day_of_week": c.day_of_week,
-                              "day_of_month": c.day_of_month, "month_of_year": c.month_of_year,
-                              "timezone": str(c.timezone)}
+            row["crontab"] = {
+                "minute": c.minute,
+                "hour": c.hour,
+                "day_of_week": c.day_of_week,
+                "day_of_month": c.day_of_month,
+                "month_of_year": c.month_of_year,
+                "timezone": str(c.timezone),
+            }
         else:
             continue  # clocked and solar schedules are not part of the default configuration
         rows.append(row)
@@ -114,7 +132,7 @@ def config_backup_write(*, directory: Path | None = None) -> Path:
     temporary.write_text(json.dumps(config_backup_data(), indent=2, sort_keys=True), encoding="utf-8")
     temporary.replace(path)  # a reader never sees half a file
     backups = sorted(directory.glob("config-*.json"))
-    for old in backups[:-settings.MONITORING_BACKUP_KEEP] if settings.MONITORING_BACKUP_KEEP > 0 else []:
+    for old in backups[: -settings.MONITORING_BACKUP_KEEP] if settings.MONITORING_BACKUP_KEEP > 0 else []:
         old.unlink(missing_ok=True)
     return path
 
@@ -167,8 +185,11 @@ def _mailbox_problem(values: dict) -> str | None:
 
     try:
         port = values.get("port")
-        mailbox_validate_settings(host=str(values.get("host") or ""), security=str(values.get("security") or "ssl"),
-                                  port=port if isinstance(port, int) else None)
+        mailbox_validate_settings(
+            host=str(values.get("host") or ""),
+            security=str(values.get("security") or "ssl"),
+            port=port if isinstance(port, int) else None,
+        )
     except MailboxInvalid as exc:
         if isinstance(exc.__cause__, MailboxDNSError):
             return None  # no DNS here and now is no danger: the host is checked again before each connection
@@ -224,8 +245,20 @@ def _restore_vendors(rows: list[dict], summary: RestoreSummary) -> None:
 
 def _restore_periodic_tasks(rows: list[dict], summary: RestoreSummary) -> None:
     for row in rows:
-        values = {name: row.get(name) for name in ("task", "enabled", "args", "kwargs", "queue", "priority",
-                                                   "expire_seconds", "one_off", "description")}
+        values = {
+            name: row.get(name)
+            for name in (
+                "task",
+                "enabled",
+                "args",
+                "kwargs",
+                "queue",
+                "priority",
+                "expire_seconds",
+                "one_off",
+                "description",
+            )
+        }
         values["interval"] = values["crontab"] = None
         if "interval" in row:
             values["interval"], _ = IntervalSchedule.objects.get_or_create(**row["interval"])
@@ -264,4 +297,3 @@ def config_restore(*, data: dict, actor: Actor | None = None, dry_run: bool = Fa
         else:
             audit_record(actor=actor or Actor.system(), action="config.restore", details=summary.as_dict())
     return summary
-

@@ -75,8 +75,12 @@ def _overdue_not_exported(rule: PolicyRule, invoices: QuerySet[Invoice], today: 
 
 
 def _iban_mismatch(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> QuerySet[Invoice]:
-    return invoices.exclude(vendor__iban="").exclude(payment_iban="").exclude(payment_iban=F("vendor__iban")).filter(
-        vendor__isnull=False)
+    return (
+        invoices.exclude(vendor__iban="")
+        .exclude(payment_iban="")
+        .exclude(payment_iban=F("vendor__iban"))
+        .filter(vendor__isnull=False)
+    )
 
 
 def _unknown_vendor(rule: PolicyRule, invoices: QuerySet[Invoice], today: date) -> QuerySet[Invoice]:
@@ -95,8 +99,9 @@ RULE_QUERIES: dict[str, Callable[[PolicyRule, QuerySet[Invoice], date], QuerySet
 }
 
 
-def invoices_breaking(rule: PolicyRule, *, invoices: QuerySet[Invoice] | None = None,
-                      today: date | None = None) -> QuerySet[Invoice]:
+def invoices_breaking(
+    rule: PolicyRule, *, invoices: QuerySet[Invoice] | None = None, today: date | None = None
+) -> QuerySet[Invoice]:
     """The invoices (of `invoices`, default all) that break the rule today."""
     base = _in_scope(invoices if invoices is not None else Invoice.objects.all())
     return RULE_QUERIES[rule.kind](rule, base, today or timezone.localdate())
@@ -118,8 +123,12 @@ def _duplicate_peers(ids: set[int]) -> set[int]:
     on one can open or resolve a suspected duplicate on the other)."""
     peers: set[int] = set()
     for chunk in _chunks(sorted(ids)):
-        keys = set(Invoice.objects.filter(pk__in=chunk).exclude(seller_key="").exclude(number_key="")
-                   .values_list("seller_key", "number_key"))
+        keys = set(
+            Invoice.objects.filter(pk__in=chunk)
+            .exclude(seller_key="")
+            .exclude(number_key="")
+            .values_list("seller_key", "number_key")
+        )
         for key_chunk in _chunks(sorted(keys), size=500):
             condition = Q()
             for seller, number in key_chunk:
@@ -180,7 +189,7 @@ class RuleOutcome:
 
 def _chunks(items: list, size: int = CHUNK) -> Iterator[list]:
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _breaking_ids(rule: PolicyRule, scope: set[int] | None, today: date) -> set[int]:
@@ -190,8 +199,11 @@ def _breaking_ids(rule: PolicyRule, scope: set[int] | None, today: date) -> set[
         return set(invoices_breaking(rule, today=today).values_list("pk", flat=True))
     found: set[int] = set()
     for chunk in _chunks(sorted(scope)):
-        found |= set(invoices_breaking(rule, invoices=Invoice.objects.filter(pk__in=chunk), today=today)
-                     .values_list("pk", flat=True))
+        found |= set(
+            invoices_breaking(rule, invoices=Invoice.objects.filter(pk__in=chunk), today=today).values_list(
+                "pk", flat=True
+            )
+        )
     return found
 
 
@@ -213,9 +225,11 @@ def _open_new(rule: PolicyRule, invoice_ids: list[int], scan: ScanRun, now: date
     quote = connection.ops.quote_name
     for chunk in _chunks(invoice_ids):
         placeholders = ", ".join(["%s"] * len(chunk))
-        sql = (f"INSERT INTO {quote(table)} (rule_id, invoice_id, status, first_seen_at, last_seen_at, "  # noqa: S608
-               f"first_scan_id, last_scan_id) SELECT %s, i.id, %s, %s, %s, %s, %s FROM {quote(invoice_table)} i "
-               f"WHERE i.id IN ({placeholders}) ON CONFLICT DO NOTHING")
+        sql = (
+            f"INSERT INTO {quote(table)} (rule_id, invoice_id, status, first_seen_at, last_seen_at, "  # noqa: S608
+            f"first_scan_id, last_scan_id) SELECT %s, i.id, %s, %s, %s, %s, %s FROM {quote(invoice_table)} i "
+            f"WHERE i.id IN ({placeholders}) ON CONFLICT DO NOTHING"
+        )
         params = [rule.pk, ViolationStatus.OPEN, now, now, scan.pk, scan.pk, *chunk]
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
@@ -227,7 +241,8 @@ def _scan_rule(rule: PolicyRule, scope: set[int] | None, scan: ScanRun, now: dat
     gone = sorted(already_open - breaking)
     for chunk in _chunks(gone):
         Violation.objects.filter(rule=rule, status=ViolationStatus.OPEN, invoice_id__in=chunk).update(
-            status=ViolationStatus.RESOLVED, resolved_at=now, last_scan=scan)
+            status=ViolationStatus.RESOLVED, resolved_at=now, last_scan=scan
+        )
     still = sorted(breaking & already_open)
     if scope is None:
         # every open violation of the rule is still breaking now: one statement instead of thousands of ids
@@ -235,7 +250,8 @@ def _scan_rule(rule: PolicyRule, scope: set[int] | None, scan: ScanRun, now: dat
     else:
         for chunk in _chunks(still):
             Violation.objects.filter(rule=rule, status=ViolationStatus.OPEN, invoice_id__in=chunk).update(
-                last_seen_at=now, last_scan=scan)
+                last_seen_at=now, last_scan=scan
+            )
     new = sorted(breaking - already_open)
     _open_new(rule, new, scan, now)
     return RuleOutcome(found=len(breaking), opened=len(new), resolved=len(gone))
@@ -245,8 +261,9 @@ def last_successful_scan() -> ScanRun | None:
     return ScanRun.objects.filter(status=ScanRun.Status.SUCCEEDED).order_by("-started_at").first()
 
 
-def compliance_scan_run(*, mode: str = ScanRun.Mode.INCREMENTAL, job_id=None,
-                        progress: Callable[..., None] | None = None) -> ScanRun:
+def compliance_scan_run(
+    *, mode: str = ScanRun.Mode.INCREMENTAL, job_id=None, progress: Callable[..., None] | None = None
+) -> ScanRun:
     """Run one compliance scan now and return its ScanRun (status succeeded or failed).
 
     An incremental scan with no successful scan before it runs as a full scan.
@@ -273,7 +290,10 @@ def compliance_scan_run(*, mode: str = ScanRun.Mode.INCREMENTAL, job_id=None,
                 progress(index, len(rules), f"checked rule {rule.name}")
         scan.records_scanned = scope.records(lambda: _in_scope(Invoice.objects.all()).count())
         scan.violations_found, scan.violations_opened, scan.violations_resolved = (
-            totals.found, totals.opened, totals.resolved)
+            totals.found,
+            totals.opened,
+            totals.resolved,
+        )
         scan.status = ScanRun.Status.SUCCEEDED
     except Exception as exc:
         logger.exception("Compliance scan %s failed", scan.pk)
@@ -289,4 +309,3 @@ def _finish(scan: ScanRun, started: float) -> None:
     scan.finished_at = timezone.now()
     scan.duration_seconds = round(time.monotonic() - started, 3)
     scan.save()
-

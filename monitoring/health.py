@@ -73,13 +73,19 @@ class HealthReport:
 
     def as_dict(self) -> dict:
         """The full report (for authenticated callers): check names, verdicts and error messages."""
-        return {"healthy": self.healthy, "checked_at": self.checked_at.isoformat(),
-                "duration_ms": round(self.duration_ms, 2), "checks": [check.as_dict() for check in self.checks]}
+        return {
+            "healthy": self.healthy,
+            "checked_at": self.checked_at.isoformat(),
+            "duration_ms": round(self.duration_ms, 2),
+            "checks": [check.as_dict() for check in self.checks],
+        }
 
     def as_public_dict(self) -> dict:
         """What anonymous callers (load balancers) may see: only check names and ok/error."""
-        return {"status": "ok" if self.healthy else "error",
-                "checks": {check.name: "ok" if check.ok else "error" for check in self.checks}}
+        return {
+            "status": "ok" if self.healthy else "error",
+            "checks": {check.name: "ok" if check.ok else "error" for check in self.checks},
+        }
 
 
 # --- checks ---------------------------------------------------------------------------
@@ -118,8 +124,9 @@ class BrokerAnswers(HealthCheck):
 
     def run(self) -> None:
         seconds = self.timeout.total_seconds()
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=seconds,
-                                      socket_connect_timeout=seconds)
+        client = redis.Redis.from_url(
+            settings.CELERY_BROKER_URL, socket_timeout=seconds, socket_connect_timeout=seconds
+        )
         try:
             client.ping()
         except redis.TimeoutError as exc:
@@ -157,8 +164,10 @@ class FreeDisk(HealthCheck):
             existing = _nearest_existing(path)
             free_mb = shutil.disk_usage(existing).free / (1024 * 1024)
             if free_mb < minimum_mb:
-                raise ServiceUnavailable(f"Only {free_mb:,.0f} MB free for {label} files "
-                                         f"(minimum {minimum_mb:,} MB, MONITORING_DISK_MIN_FREE_MB).")
+                raise ServiceUnavailable(
+                    f"Only {free_mb:,.0f} MB free for {label} files "
+                    f"(minimum {minimum_mb:,} MB, MONITORING_DISK_MIN_FREE_MB)."
+                )
 
 
 def _nearest_existing(path: Path) -> Path:
@@ -180,14 +189,17 @@ class WorkersAnswer(HealthCheck):
             answered = workers_ping()
             problems = workers_problems(answered)
         except Exception as exc:  # kombu raises many kinds when the broker is unreachable
-            raise ServiceUnavailable(f"Could not ask the workers: the broker is unreachable "
-                                     f"({type(exc).__name__}).") from exc
+            raise ServiceUnavailable(
+                f"Could not ask the workers: the broker is unreachable ({type(exc).__name__})."
+            ) from exc
         if not answered:
             raise ServiceUnavailable("No Celery worker answered a ping.")
         if problems:
             # Not the error text: it may name the database host.
-            raise ServiceUnavailable(f"{len(problems)} of {len(answered)} worker(s) cannot reach the database and "
-                                     f"stopped consuming: {', '.join(sorted(problems))}.")
+            raise ServiceUnavailable(
+                f"{len(problems)} of {len(answered)} worker(s) cannot reach the database and "
+                f"stopped consuming: {', '.join(sorted(problems))}."
+            )
 
 
 @dataclasses.dataclass
@@ -198,11 +210,15 @@ class BeatAlive(HealthCheck):
         age = beat_heartbeat_age()
         limit = 2 * settings.MONITORING_BEAT_HEARTBEAT_SECONDS
         if age is None:
-            raise ServiceUnavailable("No beat heartbeat recorded yet: is beat running, with the default schedules "
-                                     "(manage.py ensure_schedules)?")
+            raise ServiceUnavailable(
+                "No beat heartbeat recorded yet: is beat running, with the default schedules "
+                "(manage.py ensure_schedules)?"
+            )
         if age > limit:
-            raise ServiceUnavailable(f"Beat heartbeat is {age:.0f} s old (limit {limit} s): beat, or the worker "
-                                     f"of the maintenance queue, is not running.")
+            raise ServiceUnavailable(
+                f"Beat heartbeat is {age:.0f} s old (limit {limit} s): beat, or the worker "
+                f"of the maintenance queue, is not running."
+            )
 
 
 def beat_heartbeat_age(*, now: datetime.datetime | None = None) -> float | None:

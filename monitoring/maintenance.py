@@ -40,8 +40,9 @@ def health_snapshot_record() -> HealthSnapshot:
     from monitoring.health import health_report
 
     report = health_report()
-    snapshot = HealthSnapshot.objects.create(healthy=report.healthy, duration_ms=report.duration_ms,
-                                             checks=[check.as_dict() for check in report.checks])
+    snapshot = HealthSnapshot.objects.create(
+        healthy=report.healthy, duration_ms=report.duration_ms, checks=[check.as_dict() for check in report.checks]
+    )
     HealthSnapshot.objects.filter(created_at__lt=_prune_before()).delete()
     return snapshot
 
@@ -53,16 +54,25 @@ def worker_snapshot_record() -> list[WorkerSnapshot]:
     overview = workers_overview(discover=True)
     snapshots = []
     for worker in overview["workers"]:
-        previous = (WorkerSnapshot.objects.filter(hostname=worker["hostname"], online=True)
-                    .order_by("-created_at").first())
+        previous = (
+            WorkerSnapshot.objects.filter(hostname=worker["hostname"], online=True).order_by("-created_at").first()
+        )
         processed = worker.get("processed") or 0
         delta = None
         if previous is not None and worker["online"] and processed >= previous.processed:
             delta = processed - previous.processed  # a restarted worker counts from zero again
-        snapshots.append(WorkerSnapshot.objects.create(
-            hostname=worker["hostname"][:200], online=worker["online"], pid=worker.get("pid"),
-            concurrency=worker.get("concurrency"), queues=worker.get("queues") or [],
-            active=worker.get("active_count") or 0, processed=processed, processed_since_last=delta))
+        snapshots.append(
+            WorkerSnapshot.objects.create(
+                hostname=worker["hostname"][:200],
+                online=worker["online"],
+                pid=worker.get("pid"),
+                concurrency=worker.get("concurrency"),
+                queues=worker.get("queues") or [],
+                active=worker.get("active_count") or 0,
+                processed=processed,
+                processed_since_last=delta,
+            )
+        )
     WorkerSnapshot.objects.filter(created_at__lt=_prune_before()).delete()
     return snapshots
 
@@ -129,10 +139,15 @@ def system_report_data(*, hours: int, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     since = now - timedelta(hours=hours)
     finished = Job.objects.filter(finished_at__gte=since, finished_at__lte=now)
-    by_kind = list(finished.values("kind").annotate(
-        succeeded=Count("id", filter=Q(status=JobStatus.SUCCEEDED)),
-        failed=Count("id", filter=Q(status=JobStatus.FAILED)),
-        cancelled=Count("id", filter=Q(status=JobStatus.CANCELLED))).order_by("kind"))
+    by_kind = list(
+        finished.values("kind")
+        .annotate(
+            succeeded=Count("id", filter=Q(status=JobStatus.SUCCEEDED)),
+            failed=Count("id", filter=Q(status=JobStatus.FAILED)),
+            cancelled=Count("id", filter=Q(status=JobStatus.CANCELLED)),
+        )
+        .order_by("kind")
+    )
     health = health_report()
     disk = shutil.disk_usage(_existing(Path(settings.MEDIA_ROOT)))
     last_scan = ScanRun.objects.order_by("-started_at").first()
@@ -140,26 +155,48 @@ def system_report_data(*, hours: int, now: datetime | None = None) -> dict:
         "generated_at": now.isoformat(),
         "period_hours": hours,
         "since": since.isoformat(),
-        "jobs": {"by_kind": by_kind, "total_finished": sum(r["succeeded"] + r["failed"] + r["cancelled"]
-                                                           for r in by_kind),
-                 "failed": sum(r["failed"] for r in by_kind),
-                 "dead_letters_total": Job.objects.filter(is_dead_letter=True).count(),
-                 "dead_letters_new": finished.filter(is_dead_letter=True).count()},
+        "jobs": {
+            "by_kind": by_kind,
+            "total_finished": sum(r["succeeded"] + r["failed"] + r["cancelled"] for r in by_kind),
+            "failed": sum(r["failed"] for r in by_kind),
+            "dead_letters_total": Job.objects.filter(is_dead_letter=True).count(),
+            "dead_letters_new": finished.filter(is_dead_letter=True).count(),
+        },
         "queues": queue_overview(now=now)["queues"],
-        "workers": [{"hostname": w["hostname"], "online": w["online"], "processed": w.get("processed"),
-                     "concurrency": w.get("concurrency")} for w in workers_overview()["workers"]],
+        "workers": [
+            {
+                "hostname": w["hostname"],
+                "online": w["online"],
+                "processed": w.get("processed"),
+                "concurrency": w.get("concurrency"),
+            }
+            for w in workers_overview()["workers"]
+        ],
         "health": health.as_dict(),
-        "alerts": {"fired": Alert.objects.filter(fired_at__gte=since).count(),
-                   "resolved": Alert.objects.filter(resolved_at__gte=since).count(),
-                   "firing": [{"rule": a.rule.name, "key": a.key, "message": a.message, "since": a.fired_at.isoformat()}
-                              for a in Alert.objects.filter(status=AlertStatus.FIRING).select_related("rule")[:50]]},
+        "alerts": {
+            "fired": Alert.objects.filter(fired_at__gte=since).count(),
+            "resolved": Alert.objects.filter(resolved_at__gte=since).count(),
+            "firing": [
+                {"rule": a.rule.name, "key": a.key, "message": a.message, "since": a.fired_at.isoformat()}
+                for a in Alert.objects.filter(status=AlertStatus.FIRING).select_related("rule")[:50]
+            ],
+        },
         "compliance": {
             "scans": ScanRun.objects.filter(started_at__gte=since).count(),
             "failed_scans": ScanRun.objects.filter(started_at__gte=since, status=ScanRun.Status.FAILED).count(),
-            "last_scan": {"status": last_scan.status, "started_at": last_scan.started_at.isoformat(),
-                          "violations_found": last_scan.violations_found} if last_scan else None,
-            "open_violations": [{"rule": row["name"], "open": row["open"]} for row in PolicyRule.objects.annotate(
-                open=Count("violations", filter=Q(violations__status=ViolationStatus.OPEN))).values("name", "open")],
+            "last_scan": {
+                "status": last_scan.status,
+                "started_at": last_scan.started_at.isoformat(),
+                "violations_found": last_scan.violations_found,
+            }
+            if last_scan
+            else None,
+            "open_violations": [
+                {"rule": row["name"], "open": row["open"]}
+                for row in PolicyRule.objects.annotate(
+                    open=Count("violations", filter=Q(violations__status=ViolationStatus.OPEN))
+                ).values("name", "open")
+            ],
         },
         "disk": {"free_mb": round(disk.free / 1024 / 1024), "total_mb": round(disk.total / 1024 / 1024)},
     }

@@ -72,8 +72,10 @@ def kind_metrics(*, now: datetime | None = None) -> dict:
     failures = _recent_failures(kinds, now=now)
     return {
         "generated_at": now.isoformat(),
-        "kinds": [_one_kind(kind, per_kind.get(kind) or _KindRows(), budgets.get(kind), failures.get(kind, []), now)
-                  for kind in kinds],
+        "kinds": [
+            _one_kind(kind, per_kind.get(kind) or _KindRows(), budgets.get(kind), failures.get(kind, []), now)
+            for kind in kinds
+        ],
     }
 
 
@@ -91,22 +93,39 @@ def _one_kind(kind: str, rows: _KindRows, budget: int | None, failures: list[dic
     waits = sorted(rows.waits)
     p95 = percentile(runtimes, 0.95)
     threshold = float(budget) if budget is not None else p95
-    slow = sorted((row for row in rows.slow_candidates if threshold is not None and row[0] > threshold),
-                  reverse=True)[:SLOW_JOBS_LIMIT]
+    slow = sorted((row for row in rows.slow_candidates if threshold is not None and row[0] > threshold), reverse=True)[
+        :SLOW_JOBS_LIMIT
+    ]
     return {
         "kind": kind,
         "throughput": throughput,
-        "finished_last_day": {status: sum(1 for s, _, _ in rows.finished if s == status)
-                              for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)},
+        "finished_last_day": {
+            status: sum(1 for s, _, _ in rows.finished if s == status)
+            for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+        },
         "failure_rate_percent": failure_rate,
-        "runtime_seconds": {"p50": _round(percentile(runtimes, 0.5)), "p95": _round(p95),
-                            "max": _round(runtimes[-1] if runtimes else None), "samples": len(runtimes)},
-        "wait_seconds": {"p50": _round(percentile(waits, 0.5)), "p95": _round(percentile(waits, 0.95)),
-                         "samples": len(waits)},
+        "runtime_seconds": {
+            "p50": _round(percentile(runtimes, 0.5)),
+            "p95": _round(p95),
+            "max": _round(runtimes[-1] if runtimes else None),
+            "samples": len(runtimes),
+        },
+        "wait_seconds": {
+            "p50": _round(percentile(waits, 0.5)),
+            "p95": _round(percentile(waits, 0.95)),
+            "samples": len(waits),
+        },
         "slow_threshold_seconds": _round(threshold),
         "slow_threshold_source": "budget" if budget is not None else "p95",
-        "slow_jobs": [{"job_id": str(job_id), "runtime_seconds": _round(runtime), "status": status,
-                       "finished_at": finished_at.isoformat()} for runtime, job_id, finished_at, status in slow],
+        "slow_jobs": [
+            {
+                "job_id": str(job_id),
+                "runtime_seconds": _round(runtime),
+                "status": status,
+                "finished_at": finished_at.isoformat(),
+            }
+            for runtime, job_id, finished_at, status in slow
+        ],
         "recent_failures": failures,
     }
 
@@ -114,8 +133,11 @@ def _one_kind(kind: str, rows: _KindRows, budget: int | None, failures: list[dic
 def _recent_failures(kinds: list[str], *, now: datetime) -> dict[str, list[dict]]:
     result: dict[str, list[dict]] = {}
     for kind in kinds:
-        rows = (Job.objects.filter(kind=kind, status=JobStatus.FAILED, finished_at__lte=now)
-                .order_by("-finished_at").values("id", "error", "finished_at", "attempts")[:RECENT_FAILURES_LIMIT])
+        rows = (
+            Job.objects.filter(kind=kind, status=JobStatus.FAILED, finished_at__lte=now)
+            .order_by("-finished_at")
+            .values("id", "error", "finished_at", "attempts")[:RECENT_FAILURES_LIMIT]
+        )
         result[kind] = [failure_entry(row) for row in rows]
     return result
 
@@ -123,14 +145,21 @@ def _recent_failures(kinds: list[str], *, now: datetime) -> dict[str, list[dict]
 def failure_entry(row: dict) -> dict:
     """A failed job as metrics and the dashboard show it: id, first line of the error, when."""
     first_line = (row["error"] or "").strip().splitlines()[0][:300] if (row["error"] or "").strip() else ""
-    return {"job_id": str(row["id"]), "error": first_line, "attempts": row.get("attempts"),
-            "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None}
+    return {
+        "job_id": str(row["id"]),
+        "error": first_line,
+        "attempts": row.get("attempts"),
+        "finished_at": row["finished_at"].isoformat() if row["finished_at"] else None,
+    }
 
 
 def recent_failures(*, limit: int = 20) -> list[dict]:
     """The latest failed jobs of every kind."""
-    rows = (Job.objects.filter(status=JobStatus.FAILED).order_by("-finished_at")
-            .values("id", "kind", "error", "finished_at", "attempts")[:limit])
+    rows = (
+        Job.objects.filter(status=JobStatus.FAILED)
+        .order_by("-finished_at")
+        .values("id", "kind", "error", "finished_at", "attempts")[:limit]
+    )
     return [{**failure_entry(row), "kind": row["kind"]} for row in rows]
 
 

@@ -46,8 +46,9 @@ class WorkerSnapshot(models.Model):
     queues = models.JSONField(default=list, blank=True)
     active = models.PositiveIntegerField(default=0)
     processed = models.PositiveBigIntegerField(default=0, help_text="Tasks since the worker started.")
-    processed_since_last = models.PositiveBigIntegerField(null=True, blank=True,
-                                                          help_text="Tasks since this worker's previous snapshot.")
+    processed_since_last = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Tasks since this worker's previous snapshot."
+    )
 
     class Meta:
         ordering = ["-created_at", "hostname"]
@@ -128,17 +129,21 @@ class AlertRule(models.Model):
     enabled = models.BooleanField(default=True)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
     threshold = models.FloatField(
-        null=True, blank=True,
+        null=True,
+        blank=True,
         help_text="Messages, seconds, percent, count or workers, by kind. Empty: the kind's default "
-                  "(beat: two heartbeat intervals; job budget: the kind's RuntimeBudget, else its soft time limit).")
+        "(beat: two heartbeat intervals; job budget: the kind's RuntimeBudget, else its soft time limit).",
+    )
     window_minutes = models.PositiveIntegerField(default=60, help_text="For failure rate and dead letters.")
     min_jobs = models.PositiveIntegerField(default=5, help_text="Failure rate: ignore kinds with fewer finished jobs.")
     queue = models.CharField(max_length=50, blank=True, default="", help_text="Only this queue (empty: every queue).")
     job_kind = models.CharField(max_length=100, blank=True, default="", help_text="Only this job kind (empty: all).")
-    check_name = models.CharField(max_length=50, blank=True, default="",
-                                  help_text="Only this health check (empty: any).")
-    email_to = models.TextField(blank=True, default="",
-                                help_text="Comma-separated addresses; empty: ADMIN_EMAILS. 'none' sends no email.")
+    check_name = models.CharField(
+        max_length=50, blank=True, default="", help_text="Only this health check (empty: any)."
+    )
+    email_to = models.TextField(
+        blank=True, default="", help_text="Comma-separated addresses; empty: ADMIN_EMAILS. 'none' sends no email."
+    )
     webhook_url = models.URLField(blank=True, default="", help_text="POSTed a signed JSON body on fire and resolve.")
     description = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -237,9 +242,13 @@ class PolicyRule(models.Model):
     kind = models.CharField(max_length=24, choices=PolicyRuleKind.choices)
     enabled = models.BooleanField(default=True)
     severity = models.CharField(max_length=8, choices=Severity.choices, default=Severity.WARNING)
-    amount = models.DecimalField(max_digits=18, decimal_places=2, null=True, blank=True,
-                                 help_text="Gross amount threshold (missing PO, unknown vendor; approval limit "
-                                           "for vendors without one).")
+    amount = models.DecimalField(
+        max_digits=18,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="Gross amount threshold (missing PO, unknown vendor; approval limit for vendors without one).",
+    )
     days = models.PositiveIntegerField(null=True, blank=True, help_text="Grace days (overdue).")
     description = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -280,8 +289,10 @@ class ScanRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["-started_at"], name="scanrun_started"),
-                   models.Index(fields=["status", "-started_at"], name="scanrun_status")]
+        indexes = [
+            models.Index(fields=["-started_at"], name="scanrun_started"),
+            models.Index(fields=["status", "-started_at"], name="scanrun_status"),
+        ]
         permissions = [("run_scan", "Can run compliance scans")]
 
     def __str__(self) -> str:
@@ -308,8 +319,7 @@ class Violation(models.Model):
     class Meta:
         ordering = ["-last_seen_at"]
         constraints = [
-            models.UniqueConstraint(fields=["rule", "invoice"], condition=Q(status="open"),
-                                    name="violation_one_open"),
+            models.UniqueConstraint(fields=["rule", "invoice"], condition=Q(status="open"), name="violation_one_open"),
         ]
         indexes = [
             models.Index(fields=["status", "rule"], name="violation_status_rule"),

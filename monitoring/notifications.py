@@ -81,12 +81,22 @@ def _send_email(alert: Alert, event: str, recipients: list[str]) -> AlertNotific
     payload = alert_payload(alert, event)
     verb = "FIRING" if event == AlertNotification.Event.FIRED else "RESOLVED"
     subject = f"[AP Intake] {verb}: {alert.rule.name}" + (f" ({alert.key})" if alert.key else "")
-    lines = [alert.message, "", f"Rule: {alert.rule.name} ({alert.rule.get_kind_display()})",
-             f"Severity: {alert.rule.severity}", f"Fired at: {payload['fired_at']}"]
+    lines = [
+        alert.message,
+        "",
+        f"Rule: {alert.rule.name} ({alert.rule.get_kind_display()})",
+        f"Severity: {alert.rule.severity}",
+        f"Fired at: {payload['fired_at']}",
+    ]
     if alert.resolved_at:
         lines.append(f"Resolved at: {payload['resolved_at']}")
-    record = AlertNotification(alert=alert, event=event, channel=AlertNotification.Channel.EMAIL,
-                               target=", ".join(recipients)[:500], attempts=1)
+    record = AlertNotification(
+        alert=alert,
+        event=event,
+        channel=AlertNotification.Channel.EMAIL,
+        target=", ".join(recipients)[:500],
+        attempts=1,
+    )
     try:
         send_mail(subject, "\n".join(lines), settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
         record.status = AlertNotification.Status.SENT
@@ -128,8 +138,9 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
     """A redirect could lead to an internal address the URL check never saw: refuse it."""
 
     def redirect_request(self, req, fp, code, msg, headers, newurl):
-        raise WebhookFailed(f"The receiver answered with a redirect (HTTP {code}); redirects are not followed.",
-                            status=code, attempts=1)
+        raise WebhookFailed(
+            f"The receiver answered with a redirect (HTTP {code}); redirects are not followed.", status=code, attempts=1
+        )
 
 
 _OPENER = urllib.request.build_opener(_NoRedirects)
@@ -144,9 +155,13 @@ def webhook_post(*, url: str, payload: dict, event: str) -> tuple[int, int]:
     if problem:
         raise WebhookFailed(f"The webhook was not sent: {problem}", status=None, attempts=0)
     body = json.dumps(payload, sort_keys=True, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "AP-Intake-monitoring",
-               SIGNATURE_HEADER: webhook_signature(body, secret), EVENT_HEADER: event,
-               DELIVERY_HEADER: str(uuid.uuid4())}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "AP-Intake-monitoring",
+        SIGNATURE_HEADER: webhook_signature(body, secret),
+        EVENT_HEADER: event,
+        DELIVERY_HEADER: str(uuid.uuid4()),
+    }
     attempts_allowed = max(1, settings.MONITORING_WEBHOOK_RETRIES + 1)
     last_error, last_status = "", None
     for attempt in range(1, attempts_allowed + 1):
@@ -157,12 +172,16 @@ def webhook_post(*, url: str, payload: dict, event: str) -> tuple[int, int]:
         except urllib.error.HTTPError as exc:
             last_status, last_error = exc.code, f"HTTP {exc.code} {exc.reason}"
             if exc.code != 429 and exc.code < 500:
-                raise WebhookFailed(f"The receiver refused the webhook: {last_error}", status=exc.code,
-                                    attempts=attempt) from exc
+                raise WebhookFailed(
+                    f"The receiver refused the webhook: {last_error}", status=exc.code, attempts=attempt
+                ) from exc
         except (urllib.error.URLError, TimeoutError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             last_status, last_error = None, f"{type(reason).__name__}: {reason}"
         if attempt < attempts_allowed:
             time.sleep(settings.MONITORING_WEBHOOK_BACKOFF * 2 ** (attempt - 1))
-    raise WebhookFailed(f"Webhook not delivered after {attempts_allowed} attempts: {last_error}",
-                        status=last_status, attempts=attempts_allowed)
+    raise WebhookFailed(
+        f"Webhook not delivered after {attempts_allowed} attempts: {last_error}",
+        status=last_status,
+        attempts=attempts_allowed,
+    )

@@ -33,8 +33,11 @@ from jobs.models import Job, JobStatus
 
 WINDOW = timedelta(hours=24)
 PERIOD_SECONDS = {
-    IntervalSchedule.DAYS: 86400, IntervalSchedule.HOURS: 3600, IntervalSchedule.MINUTES: 60,
-    IntervalSchedule.SECONDS: 1, IntervalSchedule.MICROSECONDS: 1e-6,
+    IntervalSchedule.DAYS: 86400,
+    IntervalSchedule.HOURS: 3600,
+    IntervalSchedule.MINUTES: 60,
+    IntervalSchedule.SECONDS: 1,
+    IntervalSchedule.MICROSECONDS: 1e-6,
 }
 
 
@@ -68,8 +71,7 @@ def crontab_slots(task: PeriodicTask, start: datetime, end: datetime) -> Iterato
 
 def _day_matches(cron, day: date) -> bool:
     # Celery's crontab needs day of month AND day of week to match (0 = Sunday).
-    return (day.month in cron.month_of_year and day.day in cron.day_of_month
-            and day.isoweekday() % 7 in cron.day_of_week)
+    return day.month in cron.month_of_year and day.day in cron.day_of_month and day.isoweekday() % 7 in cron.day_of_week
 
 
 def task_time_zone(task: PeriodicTask) -> str:
@@ -152,20 +154,35 @@ def schedule_report(task: PeriodicTask, *, now: datetime | None = None, tracked:
     tz = ZoneInfo(task_time_zone(task))
     upcoming = next_run(task, now=now)
     report = {
-        "id": task.pk, "name": task.name, "task": task.task, "enabled": task.enabled,
-        "schedule": describe_schedule(task), "timezone": str(tz), "tracked": task.task in tracked,
+        "id": task.pk,
+        "name": task.name,
+        "task": task.task,
+        "enabled": task.enabled,
+        "schedule": describe_schedule(task),
+        "timezone": str(tz),
+        "tracked": task.task in tracked,
         "last_run_at": task.last_run_at.astimezone(tz).isoformat() if task.last_run_at else None,
         "next_run_at": upcoming.isoformat() if upcoming else None,
-        "total_run_count": task.total_run_count, "window_hours": int(WINDOW.total_seconds() // 3600),
-        "expected_runs": None, "actual_runs": None, "late": None, "missed": None, "run_twice": None,
-        "expired": None, "failed": None, "last_job": None,
+        "total_run_count": task.total_run_count,
+        "window_hours": int(WINDOW.total_seconds() // 3600),
+        "expected_runs": None,
+        "actual_runs": None,
+        "late": None,
+        "missed": None,
+        "run_twice": None,
+        "expired": None,
+        "failed": None,
+        "last_job": None,
     }
     if not report["tracked"]:
         report["state"] = "disabled" if not task.enabled else ("untracked" if task.last_run_at else "never_run")
         return report
     scheduled = Job.objects.filter(source=TriggerSource.SCHEDULE, schedule_name=task.name)
-    jobs = list(scheduled.filter(created_at__gte=now - WINDOW).order_by("created_at")
-                .values("id", "created_at", "status", "error"))
+    jobs = list(
+        scheduled.filter(created_at__gte=now - WINDOW)
+        .order_by("created_at")
+        .values("id", "created_at", "status", "error")
+    )
     runs = [job["created_at"] for job in jobs]
     start = _window_start(task, scheduled, runs, now)
     tolerance = float(settings.MONITORING_SCHEDULE_LATE_SECONDS)
@@ -179,12 +196,16 @@ def schedule_report(task: PeriodicTask, *, now: datetime | None = None, tracked:
         judged = {"expected_runs": None, "late": 0, "missed": 0, "run_twice": 0}
     report.update(judged)
     report["actual_runs"] = len(jobs)
-    report["expired"] = sum(1 for job in jobs if job["status"] == JobStatus.CANCELLED
-                            and job["error"].startswith("Expired"))
+    report["expired"] = sum(
+        1 for job in jobs if job["status"] == JobStatus.CANCELLED and job["error"].startswith("Expired")
+    )
     report["failed"] = sum(1 for job in jobs if job["status"] == JobStatus.FAILED)
     last = jobs[-1] if jobs else None
-    report["last_job"] = ({"id": str(last["id"]), "status": last["status"],
-                           "created_at": last["created_at"].astimezone(tz).isoformat()} if last else None)
+    report["last_job"] = (
+        {"id": str(last["id"]), "status": last["status"], "created_at": last["created_at"].astimezone(tz).isoformat()}
+        if last
+        else None
+    )
     report["state"] = _state(task, report)
     return report
 

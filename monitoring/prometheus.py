@@ -48,21 +48,27 @@ def job_counters_refresh(*, now: datetime | None = None) -> int:
         if until <= cursor.position:
             return 0
         runtime = ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())
-        buckets = {f"le_{i}": Count("id", filter=Q(runtime__lte=timedelta(seconds=bound)))
-                   for i, bound in enumerate(RUNTIME_BUCKETS)}
+        buckets = {
+            f"le_{i}": Count("id", filter=Q(runtime__lte=timedelta(seconds=bound)))
+            for i, bound in enumerate(RUNTIME_BUCKETS)
+        }
         rows = (
             Job.objects.filter(finished_at__gt=cursor.position, finished_at__lte=until)
             .annotate(runtime=runtime)
             .values("kind", "status")
-            .annotate(finished=Count("id"), runtime_count=Count("id", filter=Q(started_at__isnull=False)),
-                      runtime_total=Sum("runtime", filter=Q(started_at__isnull=False)), **buckets)
+            .annotate(
+                finished=Count("id"),
+                runtime_count=Count("id", filter=Q(started_at__isnull=False)),
+                runtime_total=Sum("runtime", filter=Q(started_at__isnull=False)),
+                **buckets,
+            )
             .order_by()
         )
         added = 0
         for row in rows:
             counter, _ = JobCounter.objects.select_for_update().get_or_create(
-                kind=row["kind"], status=row["status"],
-                defaults={"runtime_buckets": [0] * (len(RUNTIME_BUCKETS) + 1)})
+                kind=row["kind"], status=row["status"], defaults={"runtime_buckets": [0] * (len(RUNTIME_BUCKETS) + 1)}
+            )
             new_buckets = [row[f"le_{i}"] for i in range(len(RUNTIME_BUCKETS))] + [row["runtime_count"]]
             old = counter.runtime_buckets or [0] * len(new_buckets)
             counter.runtime_buckets = [a + b for a, b in zip(old, new_buckets, strict=True)]
@@ -84,12 +90,20 @@ class ApIntakeCollector(Collector):
     """
 
     def collect(self) -> Iterator[Metric]:
-        sources = GaugeMetricFamily("apintake_metrics_source_up",
-                                    "1 when this source of metrics could be read at this scrape.", labels=["source"])
-        for source, produce in (("broker", self._queues_from_broker), ("jobs", self._jobs),
-                                ("job_totals", self._job_totals), ("workers", self._workers),
-                                ("health", self._health), ("alerts", self._alerts),
-                                ("compliance", self._compliance)):
+        sources = GaugeMetricFamily(
+            "apintake_metrics_source_up",
+            "1 when this source of metrics could be read at this scrape.",
+            labels=["source"],
+        )
+        for source, produce in (
+            ("broker", self._queues_from_broker),
+            ("jobs", self._jobs),
+            ("job_totals", self._job_totals),
+            ("workers", self._workers),
+            ("health", self._health),
+            ("alerts", self._alerts),
+            ("compliance", self._compliance),
+        ):
             try:
                 yield from list(produce())
                 sources.add_metric([source], 1)
@@ -105,9 +119,11 @@ class ApIntakeCollector(Collector):
         if error:
             raise RuntimeError(error)
         total = GaugeMetricFamily("apintake_queue_length", "Messages waiting in the broker queue.", labels=["queue"])
-        steps = GaugeMetricFamily("apintake_queue_priority_length",
-                                  "Messages waiting in one priority step of a queue (0 runs first).",
-                                  labels=["queue", "priority"])
+        steps = GaugeMetricFamily(
+            "apintake_queue_priority_length",
+            "Messages waiting in one priority step of a queue (0 runs first).",
+            labels=["queue", "priority"],
+        )
         for queue, by_priority in lengths.items():
             total.add_metric([queue], sum(by_priority.values()))
             for step, count in by_priority.items():
@@ -120,17 +136,21 @@ class ApIntakeCollector(Collector):
 
         now = timezone.now()
         waiting = oldest_waiting_since(now=now)
-        age = GaugeMetricFamily("apintake_queue_oldest_job_age_seconds",
-                                "Seconds the oldest due job of the queue has waited (0 when none waits).",
-                                labels=["queue"])
+        age = GaugeMetricFamily(
+            "apintake_queue_oldest_job_age_seconds",
+            "Seconds the oldest due job of the queue has waited (0 when none waits).",
+            labels=["queue"],
+        )
         for queue in settings.JOB_QUEUES:
             since = waiting.get(queue, {}).get("waiting_since")
             age.add_metric([queue], max((now - since).total_seconds(), 0.0) if since else 0.0)
         yield age
-        active = GaugeMetricFamily("apintake_jobs_active", "Jobs queued, running or retrying.",
-                                   labels=["queue", "status"])
-        counts = (Job.objects.filter(status__in=ACTIVE_STATUSES).values("queue", "status")
-                  .annotate(n=Count("id")).order_by())
+        active = GaugeMetricFamily(
+            "apintake_jobs_active", "Jobs queued, running or retrying.", labels=["queue", "status"]
+        )
+        counts = (
+            Job.objects.filter(status__in=ACTIVE_STATUSES).values("queue", "status").annotate(n=Count("id")).order_by()
+        )
         seen = {(row["queue"], row["status"]): row["n"] for row in counts}
         for queue in settings.JOB_QUEUES:
             for status in ACTIVE_STATUSES:
@@ -144,8 +164,9 @@ class ApIntakeCollector(Collector):
         from monitoring.models import JobCounter
 
         job_counters_refresh()
-        finished = CounterMetricFamily("apintake_jobs_finished", "Jobs finished, by kind and final status.",
-                                       labels=["kind", "status"])
+        finished = CounterMetricFamily(
+            "apintake_jobs_finished", "Jobs finished, by kind and final status.", labels=["kind", "status"]
+        )
         runtime = HistogramMetricFamily("apintake_job_runtime_seconds", "Run time of finished jobs.", labels=["kind"])
         per_kind: dict[str, dict] = defaultdict(lambda: {"buckets": [0] * (len(RUNTIME_BUCKETS) + 1), "sum": 0.0})
         for counter in JobCounter.objects.order_by("kind", "status"):
@@ -184,8 +205,12 @@ class ApIntakeCollector(Collector):
         from monitoring.models import Alert, AlertStatus
 
         firing = GaugeMetricFamily("apintake_alerts_firing", "Alerts firing now.", labels=["severity"])
-        counts = dict(Alert.objects.filter(status=AlertStatus.FIRING).values_list("rule__severity")
-                      .annotate(n=Count("id")).order_by())
+        counts = dict(
+            Alert.objects.filter(status=AlertStatus.FIRING)
+            .values_list("rule__severity")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
         for severity in ("warning", "critical"):
             firing.add_metric([severity], counts.get(severity, 0))
         yield firing
@@ -193,16 +218,20 @@ class ApIntakeCollector(Collector):
     def _compliance(self) -> Iterator[Metric]:
         from monitoring.models import PolicyRule, ScanRun, ViolationStatus
 
-        open_violations = GaugeMetricFamily("apintake_compliance_open_violations",
-                                            "Open policy violations per rule.", labels=["rule"])
-        for name, count in (PolicyRule.objects.annotate(n=Count("violations", filter=Q(
-                violations__status=ViolationStatus.OPEN))).values_list("name", "n")):
+        open_violations = GaugeMetricFamily(
+            "apintake_compliance_open_violations", "Open policy violations per rule.", labels=["rule"]
+        )
+        for name, count in PolicyRule.objects.annotate(
+            n=Count("violations", filter=Q(violations__status=ViolationStatus.OPEN))
+        ).values_list("name", "n"):
             open_violations.add_metric([name], count)
         yield open_violations
         last = ScanRun.objects.filter(status=ScanRun.Status.SUCCEEDED).order_by("-started_at").first()
         if last is not None:
-            finished = GaugeMetricFamily("apintake_compliance_last_scan_timestamp_seconds",
-                                         "Unix time the last successful compliance scan finished.")
+            finished = GaugeMetricFamily(
+                "apintake_compliance_last_scan_timestamp_seconds",
+                "Unix time the last successful compliance scan finished.",
+            )
             finished.add_metric([], (last.finished_at or last.started_at).timestamp())
             yield finished
 

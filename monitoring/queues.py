@@ -46,8 +46,9 @@ def oldest_waiting_since(*, now: datetime | None = None) -> dict[str, dict]:
             oldest_queued=Min(Coalesce("not_before", "created_at"), filter=due_queued),
             oldest_retry=Min("next_attempt_at", filter=due_retry),
             waiting=Count("id", filter=due_queued | due_retry),
-            delayed=Count("id", filter=Q(status__in=[JobStatus.QUEUED, JobStatus.RETRYING])
-                          & ~(due_queued | due_retry)),
+            delayed=Count(
+                "id", filter=Q(status__in=[JobStatus.QUEUED, JobStatus.RETRYING]) & ~(due_queued | due_retry)
+            ),
             running=Count("id", filter=Q(status=JobStatus.RUNNING)),
         )
     )
@@ -74,14 +75,16 @@ def queue_overview(*, now: datetime | None = None) -> dict:
         by_priority = lengths.get(queue)
         info = waiting.get(queue, {})
         since = info.get("waiting_since")
-        queues.append({
-            "name": queue,
-            "length": sum(by_priority.values()) if by_priority is not None else None,
-            "by_priority": {str(step): count for step, count in by_priority.items()} if by_priority else {},
-            "oldest_waiting_since": since.isoformat() if since else None,
-            "oldest_waiting_age_seconds": round(max((now - since).total_seconds(), 0.0), 3) if since else None,
-            "waiting_jobs": info.get("waiting_jobs", 0),
-            "delayed_jobs": info.get("delayed_jobs", 0),
-            "running_jobs": info.get("running_jobs", 0),
-        })
+        queues.append(
+            {
+                "name": queue,
+                "length": sum(by_priority.values()) if by_priority is not None else None,
+                "by_priority": {str(step): count for step, count in by_priority.items()} if by_priority else {},
+                "oldest_waiting_since": since.isoformat() if since else None,
+                "oldest_waiting_age_seconds": round(max((now - since).total_seconds(), 0.0), 3) if since else None,
+                "waiting_jobs": info.get("waiting_jobs", 0),
+                "delayed_jobs": info.get("delayed_jobs", 0),
+                "running_jobs": info.get("running_jobs", 0),
+            }
+        )
     return {"checked_at": now.isoformat(), "broker_error": error, "queues": queues}

@@ -25,8 +25,7 @@ def monitoring_status(*, now: datetime | None = None) -> dict:
     """
     now = now or timezone.now()
     last = ScanRun.objects.order_by("-started_at").first()
-    schedules = list(PeriodicTask.objects.filter(task=SCAN_TASK, enabled=True)
-                 .select_related("interval", "crontab"))
+    schedules = list(PeriodicTask.objects.filter(task=SCAN_TASK, enabled=True).select_related("interval", "crontab"))
     upcoming = [when for when in (next_run(task, now=now) for task in schedules) if when is not None]
     midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
     return {
@@ -44,13 +43,22 @@ def running_jobs(*, limit: int = 20) -> list[dict]:
     """Jobs running now, oldest first, with progress and time left."""
     jobs = Job.objects.filter(status=JobStatus.RUNNING).order_by("started_at")[:limit]
     now = timezone.now()
-    return [{
-        "id": str(job.pk), "kind": job.kind, "queue": job.queue, "worker": job.worker,
-        "subject": job.subject_label, "message": job.progress_message, "percent": job.progress_percent,
-        "done": job.progress_done, "total": job.progress_total,
-        "running_seconds": round((now - job.started_at).total_seconds(), 1) if job.started_at else None,
-        "time_left_seconds": _round(job_time_left(job, now=now)),
-    } for job in jobs]
+    return [
+        {
+            "id": str(job.pk),
+            "kind": job.kind,
+            "queue": job.queue,
+            "worker": job.worker,
+            "subject": job.subject_label,
+            "message": job.progress_message,
+            "percent": job.progress_percent,
+            "done": job.progress_done,
+            "total": job.progress_total,
+            "running_seconds": round((now - job.started_at).total_seconds(), 1) if job.started_at else None,
+            "time_left_seconds": _round(job_time_left(job, now=now)),
+        }
+        for job in jobs
+    ]
 
 
 def _round(value: float | None) -> float | None:
@@ -70,10 +78,16 @@ def hourly_job_counts(*, now: datetime | None = None, hours: int = 24) -> list[d
     now = now or timezone.now()
     current_hour = timezone.localtime(now).replace(minute=0, second=0, microsecond=0)
     start = current_hour - timedelta(hours=hours - 1)
-    rows = (Job.objects.filter(finished_at__gte=start, finished_at__lte=now)
-            .annotate(hour=TruncHour("finished_at", tzinfo=timezone.get_current_timezone()))
-            .values("hour").annotate(succeeded=Count("id", filter=Q(status=JobStatus.SUCCEEDED)),
-                                     failed=Count("id", filter=Q(status=JobStatus.FAILED))).order_by("hour"))
+    rows = (
+        Job.objects.filter(finished_at__gte=start, finished_at__lte=now)
+        .annotate(hour=TruncHour("finished_at", tzinfo=timezone.get_current_timezone()))
+        .values("hour")
+        .annotate(
+            succeeded=Count("id", filter=Q(status=JobStatus.SUCCEEDED)),
+            failed=Count("id", filter=Q(status=JobStatus.FAILED)),
+        )
+        .order_by("hour")
+    )
     by_hour = {timezone.localtime(row["hour"]).replace(minute=0): row for row in rows}
     buckets = []
     for offset in range(hours):

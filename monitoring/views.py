@@ -71,8 +71,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus text format. `Authorization: Bearer <METRICS_TOKEN>`, or a staff session."""
     allowed, code = _metrics_allowed(request)
     if not allowed:
-        message = "Send Authorization: Bearer <METRICS_TOKEN>." if settings.METRICS_TOKEN else \
-            "Log in as staff (METRICS_TOKEN is not set, so no token is accepted)."
+        message = (
+            "Send Authorization: Bearer <METRICS_TOKEN>."
+            if settings.METRICS_TOKEN
+            else "Log in as staff (METRICS_TOKEN is not set, so no token is accepted)."
+        )
         response = HttpResponse(message + "\n", status=code, content_type="text/plain")
         if code == 401:
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
@@ -92,8 +95,11 @@ def _fragment_context(name: str) -> dict:
 
     if name == "health":
         report = health_report()
-        return {"report": report, "failing": [check for check in report.checks if not check.ok],
-                "strip": _strip(health_history())}
+        return {
+            "report": report,
+            "failing": [check for check in report.checks if not check.ok],
+            "strip": _strip(health_history()),
+        }
     if name == "queues":
         return {"overview": queue_overview()}
     if name == "workers":
@@ -121,10 +127,16 @@ def _strip(snapshots: list) -> list[dict]:
     if not snapshots:
         return []
     width = CHART_WIDTH / len(snapshots)
-    return [{"x": round(index * width, 2), "width": round(max(width, 1.0), 2), "healthy": snapshot.healthy,
-             "at": snapshot.created_at, "failing": ", ".join(c["name"] for c in snapshot.checks if not c["ok"])}
-            for index, snapshot in enumerate(snapshots)]
-
+    return [
+        {
+            "x": round(index * width, 2),
+            "width": round(max(width, 1.0), 2),
+            "healthy": snapshot.healthy,
+            "at": snapshot.created_at,
+            "failing": ", ".join(c["name"] for c in snapshot.checks if not c["ok"]),
+        }
+        for index, snapshot in enumerate(snapshots)
+    ]
 
 
 def _chart(buckets: list[dict]) -> dict:
@@ -137,30 +149,52 @@ def _chart(buckets: list[dict]) -> dict:
         ok_height = usable * bucket["succeeded"] / highest
         failed_height = usable * bucket["failed"] / highest
         x = CHART_MARGIN + index * slot + 1
-        bars.append({
-            "x": round(x, 1), "width": round(max(slot - 2, 1), 1), "hour": bucket["hour"],
-            "succeeded": bucket["succeeded"], "failed": bucket["failed"],
-            "ok_y": round(CHART_HEIGHT - CHART_MARGIN - ok_height, 1), "ok_height": round(ok_height, 1),
-            "failed_y": round(CHART_HEIGHT - CHART_MARGIN - ok_height - failed_height, 1),
-            "failed_height": round(failed_height, 1),
-            "label": index % 3 == 0,
-        })
-    return {"bars": bars, "width": CHART_WIDTH, "height": CHART_HEIGHT, "highest": highest,
-            "baseline": CHART_HEIGHT - CHART_MARGIN, "margin": CHART_MARGIN,
-            "total_succeeded": sum(b["succeeded"] for b in buckets), "total_failed": sum(b["failed"] for b in buckets)}
+        bars.append(
+            {
+                "x": round(x, 1),
+                "width": round(max(slot - 2, 1), 1),
+                "hour": bucket["hour"],
+                "succeeded": bucket["succeeded"],
+                "failed": bucket["failed"],
+                "ok_y": round(CHART_HEIGHT - CHART_MARGIN - ok_height, 1),
+                "ok_height": round(ok_height, 1),
+                "failed_y": round(CHART_HEIGHT - CHART_MARGIN - ok_height - failed_height, 1),
+                "failed_height": round(failed_height, 1),
+                "label": index % 3 == 0,
+            }
+        )
+    return {
+        "bars": bars,
+        "width": CHART_WIDTH,
+        "height": CHART_HEIGHT,
+        "highest": highest,
+        "baseline": CHART_HEIGHT - CHART_MARGIN,
+        "margin": CHART_MARGIN,
+        "total_succeeded": sum(b["succeeded"] for b in buckets),
+        "total_failed": sum(b["failed"] for b in buckets),
+    }
 
 
 @staff_member_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
     """The staff dashboard: every part rendered now, then refreshed by fetching fragments."""
-    parts = [{"name": name, "every": REFRESH_EVERY.get(name, 1),
-              "html": render_to_string(f"monitoring/fragments/{name}.html", _fragment_context(name), request)}
-             for name in FRAGMENTS]
-    context = {**admin.site.each_context(request), "is_nav_sidebar_enabled": False, "title": "Monitoring",
-               "parts": parts,
-               "refresh_ms": settings.MONITORING_DASHBOARD_REFRESH_SECONDS * 1000,
-               "refresh_seconds": settings.MONITORING_DASHBOARD_REFRESH_SECONDS}
+    parts = [
+        {
+            "name": name,
+            "every": REFRESH_EVERY.get(name, 1),
+            "html": render_to_string(f"monitoring/fragments/{name}.html", _fragment_context(name), request),
+        }
+        for name in FRAGMENTS
+    ]
+    context = {
+        **admin.site.each_context(request),
+        "is_nav_sidebar_enabled": False,
+        "title": "Monitoring",
+        "parts": parts,
+        "refresh_ms": settings.MONITORING_DASHBOARD_REFRESH_SECONDS * 1000,
+        "refresh_seconds": settings.MONITORING_DASHBOARD_REFRESH_SECONDS,
+    }
     return render(request, "monitoring/dashboard.html", context)
 
 
@@ -178,17 +212,30 @@ def dashboard_fragment(request: HttpRequest, name: str) -> HttpResponse:
 @staff_member_required
 @require_GET
 def report_list(request: HttpRequest) -> HttpResponse:
-    return render(request, "monitoring/report_list.html", {**admin.site.each_context(request),
-                                                            "is_nav_sidebar_enabled": False,
-                                                            "title": "System reports",
-                                                            "reports": SystemReport.objects.all()[:100]})
+    return render(
+        request,
+        "monitoring/report_list.html",
+        {
+            **admin.site.each_context(request),
+            "is_nav_sidebar_enabled": False,
+            "title": "System reports",
+            "reports": SystemReport.objects.all()[:100],
+        },
+    )
 
 
 @staff_member_required
 @require_GET
 def report_detail(request: HttpRequest, pk: int) -> HttpResponse:
     report = get_object_or_404(SystemReport, pk=pk)
-    return render(request, "monitoring/report_detail.html", {**admin.site.each_context(request),
-                                                              "is_nav_sidebar_enabled": False,
-                                                              "title": str(report), "report": report,
-                                                              "data": report.data})
+    return render(
+        request,
+        "monitoring/report_detail.html",
+        {
+            **admin.site.each_context(request),
+            "is_nav_sidebar_enabled": False,
+            "title": str(report),
+            "report": report,
+            "data": report.data,
+        },
+    )

@@ -17,8 +17,12 @@ def alert_webhook_url_problem(url: str, *, require_resolvable: bool = True) -> s
     on a machine without DNS); it is checked again before every send.
     """
     try:
-        check_url_allowed(url, allow_private=settings.MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS, what="webhook",
-                          setting="MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS")
+        check_url_allowed(
+            url,
+            allow_private=settings.MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS,
+            what="webhook",
+            setting="MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS",
+        )
     except (UrlNotAllowed, HostNotAllowed) as exc:
         return str(exc)
     except HostUnresolvable as exc:

@@ -76,8 +76,12 @@ def workers_ping(*, fresh: bool = False, discover: bool = False) -> list[str]:
             return cached["hosts"]
     limit = None if discover else _expected_count()
     with current_app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
-        replies = current_app.control.ping(timeout=settings.MONITORING_WORKER_PING_TIMEOUT, connection=connection,
-                                           limit=limit) or []
+        replies = (
+            current_app.control.ping(
+                timeout=settings.MONITORING_WORKER_PING_TIMEOUT, connection=connection, limit=limit
+            )
+            or []
+        )
     hosts = sorted(host for reply in replies for host, answer in reply.items() if answer.get("ok") == "pong")
     _remember_count(len(hosts), limit)
     _cache_set(PING_KEY, {"at": timezone.now().isoformat(), "hosts": hosts}, settings.MONITORING_WORKER_CACHE_SECONDS)
@@ -163,13 +167,23 @@ def _jobs_by_id(ids: list[str]) -> dict[str, Job]:
 
 
 def _active_entry(task: dict, job: Job | None) -> dict:
-    entry = {"task_id": task.get("id"), "task": task.get("name"), "job_id": None, "kind": task.get("name"),
-             "progress_percent": None, "started_at": None}
+    entry = {
+        "task_id": task.get("id"),
+        "task": task.get("name"),
+        "job_id": None,
+        "kind": task.get("name"),
+        "progress_percent": None,
+        "started_at": None,
+    }
     if task.get("time_start"):
         entry["started_at"] = datetime.fromtimestamp(task["time_start"], tz=timezone.get_current_timezone()).isoformat()
     if job is not None:
-        entry.update(job_id=str(job.pk), kind=job.kind, progress_percent=job.progress_percent,
-                     started_at=job.started_at.isoformat() if job.started_at else entry["started_at"])
+        entry.update(
+            job_id=str(job.pk),
+            kind=job.kind,
+            progress_percent=job.progress_percent,
+            started_at=job.started_at.isoformat() if job.started_at else entry["started_at"],
+        )
     return entry
 
 
@@ -180,8 +194,11 @@ def _merge_seen(online: dict[str, dict], now: datetime) -> list[dict]:
             record.update(online=False, active=[], active_count=0)
     seen.update(online)
     cutoff = now - FORGET_OFFLINE_AFTER
-    seen = {host: record for host, record in seen.items()
-            if record["online"] or datetime.fromisoformat(record["last_heartbeat"]) >= cutoff}
+    seen = {
+        host: record
+        for host, record in seen.items()
+        if record["online"] or datetime.fromisoformat(record["last_heartbeat"]) >= cutoff
+    }
     _cache_set(SEEN_KEY, seen, 24 * 3600)
     return sorted(seen.values(), key=lambda record: (not record["online"], record["hostname"]))
 
@@ -192,7 +209,11 @@ def workers_problems(hosts: list[str]) -> dict[str, str]:
     if not hosts:
         return {}
     with current_app.connection_for_write(settings.CELERY_BROKER_URL) as connection:
-        replies = current_app.control.inspect(destination=hosts, timeout=settings.MONITORING_WORKER_PING_TIMEOUT,
-                                              connection=connection, limit=len(hosts))._request("apintake_health")
-    return {host: (state or {}).get("problem") or "unhealthy" for host, state in (replies or {}).items()
-            if state and state.get("healthy") is False}
+        replies = current_app.control.inspect(
+            destination=hosts, timeout=settings.MONITORING_WORKER_PING_TIMEOUT, connection=connection, limit=len(hosts)
+        )._request("apintake_health")
+    return {
+        host: (state or {}).get("problem") or "unhealthy"
+        for host, state in (replies or {}).items()
+        if state and state.get("healthy") is False
+    }

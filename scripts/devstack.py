@@ -51,8 +51,19 @@ def choose_redis(env: dict) -> list[str] | None:
         sys.exit("No Redis: set REDIS_URL, start one on 127.0.0.1:6379, or install it (apt-get install redis-server).")
     (VAR / "redis").mkdir(parents=True, exist_ok=True)
     env["REDIS_URL"] = f"redis://127.0.0.1:{PRIVATE_REDIS_PORT}/0"
-    return [server, "--bind", "127.0.0.1", "--port", str(PRIVATE_REDIS_PORT), "--dir", str(VAR / "redis"),
-            "--save", "", "--appendonly", "no"]
+    return [
+        server,
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        str(PRIVATE_REDIS_PORT),
+        "--dir",
+        str(VAR / "redis"),
+        "--save",
+        "",
+        "--appendonly",
+        "no",
+    ]
 
 
 def env_file_path() -> Path | None:
@@ -76,8 +87,10 @@ def write_env_file(path: Path, *, redis_url: str) -> dict:
     values.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
     values.setdefault("FIELD_ENCRYPTION_KEY", Fernet.generate_key().decode())
     values["REDIS_URL"] = redis_url
-    lines = ["# Written by `make run` for development in this checkout (git-ignored; never commit it).",
-             "# Real environment variables override these values."]
+    lines = [
+        "# Written by `make run` for development in this checkout (git-ignored; never commit it).",
+        "# Real environment variables override these values.",
+    ]
     lines += [f"{key}={value}" for key, value in values.items()]
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o600)  # it holds a secret key
@@ -114,9 +127,14 @@ def prepare_and_run(env: dict) -> None:
     manage("migrate", "--noinput", env=env)
     manage("ensure_schedules", env=env)
     password = env.get("ADMIN_PASSWORD") or secrets.token_urlsafe(12)
-    created = subprocess.run([sys.executable, "manage.py", "ensure_admin", "--password-env", "APINTAKE_ADMIN_PW"],
-                             cwd=ROOT, env={**env, "APINTAKE_ADMIN_PW": password}, capture_output=True, text=True,
-                             check=True).stdout.strip()
+    created = subprocess.run(
+        [sys.executable, "manage.py", "ensure_admin", "--password-env", "APINTAKE_ADMIN_PW"],
+        cwd=ROOT,
+        env={**env, "APINTAKE_ADMIN_PW": password},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     if created == "created" and not env.get("ADMIN_PASSWORD"):
         print(f"\nCreated the admin user 'admin' with password: {password}  (shown once)\n")
     bind = env.setdefault("WEB_BIND", "127.0.0.1:8000")
@@ -124,8 +142,9 @@ def prepare_and_run(env: dict) -> None:
     print(f"API docs:   http://{bind}/api/docs/")
     print(f"Dashboard:  http://{bind}/monitoring/")
     print("Ctrl-C stops web, worker and beat.\n", flush=True)
-    honcho = subprocess.Popen([str(VENV_BIN / "honcho"), "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"],
-                              cwd=ROOT, env=env)
+    honcho = subprocess.Popen(
+        [str(VENV_BIN / "honcho"), "-f", str(ROOT / "Procfile"), "-d", str(ROOT), "start"], cwd=ROOT, env=env
+    )
     # Ctrl-C reaches honcho (same process group), which stops web, worker and
     # beat gracefully; we wait for that instead of dying first and orphaning them.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

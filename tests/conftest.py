@@ -131,8 +131,9 @@ def make_user(django_user_model):
         from core.roles import ensure_roles
 
         ensure_roles()  # transactional tests flush the groups the migration made
-        user = django_user_model.objects.create_user(username=username, password="pw-" + username,
-                                                     is_staff=staff or superuser, is_superuser=superuser)
+        user = django_user_model.objects.create_user(
+            username=username, password="pw-" + username, is_staff=staff or superuser, is_superuser=superuser
+        )
         if role:
             user.groups.add(Group.objects.get(name=role))
         return user

@@ -95,8 +95,11 @@ def test_no_project_import_hides_inside_a_function(app):
             for inner in ast.walk(node):
                 if isinstance(inner, ast.Import | ast.ImportFrom):
                     names = [a.name for a in inner.names] if isinstance(inner, ast.Import) else [inner.module or ""]
-                    hidden += [f"{path.relative_to(ROOT)}:{inner.lineno} imports {n}" for n in names
-                               if n.split(".")[0] in LAYERS]
+                    hidden += [
+                        f"{path.relative_to(ROOT)}:{inner.lineno} imports {n}"
+                        for n in names
+                        if n.split(".")[0] in LAYERS
+                    ]
     assert sorted(set(hidden)) == [], "imports inside functions:\n" + "\n".join(sorted(set(hidden)))
 
 

@@ -137,8 +137,9 @@ def published(service: dict) -> list[tuple[str, str, str]]:
 
 
 def run_guard(script: str, env: dict[str, str]) -> subprocess.CompletedProcess:
-    return subprocess.run(["/bin/sh", "-c", interpolate(script)], env=env, capture_output=True, text=True,
-                          timeout=10, check=False)
+    return subprocess.run(
+        ["/bin/sh", "-c", interpolate(script)], env=env, capture_output=True, text=True, timeout=10, check=False
+    )
 
 
 # --- the shape of the stack ----------------------------------------------------
@@ -262,7 +263,7 @@ def test_exactly_one_beat_with_the_database_scheduler_and_one_replica():
 
     beats = celery_services("beat")
     assert len(beats) == 1
-    (name, args), = beats.items()
+    ((name, args),) = beats.items()
     assert services()[name]["deploy"]["replicas"] == 1
     scheduler = option(args, "-S", "--scheduler")
     assert scheduler == settings.CELERY_BEAT_SCHEDULER
@@ -301,7 +302,7 @@ def test_gunicorn_serves_our_wsgi_application_on_the_port_everything_else_uses()
 
 
 def test_web_is_published_on_localhost_unless_told_otherwise():
-    (host_ip, host_port, _), = published(services()["web"])
+    ((host_ip, host_port, _),) = published(services()["web"])
     assert (host_ip, host_port) == ("127.0.0.1", "8000")
     assert interpolate(services()["web"]["ports"][0], {"WEB_PUBLISH": "0.0.0.0:80"}) == "0.0.0.0:80:8000"
 
@@ -314,8 +315,16 @@ def test_every_variable_passed_to_the_app_is_a_documented_setting():
     passed = set()
     for service in app_services().values():
         passed |= set(service["environment"])
-    assert {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "FIELD_ENCRYPTION_KEY", "ALLOWED_HOSTS", "MEDIA_ROOT",
-            "INVOICE_INBOX_DIR", "LOG_FORMAT"} <= passed
+    assert {
+        "DATABASE_URL",
+        "REDIS_URL",
+        "SECRET_KEY",
+        "FIELD_ENCRYPTION_KEY",
+        "ALLOWED_HOSTS",
+        "MEDIA_ROOT",
+        "INVOICE_INBOX_DIR",
+        "LOG_FORMAT",
+    } <= passed
     assert sorted(passed - documented) == []
 
 
@@ -375,18 +384,25 @@ def test_every_image_is_pinned_to_a_tag():
 
 def dockerfile_instructions() -> list[tuple[str, str]]:
     text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
-    return [tuple(line.split(None, 1)) for line in text.splitlines()
-            if line.strip() and not line.lstrip().startswith("#")]
+    return [
+        tuple(line.split(None, 1)) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
+    ]
 
 
 def dockerignored(path: str) -> bool:
-    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     parts = Path(path).parts
     prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
     # "**/x" matches x at any depth; other patterns are anchored at the context root
-    return any(fnmatch(Path(prefix).name, pattern[3:]) if pattern.startswith("**/") else fnmatch(prefix, pattern)
-               for pattern in patterns for prefix in prefixes)
+    return any(
+        fnmatch(Path(prefix).name, pattern[3:]) if pattern.startswith("**/") else fnmatch(prefix, pattern)
+        for pattern in patterns
+        for prefix in prefixes
+    )
 
 
 def test_dockerfile_builds_a_slim_non_root_image_with_only_runtime_dependencies():
@@ -461,8 +477,13 @@ def test_flower_starts_with_a_login(tmp_path):
 
 def prometheus_targets() -> list[str]:
     config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
-    return [target for job in config["scrape_configs"] if job.get("metrics_path", "/metrics") == "/metrics"
-            for static in job.get("static_configs", []) for target in static["targets"]]
+    return [
+        target
+        for job in config["scrape_configs"]
+        if job.get("metrics_path", "/metrics") == "/metrics"
+        for static in job.get("static_configs", [])
+        for target in static["targets"]
+    ]
 
 
 def test_observability_services_are_opt_in_and_local_only():
@@ -512,8 +533,10 @@ def metric_names(query: str) -> set[str]:
     # Grafana fills these in before Prometheus sees the query.
     concrete = query.replace("$__rate_interval", "5m").replace("$queue", ".*").replace("$kind", ".*")
     names: set[str | None] = set()
-    promql_parser.walk(promql_parser.parse(concrete), pre_visit=lambda node: names.add(node.name)
-                       if isinstance(node, promql_parser.VectorSelector) else None)
+    promql_parser.walk(
+        promql_parser.parse(concrete),
+        pre_visit=lambda node: names.add(node.name) if isinstance(node, promql_parser.VectorSelector) else None,
+    )
     return names
 
 
@@ -530,8 +553,10 @@ def test_dashboard_queries_parse_and_use_only_the_contract_metrics():
 
 def test_dashboard_has_the_promised_panels():
     panels = {panel["title"]: " ".join(t["expr"] for t in panel["targets"]) for panel in dashboard()["panels"]}
+
     def panel_using(metric: str, *fragments: str) -> bool:
         return any(metric in expr and all(f in expr for f in fragments) for expr in panels.values())
+
     assert panel_using("apintake_queue_length", "by (queue)")
     assert panel_using("apintake_queue_oldest_job_age_seconds", "by (queue)")
     assert panel_using("apintake_jobs_finished_total", "rate(", "by (kind)")

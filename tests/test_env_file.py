@@ -17,8 +17,18 @@ pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = Path("/work/shared/samples/einvoices/en16931-ubl")
-IGNORED = shutil.ignore_patterns(".git", ".venv", "var", "__pycache__", ".env", "node_modules", ".pytest_cache",
-                                 ".ruff_cache", ".hypothesis", "*.sqlite3")
+IGNORED = shutil.ignore_patterns(
+    ".git",
+    ".venv",
+    "var",
+    "__pycache__",
+    ".env",
+    "node_modules",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".hypothesis",
+    "*.sqlite3",
+)
 
 
 def test_the_suite_never_reads_a_developers_env_file():
@@ -34,8 +44,13 @@ def test_first_tour_commands_run_after_make_run_wrote_the_env_file(tmp_path):
     bare = {"PATH": os.environ["PATH"], "HOME": str(tmp_path), "LANG": "C.UTF-8"}
 
     # What `make run` does first (scripts/devstack.py), here without starting the stack.
-    subprocess.run([sys.executable, "scripts/devstack.py", "--write-env-only"], cwd=checkout, check=True,
-                   env={**bare, "REDIS_URL": settings.REDIS_URL}, timeout=60)
+    subprocess.run(
+        [sys.executable, "scripts/devstack.py", "--write-env-only"],
+        cwd=checkout,
+        check=True,
+        env={**bare, "REDIS_URL": settings.REDIS_URL},
+        timeout=60,
+    )
     written = (checkout / ".env").read_text()
     values = dict(line.split("=", 1) for line in written.splitlines() if line and not line.startswith("#"))
     assert values["DEBUG"] == "1" and values["REDIS_URL"] == settings.REDIS_URL
@@ -43,8 +58,9 @@ def test_first_tour_commands_run_after_make_run_wrote_the_env_file(tmp_path):
     assert subprocess.run(["git", "check-ignore", "-q", ".env"], cwd=ROOT).returncode == 0  # never committed
 
     def manage(*args, env=bare):
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=checkout, env=env, capture_output=True,
-                              text=True, timeout=600)
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=checkout, env=env, capture_output=True, text=True, timeout=600
+        )
 
     assert manage("migrate", "--noinput").returncode == 0
     sample = SAMPLES / "BIS3_Invoice_positive.XML"
@@ -58,12 +74,22 @@ def test_first_tour_commands_run_after_make_run_wrote_the_env_file(tmp_path):
     assert {check["name"]: check["ok"] for check in report["checks"]}["database"] is True
 
     # A real environment variable wins over the file; a second run keeps the generated secrets.
-    shown = manage("shell", "-c", "from django.conf import settings; print(settings.REDIS_URL)",
-                   env={**bare, "REDIS_URL": "redis://127.0.0.1:6379/9"})
+    shown = manage(
+        "shell",
+        "-c",
+        "from django.conf import settings; print(settings.REDIS_URL)",
+        env={**bare, "REDIS_URL": "redis://127.0.0.1:6379/9"},
+    )
     assert shown.stdout.strip().splitlines()[-1] == "redis://127.0.0.1:6379/9", shown.stderr[-2000:]
-    subprocess.run([sys.executable, "scripts/devstack.py", "--write-env-only"], cwd=checkout, check=True,
-                   env={**bare, "REDIS_URL": settings.REDIS_URL}, timeout=60)
-    again = dict(line.split("=", 1) for line in (checkout / ".env").read_text().splitlines()
-                 if line and not line.startswith("#"))
+    subprocess.run(
+        [sys.executable, "scripts/devstack.py", "--write-env-only"],
+        cwd=checkout,
+        check=True,
+        env={**bare, "REDIS_URL": settings.REDIS_URL},
+        timeout=60,
+    )
+    again = dict(
+        line.split("=", 1) for line in (checkout / ".env").read_text().splitlines() if line and not line.startswith("#")
+    )
     assert again["SECRET_KEY"] == values["SECRET_KEY"]
     assert again["FIELD_ENCRYPTION_KEY"] == values["FIELD_ENCRYPTION_KEY"]

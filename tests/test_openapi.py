@@ -11,10 +11,21 @@ def test_schema_generates_without_warnings_and_validates(tmp_path):
     call_command("spectacular", "--validate", "--fail-on-warn", "--file", str(target))
     schema = yaml.safe_load(target.read_text())
     paths = set(schema["paths"])
-    for path in ("/api/v1/jobs/", "/api/v1/jobs/{id}/cancel/", "/api/v1/jobs/kinds/", "/api/v1/invoices/",
-                 "/api/v1/invoices/{id}/reprocess/", "/api/v1/exports/{id}/download/", "/api/v1/mailboxes/{id}/sync/",
-                 "/api/v1/mailboxes/{id}/sync-status/", "/api/v1/monitoring/health/", "/api/v1/monitoring/status/",
-                 "/api/v1/monitoring/scan/", "/api/v1/monitoring/queues/", "/api/v1/monitoring/metrics/"):
+    for path in (
+        "/api/v1/jobs/",
+        "/api/v1/jobs/{id}/cancel/",
+        "/api/v1/jobs/kinds/",
+        "/api/v1/invoices/",
+        "/api/v1/invoices/{id}/reprocess/",
+        "/api/v1/exports/{id}/download/",
+        "/api/v1/mailboxes/{id}/sync/",
+        "/api/v1/mailboxes/{id}/sync-status/",
+        "/api/v1/monitoring/health/",
+        "/api/v1/monitoring/status/",
+        "/api/v1/monitoring/scan/",
+        "/api/v1/monitoring/queues/",
+        "/api/v1/monitoring/metrics/",
+    ):
         assert path in paths, path
     mailbox = schema["components"]["schemas"]["MailboxRequest"]["properties"]
     assert "secret" in mailbox

@@ -16,14 +16,24 @@ def production_env(**extra):
     from cryptography.fernet import Fernet
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SECURE_", "SESSION_", "CSRF_"))}
-    env.update(DEBUG="0", SECRET_KEY="x" * 20 + "-production-like-secret-key-with-enough-entropy-0123456789",
-               ALLOWED_HOSTS="ap.example.com", FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode(), **extra)
+    env.update(
+        DEBUG="0",
+        SECRET_KEY="x" * 20 + "-production-like-secret-key-with-enough-entropy-0123456789",
+        ALLOWED_HOSTS="ap.example.com",
+        FIELD_ENCRYPTION_KEY=Fernet.generate_key().decode(),
+        **extra,
+    )
     return env
 
 
 def test_check_deploy_is_clean_with_production_settings():
-    result = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                            cwd=ROOT, env=production_env(), capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=production_env(),
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
@@ -66,8 +76,9 @@ def test_task_log_lines_carry_task_id_and_name_as_json():
 def test_an_invalid_field_encryption_key_fails_check():
     for bad in ("not-a-fernet-key", "x" * 44):
         env = {**production_env(), "FIELD_ENCRYPTION_KEY": bad}
-        result = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True,
-                                text=True)
+        result = subprocess.run(
+            [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True
+        )
         assert result.returncode != 0, result.stdout
         assert "FIELD_ENCRYPTION_KEY is not a valid Fernet key" in result.stderr
         assert bad not in result.stderr + result.stdout  # the key itself is never printed

@@ -34,22 +34,43 @@ CII_NS = {
 
 # UNTDID 1001 document types seen on invoices.
 DOCUMENT_TYPES = {
-    "380": "Commercial invoice", "381": "Credit note", "383": "Debit note", "384": "Corrected invoice",
-    "386": "Prepayment invoice", "389": "Self-billed invoice", "326": "Partial invoice",
-    "261": "Self-billed credit note", "751": "Invoice information for accounting purposes",
+    "380": "Commercial invoice",
+    "381": "Credit note",
+    "383": "Debit note",
+    "384": "Corrected invoice",
+    "386": "Prepayment invoice",
+    "389": "Self-billed invoice",
+    "326": "Partial invoice",
+    "261": "Self-billed credit note",
+    "751": "Invoice information for accounting purposes",
 }
 # UNTDID 4461 payment means.
 PAYMENT_MEANS = {
-    "1": "Not defined", "10": "Cash", "20": "Cheque", "30": "Credit transfer", "31": "Debit transfer",
-    "42": "Payment to bank account", "48": "Bank card", "49": "Direct debit", "57": "Standing agreement",
-    "58": "SEPA credit transfer", "59": "SEPA direct debit", "97": "Clearing between partners",
+    "1": "Not defined",
+    "10": "Cash",
+    "20": "Cheque",
+    "30": "Credit transfer",
+    "31": "Debit transfer",
+    "42": "Payment to bank account",
+    "48": "Bank card",
+    "49": "Direct debit",
+    "57": "Standing agreement",
+    "58": "SEPA credit transfer",
+    "59": "SEPA direct debit",
+    "97": "Clearing between partners",
     "ZZZ": "Mutually defined",
 }
 # UNCL 5305 VAT categories.
 VAT_CATEGORIES = {
-    "S": "Standard rate", "Z": "Zero rated", "E": "Exempt", "AE": "Reverse charge",
-    "K": "Intra-community supply", "G": "Export outside the EU", "O": "Not subject to VAT",
-    "L": "Canary Islands IGIC", "M": "Ceuta and Melilla IPSI",
+    "S": "Standard rate",
+    "Z": "Zero rated",
+    "E": "Exempt",
+    "AE": "Reverse charge",
+    "K": "Intra-community supply",
+    "G": "Export outside the EU",
+    "O": "Not subject to VAT",
+    "L": "Canary Islands IGIC",
+    "M": "Ceuta and Melilla IPSI",
 }
 
 
@@ -143,10 +164,17 @@ class EInvoiceDocument:
     def header(self) -> list[tuple[str, str]]:
         """The header facts that are present, as (label, value) rows."""
         rows = [
-            ("Number", self.number), ("Type", self.type_code), ("Issue date", self.issue_date),
-            ("Due date", self.due_date), ("Currency", self.currency), ("Buyer reference", self.buyer_reference),
-            ("Purchase order", self.order_reference), ("Contract", self.contract_reference),
-            ("Delivery date", self.delivery_date), ("Invoicing period", self.period), ("Profile", self.profile),
+            ("Number", self.number),
+            ("Type", self.type_code),
+            ("Issue date", self.issue_date),
+            ("Due date", self.due_date),
+            ("Currency", self.currency),
+            ("Buyer reference", self.buyer_reference),
+            ("Purchase order", self.order_reference),
+            ("Contract", self.contract_reference),
+            ("Delivery date", self.delivery_date),
+            ("Invoicing period", self.period),
+            ("Profile", self.profile),
         ]
         return [(label, value) for label, value in rows if value]
 
@@ -252,59 +280,78 @@ class _Ubl(_Reader):
         quantity_tag = "cbc:CreditedQuantity" if credit_note else "cbc:InvoicedQuantity"
         for line in self.all(root, line_tag):
             quantity = self.one(line, quantity_tag)
-            doc.lines.append(Line(
-                line_id=text(line, "cbc:ID"),
-                name=text(line, "cac:Item/cbc:Name"),
-                description=text(line, "cac:Item/cbc:Description"),
-                quantity=(quantity.text or "").strip() if quantity is not None else "",
-                unit=quantity.get("unitCode", "") if quantity is not None else "",
-                net_price=_join(text(line, "cac:Price/cbc:PriceAmount"),
-                                _per(text(line, "cac:Price/cbc:BaseQuantity"))),
-                amount=text(line, "cbc:LineExtensionAmount"),
-                vat_category=text(line, "cac:Item/cac:ClassifiedTaxCategory/cbc:ID"),
-                vat_rate=text(line, "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent"),
-                note=" ".join(self.texts(line, "cbc:Note")),
-            ))
+            doc.lines.append(
+                Line(
+                    line_id=text(line, "cbc:ID"),
+                    name=text(line, "cac:Item/cbc:Name"),
+                    description=text(line, "cac:Item/cbc:Description"),
+                    quantity=(quantity.text or "").strip() if quantity is not None else "",
+                    unit=quantity.get("unitCode", "") if quantity is not None else "",
+                    net_price=_join(
+                        text(line, "cac:Price/cbc:PriceAmount"), _per(text(line, "cac:Price/cbc:BaseQuantity"))
+                    ),
+                    amount=text(line, "cbc:LineExtensionAmount"),
+                    vat_category=text(line, "cac:Item/cac:ClassifiedTaxCategory/cbc:ID"),
+                    vat_rate=text(line, "cac:Item/cac:ClassifiedTaxCategory/cbc:Percent"),
+                    note=" ".join(self.texts(line, "cbc:Note")),
+                )
+            )
         for item in self.all(root, "cac:AllowanceCharge"):
-            doc.allowances_charges.append(AllowanceCharge(
-                kind="Charge" if text(item, "cbc:ChargeIndicator").lower() == "true" else "Allowance",
-                reason=_join(text(item, "cbc:AllowanceChargeReason"),
-                             _paren(text(item, "cbc:AllowanceChargeReasonCode"))),
-                amount=text(item, "cbc:Amount"),
-                vat_category=text(item, "cac:TaxCategory/cbc:ID"),
-                vat_rate=text(item, "cac:TaxCategory/cbc:Percent"),
-            ))
+            doc.allowances_charges.append(
+                AllowanceCharge(
+                    kind="Charge" if text(item, "cbc:ChargeIndicator").lower() == "true" else "Allowance",
+                    reason=_join(
+                        text(item, "cbc:AllowanceChargeReason"), _paren(text(item, "cbc:AllowanceChargeReasonCode"))
+                    ),
+                    amount=text(item, "cbc:Amount"),
+                    vat_category=text(item, "cac:TaxCategory/cbc:ID"),
+                    vat_rate=text(item, "cac:TaxCategory/cbc:Percent"),
+                )
+            )
         for subtotal in self.all(root, "cac:TaxTotal/cac:TaxSubtotal"):
-            doc.tax_rows.append(TaxRow(
-                category=coded(text(subtotal, "cac:TaxCategory/cbc:ID"), VAT_CATEGORIES),
-                rate=text(subtotal, "cac:TaxCategory/cbc:Percent"),
-                taxable_amount=text(subtotal, "cbc:TaxableAmount"),
-                tax_amount=text(subtotal, "cbc:TaxAmount"),
-                exemption=_join(text(subtotal, "cac:TaxCategory/cbc:TaxExemptionReason"),
-                                _paren(text(subtotal, "cac:TaxCategory/cbc:TaxExemptionReasonCode"))),
-            ))
+            doc.tax_rows.append(
+                TaxRow(
+                    category=coded(text(subtotal, "cac:TaxCategory/cbc:ID"), VAT_CATEGORIES),
+                    rate=text(subtotal, "cac:TaxCategory/cbc:Percent"),
+                    taxable_amount=text(subtotal, "cbc:TaxableAmount"),
+                    tax_amount=text(subtotal, "cbc:TaxAmount"),
+                    exemption=_join(
+                        text(subtotal, "cac:TaxCategory/cbc:TaxExemptionReason"),
+                        _paren(text(subtotal, "cac:TaxCategory/cbc:TaxExemptionReasonCode")),
+                    ),
+                )
+            )
         totals = self.one(root, "cac:LegalMonetaryTotal")
-        doc.totals = [(label, value) for label, value in [
-            ("Sum of line net amounts", text(totals, "cbc:LineExtensionAmount")),
-            ("Allowances", text(totals, "cbc:AllowanceTotalAmount")),
-            ("Charges", text(totals, "cbc:ChargeTotalAmount")),
-            ("Total without VAT", text(totals, "cbc:TaxExclusiveAmount")),
-            ("VAT", self.amount(root, "cac:TaxTotal/cbc:TaxAmount", currency)),
-            ("Total with VAT", text(totals, "cbc:TaxInclusiveAmount")),
-            ("Paid", text(totals, "cbc:PrepaidAmount")),
-            ("Rounding", text(totals, "cbc:PayableRoundingAmount")),
-            ("Amount due", text(totals, "cbc:PayableAmount")),
-        ] if value]
+        doc.totals = [
+            (label, value)
+            for label, value in [
+                ("Sum of line net amounts", text(totals, "cbc:LineExtensionAmount")),
+                ("Allowances", text(totals, "cbc:AllowanceTotalAmount")),
+                ("Charges", text(totals, "cbc:ChargeTotalAmount")),
+                ("Total without VAT", text(totals, "cbc:TaxExclusiveAmount")),
+                ("VAT", self.amount(root, "cac:TaxTotal/cbc:TaxAmount", currency)),
+                ("Total with VAT", text(totals, "cbc:TaxInclusiveAmount")),
+                ("Paid", text(totals, "cbc:PrepaidAmount")),
+                ("Rounding", text(totals, "cbc:PayableRoundingAmount")),
+                ("Amount due", text(totals, "cbc:PayableAmount")),
+            ]
+            if value
+        ]
         for means in self.all(root, "cac:PaymentMeans"):
-            doc.payments.append(Payment(
-                means=coded(text(means, "cbc:PaymentMeansCode"), PAYMENT_MEANS),
-                account=text(means, "cac:PayeeFinancialAccount/cbc:ID"),
-                account_name=text(means, "cac:PayeeFinancialAccount/cbc:Name"),
-                bank=text(means, "cac:PayeeFinancialAccount/cac:FinancialInstitutionBranch/cbc:ID"),
-                reference=text(means, "cbc:PaymentID"),
-                mandate=_join(text(means, "cac:PaymentMandate/cbc:ID"),
-                              text(means, "cac:PaymentMandate/cac:PayerFinancialAccount/cbc:ID"), sep=", "),
-            ))
+            doc.payments.append(
+                Payment(
+                    means=coded(text(means, "cbc:PaymentMeansCode"), PAYMENT_MEANS),
+                    account=text(means, "cac:PayeeFinancialAccount/cbc:ID"),
+                    account_name=text(means, "cac:PayeeFinancialAccount/cbc:Name"),
+                    bank=text(means, "cac:PayeeFinancialAccount/cac:FinancialInstitutionBranch/cbc:ID"),
+                    reference=text(means, "cbc:PaymentID"),
+                    mandate=_join(
+                        text(means, "cac:PaymentMandate/cbc:ID"),
+                        text(means, "cac:PaymentMandate/cac:PayerFinancialAccount/cbc:ID"),
+                        sep=", ",
+                    ),
+                )
+            )
         return doc
 
     def party(self, party: etree._Element | None) -> Party:
@@ -314,8 +361,10 @@ class _Ubl(_Reader):
         address = self.one(party, "cac:PostalAddress")
         legal_name = text(party, "cac:PartyLegalEntity/cbc:RegistrationName")
         trading_name = text(party, "cac:PartyName/cbc:Name")
-        taxes = [(text(scheme, "cac:TaxScheme/cbc:ID"), text(scheme, "cbc:CompanyID"))
-                 for scheme in self.all(party, "cac:PartyTaxScheme")]
+        taxes = [
+            (text(scheme, "cac:TaxScheme/cbc:ID"), text(scheme, "cbc:CompanyID"))
+            for scheme in self.all(party, "cac:PartyTaxScheme")
+        ]
         endpoint = self.one(party, "cbc:EndpointID")
         return Party(
             name=legal_name or trading_name,
@@ -323,15 +372,27 @@ class _Ubl(_Reader):
             vat_ids=[company for scheme, company in taxes if company and scheme.upper() == "VAT"],
             tax_registrations=[company for scheme, company in taxes if company and scheme.upper() != "VAT"],
             legal_id=text(party, "cac:PartyLegalEntity/cbc:CompanyID"),
-            address=[line for line in [
-                text(address, "cbc:StreetName"), text(address, "cbc:AdditionalStreetName"),
-                *self.texts(address, "cac:AddressLine/cbc:Line"),
-                _join(text(address, "cbc:PostalZone"), text(address, "cbc:CityName")),
-                text(address, "cbc:CountrySubentity"),
-            ] if line],
+            address=[
+                line
+                for line in [
+                    text(address, "cbc:StreetName"),
+                    text(address, "cbc:AdditionalStreetName"),
+                    *self.texts(address, "cac:AddressLine/cbc:Line"),
+                    _join(text(address, "cbc:PostalZone"), text(address, "cbc:CityName")),
+                    text(address, "cbc:CountrySubentity"),
+                ]
+                if line
+            ],
             country=text(address, "cac:Country/cbc:IdentificationCode"),
-            contact=[value for value in [text(party, "cac:Contact/cbc:Name"), text(party, "cac:Contact/cbc:Telephone"),
-                                         text(party, "cac:Contact/cbc:ElectronicMail")] if value],
+            contact=[
+                value
+                for value in [
+                    text(party, "cac:Contact/cbc:Name"),
+                    text(party, "cac:Contact/cbc:Telephone"),
+                    text(party, "cac:Contact/cbc:ElectronicMail"),
+                ]
+                if value
+            ],
             electronic_address=_scheme(endpoint),
         )
 
@@ -366,8 +427,11 @@ class _Cii(_Reader):
             order_reference=text(agreement, "ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID"),
             contract_reference=text(agreement, "ram:ContractReferencedDocument/ram:IssuerAssignedID"),
             delivery_date=_cii_date(self.one(delivery, _CII_DELIVERY_DATE)),
-            period=_join(_cii_date(self.one(period, "ram:StartDateTime/udt:DateTimeString")),
-                         _cii_date(self.one(period, "ram:EndDateTime/udt:DateTimeString")), sep=" to "),
+            period=_join(
+                _cii_date(self.one(period, "ram:StartDateTime/udt:DateTimeString")),
+                _cii_date(self.one(period, "ram:EndDateTime/udt:DateTimeString")),
+                sep=" to ",
+            ),
             notes=self.texts(header, "ram:IncludedNote/ram:Content"),
             seller=self.party(self.one(agreement, "ram:SellerTradeParty")),
             buyer=self.party(self.one(agreement, "ram:BuyerTradeParty")),
@@ -378,58 +442,78 @@ class _Cii(_Reader):
             quantity = self.one(item, "ram:SpecifiedLineTradeDelivery/ram:BilledQuantity")
             price = self.one(item, "ram:SpecifiedLineTradeAgreement/ram:NetPriceProductTradePrice")
             tax = self.one(item, "ram:SpecifiedLineTradeSettlement/ram:ApplicableTradeTax")
-            doc.lines.append(Line(
-                line_id=text(item, "ram:AssociatedDocumentLineDocument/ram:LineID"),
-                name=text(item, "ram:SpecifiedTradeProduct/ram:Name"),
-                description=text(item, "ram:SpecifiedTradeProduct/ram:Description"),
-                quantity=(quantity.text or "").strip() if quantity is not None else "",
-                unit=quantity.get("unitCode", "") if quantity is not None else "",
-                net_price=_join(text(price, "ram:ChargeAmount"), _per(text(price, "ram:BasisQuantity"))),
-                amount=text(item, "ram:SpecifiedLineTradeSettlement/"
-                                  "ram:SpecifiedTradeSettlementLineMonetarySummation/ram:LineTotalAmount"),
-                vat_category=text(tax, "ram:CategoryCode"),
-                vat_rate=text(tax, "ram:RateApplicablePercent"),
-                note=" ".join(self.texts(item, "ram:AssociatedDocumentLineDocument/ram:IncludedNote/ram:Content")),
-            ))
+            doc.lines.append(
+                Line(
+                    line_id=text(item, "ram:AssociatedDocumentLineDocument/ram:LineID"),
+                    name=text(item, "ram:SpecifiedTradeProduct/ram:Name"),
+                    description=text(item, "ram:SpecifiedTradeProduct/ram:Description"),
+                    quantity=(quantity.text or "").strip() if quantity is not None else "",
+                    unit=quantity.get("unitCode", "") if quantity is not None else "",
+                    net_price=_join(text(price, "ram:ChargeAmount"), _per(text(price, "ram:BasisQuantity"))),
+                    amount=text(
+                        item,
+                        "ram:SpecifiedLineTradeSettlement/"
+                        "ram:SpecifiedTradeSettlementLineMonetarySummation/ram:LineTotalAmount",
+                    ),
+                    vat_category=text(tax, "ram:CategoryCode"),
+                    vat_rate=text(tax, "ram:RateApplicablePercent"),
+                    note=" ".join(self.texts(item, "ram:AssociatedDocumentLineDocument/ram:IncludedNote/ram:Content")),
+                )
+            )
         for item in self.all(settlement, "ram:SpecifiedTradeAllowanceCharge"):
-            doc.allowances_charges.append(AllowanceCharge(
-                kind="Charge" if text(item, "ram:ChargeIndicator/udt:Indicator").lower() == "true" else "Allowance",
-                reason=_join(text(item, "ram:Reason"), _paren(text(item, "ram:ReasonCode"))),
-                amount=text(item, "ram:ActualAmount"),
-                vat_category=text(item, "ram:CategoryTradeTax/ram:CategoryCode"),
-                vat_rate=text(item, "ram:CategoryTradeTax/ram:RateApplicablePercent"),
-            ))
+            doc.allowances_charges.append(
+                AllowanceCharge(
+                    kind="Charge" if text(item, "ram:ChargeIndicator/udt:Indicator").lower() == "true" else "Allowance",
+                    reason=_join(text(item, "ram:Reason"), _paren(text(item, "ram:ReasonCode"))),
+                    amount=text(item, "ram:ActualAmount"),
+                    vat_category=text(item, "ram:CategoryTradeTax/ram:CategoryCode"),
+                    vat_rate=text(item, "ram:CategoryTradeTax/ram:RateApplicablePercent"),
+                )
+            )
         for tax in self.all(settlement, "ram:ApplicableTradeTax"):
-            doc.tax_rows.append(TaxRow(
-                category=coded(text(tax, "ram:CategoryCode"), VAT_CATEGORIES),
-                rate=text(tax, "ram:RateApplicablePercent"),
-                taxable_amount=text(tax, "ram:BasisAmount"),
-                tax_amount=text(tax, "ram:CalculatedAmount"),
-                exemption=_join(text(tax, "ram:ExemptionReason"), _paren(text(tax, "ram:ExemptionReasonCode"))),
-            ))
+            doc.tax_rows.append(
+                TaxRow(
+                    category=coded(text(tax, "ram:CategoryCode"), VAT_CATEGORIES),
+                    rate=text(tax, "ram:RateApplicablePercent"),
+                    taxable_amount=text(tax, "ram:BasisAmount"),
+                    tax_amount=text(tax, "ram:CalculatedAmount"),
+                    exemption=_join(text(tax, "ram:ExemptionReason"), _paren(text(tax, "ram:ExemptionReasonCode"))),
+                )
+            )
         summary = self.one(settlement, "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
-        doc.totals = [(label, value) for label, value in [
-            ("Sum of line net amounts", text(summary, "ram:LineTotalAmount")),
-            ("Allowances", text(summary, "ram:AllowanceTotalAmount")),
-            ("Charges", text(summary, "ram:ChargeTotalAmount")),
-            ("Total without VAT", text(summary, "ram:TaxBasisTotalAmount")),
-            ("VAT", self.amount(summary, "ram:TaxTotalAmount", currency)),
-            ("Total with VAT", text(summary, "ram:GrandTotalAmount")),
-            ("Paid", text(summary, "ram:TotalPrepaidAmount")),
-            ("Rounding", text(summary, "ram:RoundingAmount")),
-            ("Amount due", text(summary, "ram:DuePayableAmount")),
-        ] if value]
+        doc.totals = [
+            (label, value)
+            for label, value in [
+                ("Sum of line net amounts", text(summary, "ram:LineTotalAmount")),
+                ("Allowances", text(summary, "ram:AllowanceTotalAmount")),
+                ("Charges", text(summary, "ram:ChargeTotalAmount")),
+                ("Total without VAT", text(summary, "ram:TaxBasisTotalAmount")),
+                ("VAT", self.amount(summary, "ram:TaxTotalAmount", currency)),
+                ("Total with VAT", text(summary, "ram:GrandTotalAmount")),
+                ("Paid", text(summary, "ram:TotalPrepaidAmount")),
+                ("Rounding", text(summary, "ram:RoundingAmount")),
+                ("Amount due", text(summary, "ram:DuePayableAmount")),
+            ]
+            if value
+        ]
         for means in self.all(settlement, "ram:SpecifiedTradeSettlementPaymentMeans"):
             account = self.one(means, "ram:PayeePartyCreditorFinancialAccount")
-            doc.payments.append(Payment(
-                means=_join(coded(text(means, "ram:TypeCode"), PAYMENT_MEANS), _paren(text(means, "ram:Information"))),
-                account=text(account, "ram:IBANID") or text(account, "ram:ProprietaryID"),
-                account_name=text(account, "ram:AccountName"),
-                bank=text(means, "ram:PayeeSpecifiedCreditorFinancialInstitution/ram:BICID"),
-                reference=text(settlement, "ram:PaymentReference"),
-                mandate=_join(text(settlement, "ram:SpecifiedTradePaymentTerms/ram:DirectDebitMandateID"),
-                              text(means, "ram:PayerPartyDebtorFinancialAccount/ram:IBANID"), sep=", "),
-            ))
+            doc.payments.append(
+                Payment(
+                    means=_join(
+                        coded(text(means, "ram:TypeCode"), PAYMENT_MEANS), _paren(text(means, "ram:Information"))
+                    ),
+                    account=text(account, "ram:IBANID") or text(account, "ram:ProprietaryID"),
+                    account_name=text(account, "ram:AccountName"),
+                    bank=text(means, "ram:PayeeSpecifiedCreditorFinancialInstitution/ram:BICID"),
+                    reference=text(settlement, "ram:PaymentReference"),
+                    mandate=_join(
+                        text(settlement, "ram:SpecifiedTradePaymentTerms/ram:DirectDebitMandateID"),
+                        text(means, "ram:PayerPartyDebtorFinancialAccount/ram:IBANID"),
+                        sep=", ",
+                    ),
+                )
+            )
         return doc
 
     def party(self, party: etree._Element | None) -> Party:
@@ -437,8 +521,10 @@ class _Cii(_Reader):
             return Party()
         text = self.text
         address = self.one(party, "ram:PostalTradeAddress")
-        registrations = [(node.get("schemeID", ""), " ".join((node.text or "").split()))
-                         for node in self.all(party, "ram:SpecifiedTaxRegistration/ram:ID")]
+        registrations = [
+            (node.get("schemeID", ""), " ".join((node.text or "").split()))
+            for node in self.all(party, "ram:SpecifiedTaxRegistration/ram:ID")
+        ]
         contact = self.one(party, "ram:DefinedTradeContact")
         name = text(party, "ram:Name")
         trading_name = text(party, "ram:SpecifiedLegalOrganization/ram:TradingBusinessName")
@@ -448,17 +534,28 @@ class _Cii(_Reader):
             vat_ids=[value for scheme, value in registrations if value and scheme == "VA"],
             tax_registrations=[value for scheme, value in registrations if value and scheme != "VA"],
             legal_id=text(party, "ram:SpecifiedLegalOrganization/ram:ID"),
-            address=[line for line in [
-                text(address, "ram:LineOne"), text(address, "ram:LineTwo"), text(address, "ram:LineThree"),
-                _join(text(address, "ram:PostcodeCode"), text(address, "ram:CityName")),
-                text(address, "ram:CountrySubDivisionName"),
-            ] if line],
+            address=[
+                line
+                for line in [
+                    text(address, "ram:LineOne"),
+                    text(address, "ram:LineTwo"),
+                    text(address, "ram:LineThree"),
+                    _join(text(address, "ram:PostcodeCode"), text(address, "ram:CityName")),
+                    text(address, "ram:CountrySubDivisionName"),
+                ]
+                if line
+            ],
             country=text(address, "ram:CountryID"),
-            contact=[value for value in [
-                text(contact, "ram:PersonName"), text(contact, "ram:DepartmentName"),
-                text(contact, "ram:TelephoneUniversalCommunication/ram:CompleteNumber"),
-                text(contact, "ram:EmailURIUniversalCommunication/ram:URIID"),
-            ] if value],
+            contact=[
+                value
+                for value in [
+                    text(contact, "ram:PersonName"),
+                    text(contact, "ram:DepartmentName"),
+                    text(contact, "ram:TelephoneUniversalCommunication/ram:CompleteNumber"),
+                    text(contact, "ram:EmailURIUniversalCommunication/ram:URIID"),
+                ]
+                if value
+            ],
             electronic_address=_scheme(self.one(party, "ram:URIUniversalCommunication/ram:URIID")),
         )
 

@@ -111,8 +111,9 @@ def invoice_original_view(invoice: Invoice) -> OriginalView:
 
 
 def _is_pdf(invoice: Invoice, content: bytes) -> bool:
-    return (looks_like_pdf(content) or invoice.format in PDF_FORMATS
-            or invoice.original_filename.lower().endswith(".pdf"))
+    return (
+        looks_like_pdf(content) or invoice.format in PDF_FORMATS or invoice.original_filename.lower().endswith(".pdf")
+    )
 
 
 def _csv_view(content: bytes) -> OriginalView:
@@ -121,14 +122,21 @@ def _csv_view(content: bytes) -> OriginalView:
     except InvalidInvoice as exc:
         return OriginalView(kind="csv", error=str(exc))
     try:
-        rows = [row for row in csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text))
-                if any(cell.strip() for cell in row)]
+        rows = [
+            row
+            for row in csv.reader(io.StringIO(text, newline=""), delimiter=sniff_delimiter(text))
+            if any(cell.strip() for cell in row)
+        ]
     except csv.Error as exc:
         return OriginalView(kind="csv", error=f"The CSV file cannot be read: {exc}.")
     if not rows:
         return OriginalView(kind="csv", error="The CSV file is empty.")
-    return OriginalView(kind="csv", table_header=rows[0], table_rows=rows[1 : MAX_TABLE_ROWS + 1],
-                        table_cut=len(rows) - 1 > MAX_TABLE_ROWS)
+    return OriginalView(
+        kind="csv",
+        table_header=rows[0],
+        table_rows=rows[1 : MAX_TABLE_ROWS + 1],
+        table_cut=len(rows) - 1 > MAX_TABLE_ROWS,
+    )
 
 
 class NotAPdf(Exception):

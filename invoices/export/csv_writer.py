@@ -20,16 +20,36 @@ from invoices.money import money_text
 
 # Columns the import does not read (it ignores them), for the ERP and for tracing back to us.
 EXTRA_COLUMNS = (
-    "record_id", "status", "format", "type_code", "seller_country", "buyer_vat_id", "buyer_reference",
-    "sum_of_lines", "allowance_total", "charge_total", "prepaid_amount", "rounding_amount", "buyer_country",
+    "record_id",
+    "status",
+    "format",
+    "type_code",
+    "seller_country",
+    "buyer_vat_id",
+    "buyer_reference",
+    "sum_of_lines",
+    "allowance_total",
+    "charge_total",
+    "prepaid_amount",
+    "rounding_amount",
+    "buyer_country",
 )
 COLUMNS = (*INVOICE_LEVEL_COLUMNS, *TOTAL_COLUMNS, *LINE_COLUMNS, *EXTRA_COLUMNS)
 
 # Invoice attribute behind a column, where the names differ.
 _INVOICE_ATTRIBUTES = {"record_id": "pk", "sum_of_lines": "line_total"}
 _LINE_ATTRIBUTES = {"line_name": "name"}
-_MONEY = frozenset({*TOTAL_COLUMNS, "line_amount", "sum_of_lines", "allowance_total", "charge_total",
-                    "prepaid_amount", "rounding_amount"})
+_MONEY = frozenset(
+    {
+        *TOTAL_COLUMNS,
+        "line_amount",
+        "sum_of_lines",
+        "allowance_total",
+        "charge_total",
+        "prepaid_amount",
+        "rounding_amount",
+    }
+)
 _NUMBERS = frozenset({"quantity", "net_price", "vat_rate"})
 # A spreadsheet runs a cell that starts like a formula; suppliers choose their own names.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -46,8 +66,10 @@ def write_csv(invoices: Iterable[Invoice]) -> bytes:
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
     for invoice in ordered(invoices):
-        invoice_cells = {column: _invoice_cell(invoice, column)
-                         for column in (*INVOICE_LEVEL_COLUMNS, *TOTAL_COLUMNS, *EXTRA_COLUMNS)}
+        invoice_cells = {
+            column: _invoice_cell(invoice, column)
+            for column in (*INVOICE_LEVEL_COLUMNS, *TOTAL_COLUMNS, *EXTRA_COLUMNS)
+        }
         for line in sorted_lines(invoice) or [None]:
             line_cells = {column: _line_cell(line, column) for column in LINE_COLUMNS}
             writer.writerow([_safe(column, {**invoice_cells, **line_cells}[column]) for column in COLUMNS])

@@ -22,8 +22,16 @@ from invoices.money import money_or_none, money_text, stored_amount
 from invoices.representation import invoice_as_dict
 
 # EN 16931 fields beyond the contract's, under their model names.
-_MORE_TEXT = ("type_code", "profile", "buyer_reference", "purchase_order_reference", "seller_country",
-              "buyer_vat_id", "buyer_country", "payment_iban")
+_MORE_TEXT = (
+    "type_code",
+    "profile",
+    "buyer_reference",
+    "purchase_order_reference",
+    "seller_country",
+    "buyer_vat_id",
+    "buyer_country",
+    "payment_iban",
+)
 _MORE_MONEY = ("line_total", "allowance_total", "charge_total", "prepaid_amount", "rounding_amount")
 
 
@@ -62,6 +70,7 @@ def _line(line: InvoiceLine) -> dict:
 
 def _vat_row(row: dict) -> dict:
     """A stored breakdown row with its amounts written like every other amount ('1460.5' -> '1460.50')."""
+
     def amount(key: str) -> str | None:
         value = stored_amount(row.get(key))
         return money_text(value) if value is not None else _raw(row.get(key))

@@ -62,8 +62,9 @@ def ubl_invoice_xml(invoice: Invoice) -> bytes:
     _require(invoice)
     credit_note = invoice.type == InvoiceType.CREDIT_NOTE
     namespace = CREDIT_NOTE_NS if credit_note else INVOICE_NS
-    root = etree.Element(f"{{{namespace}}}{'CreditNote' if credit_note else 'Invoice'}",
-                         nsmap={None: namespace, "cac": CAC, "cbc": CBC})
+    root = etree.Element(
+        f"{{{namespace}}}{'CreditNote' if credit_note else 'Invoice'}", nsmap={None: namespace, "cac": CAC, "cbc": CBC}
+    )
     writer = _Writer(invoice.currency)
     writer.text(root, "CustomizationID", EN16931_CUSTOMIZATION)  # BT-24
     writer.text(root, "ID", invoice.invoice_number)  # BT-1
@@ -75,10 +76,22 @@ def ubl_invoice_xml(invoice: Invoice) -> bytes:
     writer.text(root, "BuyerReference", invoice.buyer_reference)  # BT-10
     if invoice.purchase_order_reference:
         writer.text(writer.group(root, "OrderReference"), "ID", invoice.purchase_order_reference)  # BT-13
-    _party(writer, root, "AccountingSupplierParty", name=invoice.seller_name, vat_id=invoice.seller_vat_id,
-           country=invoice.seller_country)  # BG-4
-    _party(writer, root, "AccountingCustomerParty", name=invoice.buyer_name, vat_id=invoice.buyer_vat_id,
-           country=invoice.buyer_country)  # BG-7
+    _party(
+        writer,
+        root,
+        "AccountingSupplierParty",
+        name=invoice.seller_name,
+        vat_id=invoice.seller_vat_id,
+        country=invoice.seller_country,
+    )  # BG-4
+    _party(
+        writer,
+        root,
+        "AccountingCustomerParty",
+        name=invoice.buyer_name,
+        vat_id=invoice.buyer_vat_id,
+        country=invoice.buyer_country,
+    )  # BG-7
     _payment_means(writer, root, invoice, credit_note=credit_note)  # BG-16
     lines = sorted_lines(invoice)
     rows = vat_rows(invoice, lines)
@@ -150,16 +163,24 @@ class _Writer:
 
 
 def _require(invoice: Invoice) -> None:
-    missing = [label for label, present in (
-        ("invoice number (BT-1)", bool(invoice.invoice_number.strip())),
-        ("issue date (BT-2)", invoice.issue_date is not None),
-        ("currency (BT-5)", bool(invoice.currency.strip())),
-        ("amount due (BT-115) or total with VAT (BT-112)",
-         invoice.amount_due is not None or invoice.total_gross is not None),
-    ) if not present]
+    missing = [
+        label
+        for label, present in (
+            ("invoice number (BT-1)", bool(invoice.invoice_number.strip())),
+            ("issue date (BT-2)", invoice.issue_date is not None),
+            ("currency (BT-5)", bool(invoice.currency.strip())),
+            (
+                "amount due (BT-115) or total with VAT (BT-112)",
+                invoice.amount_due is not None or invoice.total_gross is not None,
+            ),
+        )
+        if not present
+    ]
     if missing:
-        raise UblExportError(f"Invoice {invoice.pk} ({invoice.original_filename}) cannot be written as UBL: "
-                             f"the {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing.")
+        raise UblExportError(
+            f"Invoice {invoice.pk} ({invoice.original_filename}) cannot be written as UBL: "
+            f"the {', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing."
+        )
 
 
 def _type_code(invoice: Invoice) -> str:
@@ -216,12 +237,16 @@ def vat_rows(invoice: Invoice, lines: list[InvoiceLine]) -> list[_VatRow]:
             tax = stored_amount(row.get("tax_amount"))
             if tax is None:
                 continue
-            rows.append(_VatRow(
-                category=str(row.get("category") or ""), rate=stored_amount(row.get("rate")),
-                taxable_amount=stored_amount(row.get("taxable_amount")), tax_amount=tax,
-                exemption_reason=str(row.get("exemption_reason") or ""),
-                exemption_reason_code=str(row.get("exemption_reason_code") or ""),
-            ))
+            rows.append(
+                _VatRow(
+                    category=str(row.get("category") or ""),
+                    rate=stored_amount(row.get("rate")),
+                    taxable_amount=stored_amount(row.get("taxable_amount")),
+                    tax_amount=tax,
+                    exemption_reason=str(row.get("exemption_reason") or ""),
+                    exemption_reason_code=str(row.get("exemption_reason_code") or ""),
+                )
+            )
         return rows
     groups: dict[tuple[str, Decimal], Decimal] = {}
     for line in lines:
@@ -230,8 +255,7 @@ def vat_rows(invoice: Invoice, lines: list[InvoiceLine]) -> list[_VatRow]:
         key = (line.vat_category, line.vat_rate)
         groups[key] = groups.get(key, Decimal(0)) + line.line_amount
     return [
-        _VatRow(category=category, rate=rate, taxable_amount=base,
-                tax_amount=round_cents(base * rate / 100))
+        _VatRow(category=category, rate=rate, taxable_amount=base, tax_amount=round_cents(base * rate / 100))
         for (category, rate), base in groups.items()
     ]
 
@@ -246,14 +270,18 @@ def summary_lines(invoice: Invoice, rows: list[_VatRow]) -> list[InvoiceLine]:
     """
     adjusted = bool(invoice.allowance_total) or bool(invoice.charge_total)
     if rows and not adjusted and all(row.taxable_amount is not None for row in rows):
-        return [_summary_line(position, row.taxable_amount, row.category, row.rate)
-                for position, row in enumerate(rows, start=1)]
+        return [
+            _summary_line(position, row.taxable_amount, row.category, row.rate)
+            for position, row in enumerate(rows, start=1)
+        ]
     amount = invoice.line_total
     if amount is None and invoice.total_net is not None:
         amount = invoice.total_net + (invoice.allowance_total or 0) - (invoice.charge_total or 0)
     if amount is None:
-        raise UblExportError(f"Invoice {invoice.pk} ({invoice.original_filename}) cannot be written as UBL: it "
-                             "has no lines and no total without VAT (BT-109) to state as a line.")
+        raise UblExportError(
+            f"Invoice {invoice.pk} ({invoice.original_filename}) cannot be written as UBL: it "
+            "has no lines and no total without VAT (BT-109) to state as a line."
+        )
     only = rows[0] if len(rows) == 1 else None
     return [_summary_line(1, amount, only.category if only else "", only.rate if only else None)]
 
@@ -261,14 +289,22 @@ def summary_lines(invoice: Invoice, rows: list[_VatRow]) -> list[InvoiceLine]:
 def _summary_line(position: int, amount: Decimal, category: str, rate: Decimal | None) -> InvoiceLine:
     at_rate = f" at {number_text(rate)} % VAT" if rate is not None else ""
     # EN 16931 forbids a negative price (BR-27): a negative amount is a quantity of -1.
-    return InvoiceLine(position=position, line_id=str(position),
-                       name=f"Not itemised in the source: net amount{at_rate}",
-                       quantity=Decimal(1) if amount >= 0 else Decimal(-1), unit_code=DEFAULT_UNIT,
-                       net_price=abs(amount), line_amount=amount, vat_category=category, vat_rate=rate)
+    return InvoiceLine(
+        position=position,
+        line_id=str(position),
+        name=f"Not itemised in the source: net amount{at_rate}",
+        quantity=Decimal(1) if amount >= 0 else Decimal(-1),
+        unit_code=DEFAULT_UNIT,
+        net_price=abs(amount),
+        line_amount=amount,
+        vat_category=category,
+        vat_rate=rate,
+    )
 
 
-def _document_allowances_and_charges(writer: _Writer, root: etree._Element, invoice: Invoice,
-                                     rows: list[_VatRow]) -> None:
+def _document_allowances_and_charges(
+    writer: _Writer, root: etree._Element, invoice: Invoice, rows: list[_VatRow]
+) -> None:
     """BT-107 and BT-108 restated as one allowance and one charge group, as EN 16931 requires them backed.
 
     We keep the sums, not each allowance; the VAT category is known only when the
@@ -280,8 +316,11 @@ def _document_allowances_and_charges(writer: _Writer, root: etree._Element, invo
             continue
         group = writer.group(root, "AllowanceCharge")
         writer.text(group, "ChargeIndicator", "true" if is_charge else "false")
-        writer.text(group, "AllowanceChargeReason",
-                    "Document level charges (total)" if is_charge else "Document level allowances (total)")
+        writer.text(
+            group,
+            "AllowanceChargeReason",
+            "Document level charges (total)" if is_charge else "Document level allowances (total)",
+        )
         writer.amount(group, "Amount", amount)  # BT-99 / BT-92
         if only is not None:
             category = writer.group(group, "TaxCategory")
@@ -337,14 +376,20 @@ def _line(writer: _Writer, root: etree._Element, line: InvoiceLine, position: in
     if price is not None and price < 0 and quantity is not None:
         quantity, price = -quantity, -price  # EN 16931 forbids negative prices (BR-27), not negative quantities
     if quantity is not None:
-        writer.text(element, "CreditedQuantity" if credit_note else "InvoicedQuantity",
-                    number_text(quantity), unitCode=line.unit_code or DEFAULT_UNIT)  # BT-129, BT-130
+        writer.text(
+            element,
+            "CreditedQuantity" if credit_note else "InvoicedQuantity",
+            number_text(quantity),
+            unitCode=line.unit_code or DEFAULT_UNIT,
+        )  # BT-129, BT-130
     amount = line.line_amount
     if amount is None and line.quantity is not None and line.net_price is not None:
         amount = round_cents(line.quantity * line.net_price)
     if amount is None:
-        raise UblExportError(f"Invoice {line.invoice_id}, line {line.line_id or position}: no net amount "
-                             "(BT-131) and no quantity and price to compute it from.")
+        raise UblExportError(
+            f"Invoice {line.invoice_id}, line {line.line_id or position}: no net amount "
+            "(BT-131) and no quantity and price to compute it from."
+        )
     writer.amount(element, "LineExtensionAmount", amount)  # BT-131
     item = writer.group(element, "Item")
     writer.text(item, "Name", line.name)  # BT-153
@@ -353,5 +398,6 @@ def _line(writer: _Writer, root: etree._Element, line: InvoiceLine, position: in
         _tax_category(writer, category, line.vat_category, line.vat_rate)  # BT-151, BT-152
         writer.text(writer.group(category, "TaxScheme"), "ID", "VAT")
     if price is not None:
-        writer.text(writer.group(element, "Price"), "PriceAmount", number_text(price),
-                    currencyID=writer.currency)  # BT-146
+        writer.text(
+            writer.group(element, "Price"), "PriceAmount", number_text(price), currencyID=writer.currency
+        )  # BT-146

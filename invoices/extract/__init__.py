@@ -20,8 +20,15 @@ from invoices.extract.pdf_text import PdfTextExtractor
 from invoices.extract.ubl import UblExtractor
 from invoices.extract.xmlsafe import forget_shared, looks_like_xml, parse_xml
 
-__all__ = ["REGISTRY", "ExtractedInvoice", "InvalidInvoice", "detect_format", "extract", "image_kind",
-           "looks_like_page"]
+__all__ = [
+    "REGISTRY",
+    "ExtractedInvoice",
+    "InvalidInvoice",
+    "detect_format",
+    "extract",
+    "image_kind",
+    "looks_like_page",
+]
 
 logger = logging.getLogger(__name__)
 

@@ -97,8 +97,6 @@ _AMOUNT_ELEMENTS = [
 ]
 
 
-
-
 class CiiSyntax:
     """Compiled paths for one CII dialect, and the reader that uses them."""
 
@@ -110,9 +108,7 @@ class CiiSyntax:
         buyer = f"{trade}/{n.agreement}/ram:BuyerTradeParty"
         settlement = f"{trade}/{n.settlement}"
         account = f"{settlement}/ram:SpecifiedTradeSettlementPaymentMeans/ram:PayeePartyCreditorFinancialAccount"
-        self.amounts = {
-            name: f"{label} ({term}, ram:{element})" for name, element, label, term in _AMOUNT_ELEMENTS
-        }
+        self.amounts = {name: f"{label} ({term}, ram:{element})" for name, element, label, term in _AMOUNT_ELEMENTS}
         self.document = ChildPaths(
             {
                 "profile": f"{n.context}/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID",  # BT-24
@@ -192,9 +188,7 @@ class CiiSyntax:
             invoice.due_date = reader.cefact_date(
                 raw_text(found, "due_date"), attribute(found, "due_date", "format") or None, "Payment due date (BT-9)"
             )
-        require_mandatory(
-            invoice, syntax=self.label, elements=self.mandatory_elements, unreadable=reader.unreadable
-        )
+        require_mandatory(invoice, syntax=self.label, elements=self.mandatory_elements, unreadable=reader.unreadable)
 
         for name, label in self.amounts.items():
             setattr(invoice, name, reader.amount(raw_text(found, name), label))

@@ -27,81 +27,243 @@ COMPUTED_CONFIDENCE = 0.9
 # Canonical column -> header aliases. Aliases are compared after `normalize_header`.
 COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
     "invoice_number": (
-        "invoice number", "invoice no", "invoice id", "invoice", "invoice nr", "document number",
-        "rechnungsnummer", "rechnungsnr", "rechnung nr", "rechnungs nr", "belegnummer", "beleg nr",
-        "numero de facture", "numero facture", "no facture", "no de facture", "facture no",
+        "invoice number",
+        "invoice no",
+        "invoice id",
+        "invoice",
+        "invoice nr",
+        "document number",
+        "rechnungsnummer",
+        "rechnungsnr",
+        "rechnung nr",
+        "rechnungs nr",
+        "belegnummer",
+        "beleg nr",
+        "numero de facture",
+        "numero facture",
+        "no facture",
+        "no de facture",
+        "facture no",
     ),
     "issue_date": (
-        "issue date", "invoice date", "date", "date of issue",
-        "rechnungsdatum", "belegdatum", "datum",
-        "date de facture", "date facture", "date d emission",
+        "issue date",
+        "invoice date",
+        "date",
+        "date of issue",
+        "rechnungsdatum",
+        "belegdatum",
+        "datum",
+        "date de facture",
+        "date facture",
+        "date d emission",
     ),
     "due_date": (
-        "due date", "payment due", "payment due date", "due",
-        "faelligkeitsdatum", "fälligkeitsdatum", "faellig am", "fällig am", "zahlungsziel",
-        "date d echeance", "date echeance", "echeance", "échéance", "date d échéance",
+        "due date",
+        "payment due",
+        "payment due date",
+        "due",
+        "faelligkeitsdatum",
+        "fälligkeitsdatum",
+        "faellig am",
+        "fällig am",
+        "zahlungsziel",
+        "date d echeance",
+        "date echeance",
+        "echeance",
+        "échéance",
+        "date d échéance",
     ),
     "type": ("type", "document type", "invoice type", "belegart", "dokumentart", "type de document"),
     "currency": ("currency", "currency code", "curr", "waehrung", "währung", "devise"),
     "seller_name": (
-        "seller name", "seller", "supplier", "supplier name", "vendor", "vendor name",
-        "lieferant", "verkaeufer", "verkäufer", "kreditor", "fournisseur", "vendeur",
+        "seller name",
+        "seller",
+        "supplier",
+        "supplier name",
+        "vendor",
+        "vendor name",
+        "lieferant",
+        "verkaeufer",
+        "verkäufer",
+        "kreditor",
+        "fournisseur",
+        "vendeur",
     ),
     "seller_vat_id": (
-        "seller vat id", "seller vat", "seller vat number", "supplier vat id", "vat id", "vat number", "vat no",
-        "ust idnr", "ust id", "ustid", "ustidnr", "umsatzsteuer id", "numero tva", "no tva", "tva intracommunautaire",
+        "seller vat id",
+        "seller vat",
+        "seller vat number",
+        "supplier vat id",
+        "vat id",
+        "vat number",
+        "vat no",
+        "ust idnr",
+        "ust id",
+        "ustid",
+        "ustidnr",
+        "umsatzsteuer id",
+        "numero tva",
+        "no tva",
+        "tva intracommunautaire",
     ),
     "buyer_name": (
-        "buyer name", "buyer", "customer", "customer name", "kaeufer", "käufer", "kunde", "client", "acheteur",
+        "buyer name",
+        "buyer",
+        "customer",
+        "customer name",
+        "kaeufer",
+        "käufer",
+        "kunde",
+        "client",
+        "acheteur",
     ),
     "payment_iban": ("payment iban", "iban", "seller iban", "supplier iban", "bank iban"),
     "purchase_order_reference": (
-        "purchase order reference", "purchase order", "po", "po number", "po no", "order reference", "order number",
-        "bestellnummer", "bestellung", "bestell nr", "bon de commande", "commande", "no commande",
+        "purchase order reference",
+        "purchase order",
+        "po",
+        "po number",
+        "po no",
+        "order reference",
+        "order number",
+        "bestellnummer",
+        "bestellung",
+        "bestell nr",
+        "bon de commande",
+        "commande",
+        "no commande",
     ),
     "line_id": ("line id", "line", "line no", "line number", "pos", "position", "ligne", "no ligne"),
     "line_name": (
-        "line name", "description", "item", "item name", "product", "name",
-        "artikel", "bezeichnung", "beschreibung", "artikelbezeichnung", "désignation", "libellé",
+        "line name",
+        "description",
+        "item",
+        "item name",
+        "product",
+        "name",
+        "artikel",
+        "bezeichnung",
+        "beschreibung",
+        "artikelbezeichnung",
+        "désignation",
+        "libellé",
     ),
     "quantity": ("quantity", "qty", "menge", "anzahl", "quantite", "quantité"),
     "unit_code": ("unit code", "unit", "uom", "einheit", "unite", "unité"),
     "net_price": (
-        "net price", "unit price", "price", "item price", "einzelpreis", "preis", "nettopreis",
-        "prix unitaire", "prix unitaire ht", "prix",
+        "net price",
+        "unit price",
+        "price",
+        "item price",
+        "einzelpreis",
+        "preis",
+        "nettopreis",
+        "prix unitaire",
+        "prix unitaire ht",
+        "prix",
     ),
     "line_amount": (
-        "line amount", "line net amount", "line total", "amount", "net amount",
-        "betrag", "gesamtpreis", "zeilenbetrag", "positionsbetrag", "montant", "montant ht",
+        "line amount",
+        "line net amount",
+        "line total",
+        "amount",
+        "net amount",
+        "betrag",
+        "gesamtpreis",
+        "zeilenbetrag",
+        "positionsbetrag",
+        "montant",
+        "montant ht",
     ),
     "vat_category": (
-        "vat category", "vat category code", "tax category", "vat code", "steuerkategorie", "catégorie tva",
+        "vat category",
+        "vat category code",
+        "tax category",
+        "vat code",
+        "steuerkategorie",
+        "catégorie tva",
     ),
     "vat_rate": (
-        "vat rate", "tax rate", "vat", "vat percent", "ust satz", "mwst satz", "steuersatz", "ust", "mwst",
-        "taux tva", "tva", "taux de tva",
+        "vat rate",
+        "tax rate",
+        "vat",
+        "vat percent",
+        "ust satz",
+        "mwst satz",
+        "steuersatz",
+        "ust",
+        "mwst",
+        "taux tva",
+        "tva",
+        "taux de tva",
     ),
     "total_net": (
-        "total net", "net total", "invoice total net", "total without vat", "total excl vat",
-        "summe netto", "gesamt netto", "nettosumme", "total ht",
+        "total net",
+        "net total",
+        "invoice total net",
+        "total without vat",
+        "total excl vat",
+        "summe netto",
+        "gesamt netto",
+        "nettosumme",
+        "total ht",
     ),
     "tax_total": (
-        "tax total", "vat total", "total vat", "total tax", "vat amount", "tax amount",
-        "summe ust", "summe mwst", "steuerbetrag", "ust betrag", "mwst betrag", "total tva", "montant tva",
+        "tax total",
+        "vat total",
+        "total vat",
+        "total tax",
+        "vat amount",
+        "tax amount",
+        "summe ust",
+        "summe mwst",
+        "steuerbetrag",
+        "ust betrag",
+        "mwst betrag",
+        "total tva",
+        "montant tva",
     ),
     "total_gross": (
-        "total gross", "gross total", "total with vat", "total incl vat", "invoice total", "total",
-        "summe brutto", "gesamt brutto", "gesamtbetrag", "bruttobetrag", "rechnungsbetrag", "total ttc",
+        "total gross",
+        "gross total",
+        "total with vat",
+        "total incl vat",
+        "invoice total",
+        "total",
+        "summe brutto",
+        "gesamt brutto",
+        "gesamtbetrag",
+        "bruttobetrag",
+        "rechnungsbetrag",
+        "total ttc",
     ),
     "amount_due": (
-        "amount due", "due amount", "payable amount", "amount payable", "balance due",
-        "zahlbetrag", "offener betrag", "zu zahlen", "net a payer", "net à payer", "montant du", "montant dû",
+        "amount due",
+        "due amount",
+        "payable amount",
+        "amount payable",
+        "balance due",
+        "zahlbetrag",
+        "offener betrag",
+        "zu zahlen",
+        "net a payer",
+        "net à payer",
+        "montant du",
+        "montant dû",
     ),
 }
 
 INVOICE_LEVEL_COLUMNS = (
-    "invoice_number", "issue_date", "due_date", "type", "currency", "seller_name", "seller_vat_id",
-    "buyer_name", "payment_iban", "purchase_order_reference",
+    "invoice_number",
+    "issue_date",
+    "due_date",
+    "type",
+    "currency",
+    "seller_name",
+    "seller_vat_id",
+    "buyer_name",
+    "payment_iban",
+    "purchase_order_reference",
 )
 LINE_COLUMNS = ("line_id", "line_name", "quantity", "unit_code", "net_price", "line_amount", "vat_category", "vat_rate")
 TOTAL_COLUMNS = ("total_net", "tax_total", "total_gross", "amount_due")
@@ -159,8 +321,11 @@ def decode_csv_bytes(content: bytes) -> tuple[str, list[str]]:
     """
     warnings: list[str] = []
     boms = (
-        (codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
-        (codecs.BOM_UTF8, "utf-8-sig"), (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
+        (codecs.BOM_UTF32_LE, "utf-32"),
+        (codecs.BOM_UTF32_BE, "utf-32"),
+        (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"),
+        (codecs.BOM_UTF16_BE, "utf-16"),
     )
     text: str | None = None
     for bom, encoding in boms:
@@ -168,8 +333,9 @@ def decode_csv_bytes(content: bytes) -> tuple[str, list[str]]:
             try:
                 text = content.decode(encoding)
             except UnicodeDecodeError as exc:
-                raise InvalidInvoice(f"The CSV file starts with a {encoding.upper()} byte order mark "
-                                     "but is not valid in that encoding.") from exc
+                raise InvalidInvoice(
+                    f"The CSV file starts with a {encoding.upper()} byte order mark but is not valid in that encoding."
+                ) from exc
             break
     if text is None:
         try:
@@ -179,12 +345,16 @@ def decode_csv_bytes(content: bytes) -> tuple[str, list[str]]:
     if text is None:
         try:
             text = content.decode("cp1252")
-            warnings.append("The file is not UTF-8; it was read as Windows-1252 (cp1252). "
-                            "Check umlauts and accents, or export the CSV as UTF-8.")
+            warnings.append(
+                "The file is not UTF-8; it was read as Windows-1252 (cp1252). "
+                "Check umlauts and accents, or export the CSV as UTF-8."
+            )
         except UnicodeDecodeError:
             text = content.decode("latin-1")
-            warnings.append("The file is not UTF-8; it was read as Latin-1 (ISO 8859-1). "
-                            "Check umlauts and accents, or export the CSV as UTF-8.")
+            warnings.append(
+                "The file is not UTF-8; it was read as Latin-1 (ISO 8859-1). "
+                "Check umlauts and accents, or export the CSV as UTF-8."
+            )
     if "\x00" in text:
         raise InvalidInvoice("The file is binary, not a CSV text file.")
     return text, warnings
@@ -389,8 +559,10 @@ def _map_header(header: list[str]) -> tuple[dict[str, int], dict[str, str]]:
         if column is None:
             continue
         if column in positions:
-            raise InvalidInvoice(f"The CSV header has two columns for {column}: "
-                                 f"'{headers[column]}' and '{cell.strip()}'. Remove one of them.")
+            raise InvalidInvoice(
+                f"The CSV header has two columns for {column}: "
+                f"'{headers[column]}' and '{cell.strip()}'. Remove one of them."
+            )
         positions[column] = position
         headers[column] = cell.strip()
     return positions, headers
@@ -422,13 +594,16 @@ class CsvExtractor(Extractor):
         header, rows, delimiter = _split_rows(text)
         positions, headers = _map_header(header)
         if "invoice_number" not in positions:
-            raise InvalidInvoice("The CSV has no invoice number column (a header such as "
-                                 "'invoice_number', 'Invoice No' or 'Rechnungsnummer').")
+            raise InvalidInvoice(
+                "The CSV has no invoice number column (a header such as "
+                "'invoice_number', 'Invoice No' or 'Rechnungsnummer')."
+            )
         if not rows:
             raise InvalidInvoice("The CSV has a header row but no invoice lines.")
         _check_row_widths(header, rows, delimiter)
-        numeric_cells = (row[positions[c]] for _, row in rows for c in DECIMAL_COLUMNS & positions.keys()
-                         if positions[c] < len(row))
+        numeric_cells = (
+            row[positions[c]] for _, row in rows for c in DECIMAL_COLUMNS & positions.keys() if positions[c] < len(row)
+        )
         table = _Table(positions, headers, rows, decimal_comma_evidence(numeric_cells))
 
         invoice = ExtractedInvoice(format=self.format, warnings=warnings)
@@ -438,8 +613,7 @@ class CsvExtractor(Extractor):
             # A row with every line column empty carries only invoice data: our own export writes an
             # invoice without lines that way, and it must import as an invoice without lines.
             line_rows = [(number, row) for number, row in rows if any(table.cell(row, c) for c in LINE_COLUMNS)]
-            invoice.lines = [self._line(table, number, row, index)
-                             for index, (number, row) in enumerate(line_rows, 1)]
+            invoice.lines = [self._line(table, number, row, index) for index, (number, row) in enumerate(line_rows, 1)]
         invoice.line_total = sum((line.line_amount for line in invoice.lines), Decimal("0")) if invoice.lines else None
         invoice.vat_breakdown = self._vat_breakdown(invoice.lines)
         self._fill_totals(invoice, table, invoice_values)
@@ -465,9 +639,14 @@ class CsvExtractor(Extractor):
                 if column == "invoice_number":
                     raise InvalidInvoice(
                         f"This CSV holds more than one invoice: invoice number '{first_value}' in row "
-                        f"{first_number} and '{value}' in row {number}. Export one invoice per file.")
-                raise table.error(number, column, f"'{value}' differs from '{first_value}' in row {first_number}; "
-                                                  "invoice-level columns must repeat the same value on every row")
+                        f"{first_number} and '{value}' in row {number}. Export one invoice per file."
+                    )
+                raise table.error(
+                    number,
+                    column,
+                    f"'{value}' differs from '{first_value}' in row {first_number}; "
+                    "invoice-level columns must repeat the same value on every row",
+                )
         if "invoice_number" not in values:
             raise InvalidInvoice(f"The column '{table.headers['invoice_number']}' is empty in every row.")
         return values
@@ -515,13 +694,17 @@ class CsvExtractor(Extractor):
         )
         if line.line_amount is None:
             if line.quantity is None or line.net_price is None:
-                raise InvalidInvoice(f"Row {number}: the line has no amount; fill in the line amount, "
-                                     "or both quantity and net price.")
+                raise InvalidInvoice(
+                    f"Row {number}: the line has no amount; fill in the line amount, or both quantity and net price."
+                )
             line.line_amount = round_cents(line.quantity * line.net_price)
         category = table.cell(row, "vat_category").upper()
         if category and category not in VAT_CATEGORIES:
-            raise table.error(number, "vat_category", f"'{category}' is not a VAT category code "
-                                                      f"(one of {', '.join(sorted(VAT_CATEGORIES))})")
+            raise table.error(
+                number,
+                "vat_category",
+                f"'{category}' is not a VAT category code (one of {', '.join(sorted(VAT_CATEGORIES))})",
+            )
         # EN 16931 needs a category; a positive rate can only be the standard one.
         line.vat_category = category or ("S" if line.vat_rate is not None and line.vat_rate > 0 else "")
         return line
@@ -566,8 +749,11 @@ class CsvExtractor(Extractor):
             invoice.confidence[column] = COMPUTED_CONFIDENCE
         if computed:
             invoice.warnings.append(
-                f"The file has no {', '.join(computed)}; computed from the lines and their VAT rates.")
+                f"The file has no {', '.join(computed)}; computed from the lines and their VAT rates."
+            )
         missing = [column for column in TOTAL_COLUMNS if getattr(invoice, column) is None]
         if missing:
-            invoice.warnings.append(f"Missing {', '.join(missing)}: the file gives neither these totals "
-                                    "nor a VAT rate on every line to compute them from.")
+            invoice.warnings.append(
+                f"Missing {', '.join(missing)}: the file gives neither these totals "
+                "nor a VAT rate on every line to compute them from."
+            )

@@ -37,7 +37,7 @@ _FALLBACK_DPI = 200
 
 
 def image_kind(content: bytes) -> str | None:
-    """"jpeg", "png" or "tiff" when the bytes start like one of those images, else None."""
+    """ "jpeg", "png" or "tiff" when the bytes start like one of those images, else None."""
     for signature, kind in _SIGNATURES:
         if content.startswith(signature):
             return kind
@@ -73,8 +73,10 @@ class ImageExtractor(Extractor):
         """An empty invoice that says why: an image has no text layer (OCR did not run)."""
         image_to_pdf(content)  # a damaged image is an error of its own, whether or not OCR runs
         invoice = ExtractedInvoice(format=self.format)
-        invoice.warnings.append(f"The file is a picture ({image_kind(content).upper()}) without text; "
-                                "its fields can only be read by OCR, which did not run.")
+        invoice.warnings.append(
+            f"The file is a picture ({image_kind(content).upper()}) without text; "
+            "its fields can only be read by OCR, which did not run."
+        )
         return invoice
 
 
@@ -94,8 +96,9 @@ def image_to_pdf(content: bytes) -> tuple[bytes, int]:
             with Image.open(io.BytesIO(content)) as image:
                 frames = getattr(image, "n_frames", 1)
                 if image.width * image.height > MAX_PIXELS:
-                    raise InvalidInvoice(f"The {kind} image is too large to read ({image.width} x {image.height} "
-                                         "pixels).")
+                    raise InvalidInvoice(
+                        f"The {kind} image is too large to read ({image.width} x {image.height} pixels)."
+                    )
                 for index in range(frames):
                     image.seek(index)
                     image.load()  # decodes the pixels: a truncated or damaged file fails here
@@ -104,8 +107,7 @@ def image_to_pdf(content: bytes) -> tuple[bytes, int]:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
         raise InvalidInvoice(f"The {kind} image is damaged and cannot be read ({exc}).") from exc
     try:
-        pdf = img2pdf.convert(content, rotation=img2pdf.Rotation.ifvalid,
-                              layout_fun=img2pdf.default_layout_fun)
+        pdf = img2pdf.convert(content, rotation=img2pdf.Rotation.ifvalid, layout_fun=img2pdf.default_layout_fun)
     except Exception as exc:  # img2pdf refuses alpha channels and some rare encodings: decode and re-encode
         logger.info("img2pdf could not take the %s as is (%s); converting its pixels", kind, exc)
         pdf = _pixels_to_pdf(content, kind)

@@ -25,7 +25,7 @@ _SNIFF_BYTES = 64 * 1024
 
 
 def file_kind(content: bytes, *, declared_type: str = "", filename: str | None = None) -> str | None:
-    """"pdf", "xml", "csv", "image" or "zip" from the bytes; None when they are none of those.
+    """ "pdf", "xml", "csv", "image" or "zip" from the bytes; None when they are none of those.
 
     Asked by every door a file comes in through (mail attachments, uploads).
 
@@ -50,9 +50,7 @@ def file_kind(content: bytes, *, declared_type: str = "", filename: str | None =
     return None
 
 
-_XML_PROLOG_NOISE = re.compile(
-    rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.DOTALL | re.IGNORECASE
-)
+_XML_PROLOG_NOISE = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->|<!DOCTYPE[^>]*>)", re.DOTALL | re.IGNORECASE)
 _XML_ROOT = re.compile(rb"<(?:[A-Za-z_][\w.\-]*:)?([A-Za-z_][\w.\-]*)[\s/>]")
 _NOT_INVOICE_XML_ROOTS = {b"html", b"svg"}
 

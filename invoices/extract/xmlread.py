@@ -15,8 +15,17 @@ from invoices.extract.base import ExtractedInvoice, Extractor, InvalidInvoice
 from invoices.extract.xmlsafe import forget_shared, parse_xml_shared, qualified_root_tag
 
 # Plain text fields every XML reader copies as read (one table for UBL and CII).
-TEXT_FIELDS = ("profile", "invoice_number", "type_code", "currency", "buyer_reference",
-               "purchase_order_reference", "seller_country", "buyer_country", "payment_iban")
+TEXT_FIELDS = (
+    "profile",
+    "invoice_number",
+    "type_code",
+    "currency",
+    "buyer_reference",
+    "purchase_order_reference",
+    "seller_country",
+    "buyer_country",
+    "payment_iban",
+)
 
 Found = dict[str, "etree._Element | list[etree._Element]"]
 

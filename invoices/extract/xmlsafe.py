@@ -22,9 +22,7 @@ _ENCODING_DECL_RE = re.compile(rb"""\A(<\?xml\s[^>]{0,200}?encoding\s*=\s*)(["']
 _ENCODING_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9._-]*")
 _POSITION_SUFFIX_RE = re.compile(r",? line \d+, column \d+$")
 
-_DOCTYPE_MESSAGE = (
-    "The XML contains a DOCTYPE declaration; e-invoices never need one, and it is refused for safety."
-)
+_DOCTYPE_MESSAGE = "The XML contains a DOCTYPE declaration; e-invoices never need one, and it is refused for safety."
 _PROLOG_ITEM_RE = re.compile(rb"\s+|<\?.*?\?>|<!--.*?-->", re.DOTALL)
 
 _local = threading.local()  # lxml parser objects must not be shared between threads

@@ -36,8 +36,14 @@ from invoices.ocr.engine import OcrPageError, Word, ocr_languages, ocr_page, ocr
 from invoices.ocr.layout import page_renderings
 from invoices.ocr.pages import open_pdf, pages_without_text
 
-__all__ = ["OcrOutcome", "OcrStatus", "apply_word_confidence", "document_ocr", "extract_scanned",
-           "ocr_unavailable_reason"]
+__all__ = [
+    "OcrOutcome",
+    "OcrStatus",
+    "apply_word_confidence",
+    "document_ocr",
+    "extract_scanned",
+    "ocr_unavailable_reason",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +97,10 @@ def document_ocr(*, content: bytes, progress: Callable | None = None, deadline: 
         return OcrOutcome(page_count=page_count)
     outcome = OcrOutcome(page_count=page_count)
     if not settings.OCR_ENABLED:
-        outcome.status, outcome.reason = OcrStatus.DISABLED, (
-            f"The {what} is a scan without text and OCR is switched off (OCR_ENABLED=0): nothing could be read.")
+        outcome.status, outcome.reason = (
+            OcrStatus.DISABLED,
+            (f"The {what} is a scan without text and OCR is switched off (OCR_ENABLED=0): nothing could be read."),
+        )
         return outcome
     unavailable = ocr_unavailable_reason()
     if unavailable:
@@ -108,13 +116,16 @@ def _pages_within_limit(scanned: list[int], outcome: OcrOutcome) -> list[int]:
     if len(scanned) <= limit:
         return scanned
     chosen = [*scanned[: limit - 1], scanned[-1]]
-    outcome.warnings.append(f"{len(scanned)} pages needed OCR; only {limit} were read (OCR_MAX_PAGES): "
-                            f"pages {', '.join(str(index + 1) for index in chosen)}.")
+    outcome.warnings.append(
+        f"{len(scanned)} pages needed OCR; only {limit} were read (OCR_MAX_PAGES): "
+        f"pages {', '.join(str(index + 1) for index in chosen)}."
+    )
     return chosen
 
 
-def _ocr_pages(reader: pypdf.PdfReader, pages: list[int], outcome: OcrOutcome, *, progress: Callable | None,
-               deadline: float | None) -> None:
+def _ocr_pages(
+    reader: pypdf.PdfReader, pages: list[int], outcome: OcrOutcome, *, progress: Callable | None, deadline: float | None
+) -> None:
     ocred: dict[int, pypdf.PageObject] = {}
     for done, index in enumerate(pages):
         if progress:
@@ -123,8 +134,10 @@ def _ocr_pages(reader: pypdf.PdfReader, pages: list[int], outcome: OcrOutcome, *
         if deadline is not None:
             left = deadline - time.monotonic() - DEADLINE_MARGIN_SECONDS
             if left < min(timeout, 15):
-                outcome.warnings.append(f"OCR stopped before page {index + 1}: the job's time limit was near. "
-                                        f"{done} of {len(pages)} scanned pages were read.")
+                outcome.warnings.append(
+                    f"OCR stopped before page {index + 1}: the job's time limit was near. "
+                    f"{done} of {len(pages)} scanned pages were read."
+                )
                 break
             timeout = min(timeout, left)
         try:

@@ -35,15 +35,24 @@ def spellings(value: object) -> set[str]:
         return {_spelling(fixed)}
     if isinstance(value, dt.date):
         d, m, y = value.day, value.month, value.year
-        forms = {f"{d:02}{m:02}{y}", f"{d}{m}{y}", f"{y}{m:02}{d:02}", f"{m:02}{d:02}{y}", f"{d:02}{m:02}{y % 100:02}",
-                 f"{m}{d}{y}", f"{d}{m:02}{y}", f"{d:02}{m}{y}"}
+        forms = {
+            f"{d:02}{m:02}{y}",
+            f"{d}{m}{y}",
+            f"{y}{m:02}{d:02}",
+            f"{m:02}{d:02}{y}",
+            f"{d:02}{m:02}{y % 100:02}",
+            f"{m}{d}{y}",
+            f"{d}{m:02}{y}",
+            f"{d:02}{m}{y}",
+        }
         return {form for form in forms if form}
     spelt = _spelling(str(value))
     return {spelt} if spelt else set()
 
 
-def field_word_confidence(value: object, words: Sequence[Word],
-                          spelt_words: Sequence[str] | None = None) -> float | None:
+def field_word_confidence(
+    value: object, words: Sequence[Word], spelt_words: Sequence[str] | None = None
+) -> float | None:
     """The OCR confidence of the words `value` was read from, or None when they cannot be found."""
     targets = spellings(value)
     if not targets:

@@ -38,8 +38,7 @@ _WCONF = re.compile(r"x_wconf (\d+)")
 _BBOX = re.compile(r"bbox (\d+) (\d+) (\d+) (\d+)")
 # Tesseract writes lines of text as ocr_line, and headings, captions and floating text as these.
 _LINE_CLASSES = frozenset({"ocr_line", "ocr_header", "ocr_caption", "ocr_textfloat"})
-_HOCR_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, recover=True,
-                               huge_tree=False)
+_HOCR_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, recover=True, huge_tree=False)
 
 
 class OcrPageError(Exception):
@@ -84,17 +83,23 @@ def ocr_languages() -> str:
 def ocr_unavailable_reason() -> str | None:
     """Why OCR cannot run on this host (a sentence for users), or None when it can."""
     if shutil.which(settings.OCR_COMMAND) is None:
-        return (f"OCR is not installed: the program '{settings.OCR_COMMAND}' (OCRmyPDF) was not found. "
-                "Install the packages ocrmypdf and tesseract-ocr (scripts/setup-system.sh), then reprocess.")
+        return (
+            f"OCR is not installed: the program '{settings.OCR_COMMAND}' (OCRmyPDF) was not found. "
+            "Install the packages ocrmypdf and tesseract-ocr (scripts/setup-system.sh), then reprocess."
+        )
     tesseract = shutil.which("tesseract")
     if tesseract is None:
-        return ("OCR is not installed: the program 'tesseract' was not found. Install the package "
-                "tesseract-ocr (scripts/setup-system.sh), then reprocess.")
+        return (
+            "OCR is not installed: the program 'tesseract' was not found. Install the package "
+            "tesseract-ocr (scripts/setup-system.sh), then reprocess."
+        )
     missing = [lang for lang in ocr_languages().split("+") if lang not in installed_languages(tesseract)]
     if missing:
         packages = ", ".join(f"tesseract-ocr-{lang}" for lang in missing)
-        return (f"OCR is not installed for the language(s) {', '.join(missing)} of OCR_LANGUAGES: install "
-                f"{packages}, or change OCR_LANGUAGES, then reprocess.")
+        return (
+            f"OCR is not installed for the language(s) {', '.join(missing)} of OCR_LANGUAGES: install "
+            f"{packages}, or change OCR_LANGUAGES, then reprocess."
+        )
     return None
 
 
@@ -102,8 +107,7 @@ def ocr_unavailable_reason() -> str | None:
 def installed_languages(tesseract: str) -> frozenset[str]:
     """The language packs Tesseract has (`tesseract --list-langs`), empty when it cannot say."""
     try:
-        listing = subprocess.run([tesseract, "--list-langs"], capture_output=True, text=True, timeout=20,
-                                 check=False)
+        listing = subprocess.run([tesseract, "--list-langs"], capture_output=True, text=True, timeout=20, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return frozenset()
     # The first line is a heading ("List of available languages in ..."), on stdout or stderr by version.
@@ -122,11 +126,29 @@ def ocr_page(pdf_page: bytes, *, timeout: float) -> PageOcr:
         scratch.mkdir()
         source.write_bytes(pdf_page)
         arguments = [
-            command, "--language", ocr_languages(), "--force-ocr", "--deskew", "--rotate-pages",
-            "--rotate-pages-threshold", ROTATE_THRESHOLD, "--output-type", "pdf", "--optimize", "0",
-            "--jobs", "1", "--pdf-renderer", "hocr", "--tesseract-timeout", str(int(max(timeout, 1))),
+            command,
+            "--language",
+            ocr_languages(),
+            "--force-ocr",
+            "--deskew",
+            "--rotate-pages",
+            "--rotate-pages-threshold",
+            ROTATE_THRESHOLD,
+            "--output-type",
+            "pdf",
+            "--optimize",
+            "0",
+            "--jobs",
+            "1",
+            "--pdf-renderer",
+            "hocr",
+            "--tesseract-timeout",
+            str(int(max(timeout, 1))),
             # The hOCR Tesseract wrote (words with confidences) stays in our scratch folder.
-            "--keep-temporary-files", "--quiet", str(source), str(target),
+            "--keep-temporary-files",
+            "--quiet",
+            str(source),
+            str(target),
         ]
         # One thread per Tesseract: the worker's concurrency is the parallelism, not OpenMP.
         environment = {**os.environ, "TMPDIR": str(scratch), "OMP_THREAD_LIMIT": "1"}
@@ -140,8 +162,9 @@ def ocr_page(pdf_page: bytes, *, timeout: float) -> PageOcr:
 
 def _run(arguments: list[str], environment: dict[str, str], *, timeout: float) -> None:
     """Run OCRmyPDF in its own process group, which is killed on timeout or when this job is stopped."""
-    process = subprocess.Popen(arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        arguments, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, start_new_session=True
+    )
     try:
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

@@ -28,8 +28,12 @@ def page_renderings(lines: Sequence[Line]) -> tuple[str, str]:
 def _layout(lines: Sequence[Line]) -> str:
     if not lines:
         return ""
-    widths = [(word.box[2] - word.box[0]) / len(word.text) for line in lines for word in line.words
-              if len(word.text) >= 2 and word.box[2] > word.box[0]]
+    widths = [
+        (word.box[2] - word.box[0]) / len(word.text)
+        for line in lines
+        for word in line.words
+        if len(word.text) >= 2 and word.box[2] > word.box[0]
+    ]
     char_width = max(statistics.median(widths), _MIN_CHAR_WIDTH) if widths else 10.0
     heights = [line.box[3] - line.box[1] for line in lines if line.box[3] > line.box[1]]
     line_height = statistics.median(heights) if heights else 20.0

@@ -75,8 +75,10 @@ def _cell_html(cell: FieldRow) -> str:
     if cell.corrected:
         attributes += f' title="Corrected; extracted: {escape(cell.extracted or "(empty)")}" data-corrected'
     errors = "".join(f'<div class="rv-cell-error">{escape(error)}</div>' for error in cell.errors)
-    return (f'<td class="{"rv-has-error" if cell.errors else ""}"><input name="{escape(cell.path)}" '
-            f'value="{escape(cell.value)}" aria-label="{escape(cell.label)}" type="text"{attributes}>{errors}</td>')
+    return (
+        f'<td class="{"rv-has-error" if cell.errors else ""}"><input name="{escape(cell.path)}" '
+        f'value="{escape(cell.value)}" aria-label="{escape(cell.label)}" type="text"{attributes}>{errors}</td>'
+    )
 
 
 @dataclass
@@ -121,8 +123,11 @@ def low_confidence_threshold() -> float:
     """The threshold the low-confidence rule uses, as tuned in the admin."""
     setting = ValidationRuleSetting.objects.filter(code=LOW_CONFIDENCE_RULE).first()
     try:
-        return float((setting.parameters or {}).get("threshold", DEFAULT_LOW_CONFIDENCE)) if setting else \
-            DEFAULT_LOW_CONFIDENCE
+        return (
+            float((setting.parameters or {}).get("threshold", DEFAULT_LOW_CONFIDENCE))
+            if setting
+            else DEFAULT_LOW_CONFIDENCE
+        )
     except (TypeError, ValueError):
         return DEFAULT_LOW_CONFIDENCE
 
@@ -144,23 +149,39 @@ def review_form(invoice: Invoice, *, posted=None, errors: dict[str, list[str]] |
         value = posted.get(path, "") if posted is not None else _text(known.get("value"))
         score = confidence.get(confidence_key) if confidence_key else None
         score = score if isinstance(score, int | float) and not isinstance(score, bool) else None
-        return FieldRow(path=path, spec=spec, value=value, extracted=_text(known.get("extracted")),
-                        corrected=bool(known.get("corrected")), confidence=score,
-                        low_confidence=score is not None and score < threshold and value != "",
-                        errors=errors.pop(path, []))
+        return FieldRow(
+            path=path,
+            spec=spec,
+            value=value,
+            extracted=_text(known.get("extracted")),
+            corrected=bool(known.get("corrected")),
+            confidence=score,
+            low_confidence=score is not None and score < threshold and value != "",
+            errors=errors.pop(path, []),
+        )
 
     sections = [
         Section(key, title, [row(spec.name, spec, spec.name) for spec in specs])
-        for key, title, specs in [("header", "Invoice", HEADER), ("parties", "Seller and buyer", PARTIES),
-                                  ("totals", "Totals", TOTALS), ("payment", "Payment", PAYMENT)]
+        for key, title, specs in [
+            ("header", "Invoice", HEADER),
+            ("parties", "Seller and buyer", PARTIES),
+            ("totals", "Totals", TOTALS),
+            ("payment", "Payment", PAYMENT),
+        ]
     ]
     by_path = {r.path: r for section in sections for r in section.rows}
     line_issues, vendor_issues, general = [], [], []
     for issue in issues:
         # At the first field the issue names (the rule's subject: "BT-112 = BT-109 + BT-110" is
         # about BT-112), once: the same message at every field it mentions drowned the form.
-        place = next((name for name in issue_fields(issue.code, issue.message)
-                      if name in by_path or name in ("lines", "vendor")), None)
+        place = next(
+            (
+                name
+                for name in issue_fields(issue.code, issue.message)
+                if name in by_path or name in ("lines", "vendor")
+            ),
+            None,
+        )
         if place == "lines":
             line_issues.append(issue)
         elif place == "vendor":
@@ -172,23 +193,38 @@ def review_form(invoice: Invoice, *, posted=None, errors: dict[str, list[str]] |
 
     removed = set(posted.getlist("remove")) if posted is not None else set()
     lines = [
-        LineRow(position=line.position, removed=str(line.position) in removed,
-                cells=[row(f"lines[{line.position}].{spec.name}", spec) for spec in LINES])
+        LineRow(
+            position=line.position,
+            removed=str(line.position) in removed,
+            cells=[row(f"lines[{line.position}].{spec.name}", spec) for spec in LINES],
+        )
         for line in invoice.lines.all()
     ]
     new_lines = []
     if posted is not None:
         for index in sorted({int(key.split(".")[0][4:]) for key in posted if _is_new_line_key(key)}):
             paths = [(f"new-{index}.{spec.name}", spec) for spec in LINES]
-            cells = [FieldRow(path=path, spec=spec, value=posted.get(path, ""), errors=errors.pop(path, []))
-                     for path, spec in paths]
+            cells = [
+                FieldRow(path=path, spec=spec, value=posted.get(path, ""), errors=errors.pop(path, []))
+                for path, spec in paths
+            ]
             if any(cell.value for cell in cells):
                 new_lines.append(NewLine(index=index, cells=cells))
-    leftover = [f"{path}: {' '.join(messages)}" if path not in ("changes", "") else " ".join(messages)
-                for path, messages in errors.items()]
-    return ReviewForm(sections=sections, line_specs=LINES, lines=lines, new_lines=new_lines, line_issues=line_issues,
-                      vendor_issues=vendor_issues, general_issues=general, errors=leftover,
-                      confidence_threshold=threshold)
+    leftover = [
+        f"{path}: {' '.join(messages)}" if path not in ("changes", "") else " ".join(messages)
+        for path, messages in errors.items()
+    ]
+    return ReviewForm(
+        sections=sections,
+        line_specs=LINES,
+        lines=lines,
+        new_lines=new_lines,
+        line_issues=line_issues,
+        vendor_issues=vendor_issues,
+        general_issues=general,
+        errors=leftover,
+        confidence_threshold=threshold,
+    )
 
 
 def _is_new_line_key(key: str) -> bool:

@@ -32,11 +32,15 @@ def posted_changes(invoice: Invoice, posted) -> tuple[dict[str, object], list[tu
         if path in posted and posted[path].strip() != _text((values.get(path) or {}).get("value")).strip():
             changes[path] = posted[path]
     new_lines = []
-    indexes = sorted({int(key[4:].split(".")[0]) for key in posted
-                      if key.startswith("new-") and key[4:].split(".")[0].isdigit()})
+    indexes = sorted(
+        {int(key[4:].split(".")[0]) for key in posted if key.startswith("new-") and key[4:].split(".")[0].isdigit()}
+    )
     for index in indexes:
-        line = {spec.name: posted[f"new-{index}.{spec.name}"] for spec in LINES
-                if posted.get(f"new-{index}.{spec.name}", "").strip()}
+        line = {
+            spec.name: posted[f"new-{index}.{spec.name}"]
+            for spec in LINES
+            if posted.get(f"new-{index}.{spec.name}", "").strip()
+        }
         if line:
             new_lines.append((index, line))
     return changes, new_lines

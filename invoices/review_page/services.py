@@ -11,8 +11,15 @@ from invoices.models import Invoice, InvoiceCorrection
 from invoices.services import invoice_correct, invoice_validate
 
 
-def review_form_save(*, invoice: Invoice, changes: dict[str, object], new_lines: list[tuple[int, dict]],
-                     actor: Actor, reason: str = "", revalidate: bool = False) -> list[InvoiceCorrection]:
+def review_form_save(
+    *,
+    invoice: Invoice,
+    changes: dict[str, object],
+    new_lines: list[tuple[int, dict]],
+    actor: Actor,
+    reason: str = "",
+    revalidate: bool = False,
+) -> list[InvoiceCorrection]:
     """Apply the form's field changes and new lines as corrections, atomically; re-validate if asked.
 
     The correction service takes one new line per call, so each new line is one
@@ -26,15 +33,22 @@ def review_form_save(*, invoice: Invoice, changes: dict[str, object], new_lines:
         for number, (index, call) in enumerate(calls, start=1):
             last = number == len(calls)
             try:
-                made += invoice_correct(invoice=invoice, changes=call, actor=actor, reason=reason,
-                                        revalidate=revalidate and last)
+                made += invoice_correct(
+                    invoice=invoice, changes=call, actor=actor, reason=reason, revalidate=revalidate and last
+                )
             except InvalidCorrection as exc:
                 if index is None:
                     raise
-                raise InvalidCorrection({path.replace("lines[+]", f"new-{index}"): messages
-                                         for path, messages in exc.errors.items()}) from exc
+                raise InvalidCorrection(
+                    {path.replace("lines[+]", f"new-{index}"): messages for path, messages in exc.errors.items()}
+                ) from exc
         if revalidate and not calls:
             invoice_validate(invoice=invoice)
-            audit_record(actor=actor, action="invoice.revalidate", target=invoice, reason=reason,
-                         details={"issues": invoice.issue_count, "status": invoice.status})
+            audit_record(
+                actor=actor,
+                action="invoice.revalidate",
+                target=invoice,
+                reason=reason,
+                details={"issues": invoice.issue_count, "status": invoice.status},
+            )
     return made

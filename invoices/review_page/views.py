@@ -136,8 +136,14 @@ def _post_form(model_admin, request, invoice: Invoice, query: str, action: str, 
     # Approving changed values validates them first, so the decision sees the corrected invoice.
     revalidate = action == "revalidate" or (action == "approve" and bool(changes or new_lines))
     try:
-        made = review_form_save(invoice=invoice, changes=changes, new_lines=new_lines, actor=actor,
-                                reason=request.POST.get("reason", "").strip(), revalidate=revalidate)
+        made = review_form_save(
+            invoice=invoice,
+            changes=changes,
+            new_lines=new_lines,
+            actor=actor,
+            reason=request.POST.get("reason", "").strip(),
+            revalidate=revalidate,
+        )
     except InvalidCorrection as exc:
         messages.error(request, "Nothing was saved: correct the fields marked below.")
         return _render(model_admin, request, invoice, query, posted=request.POST, errors=exc.errors, status=400)
@@ -160,8 +166,9 @@ def _post_form(model_admin, request, invoice: Invoice, query: str, action: str, 
         return HttpResponseRedirect(_review_url(invoice.pk, query, page=page))
     messages.success(request, f"{saved}. Invoice {invoice.pk} {'approved' if approve else 'rejected'}.")
     # The clerk moves on: the next invoice waiting in the same queue view, else the queue itself.
-    _previous, following = review_queue_neighbours(user=request.user, invoice=invoice,
-                                                   filters=ReviewFilters.from_query(request.GET))
+    _previous, following = review_queue_neighbours(
+        user=request.user, invoice=invoice, filters=ReviewFilters.from_query(request.GET)
+    )
     if following:
         return HttpResponseRedirect(_review_url(following, query))
     return HttpResponseRedirect(reverse("admin:invoices_invoice_review_queue") + (f"?{query}" if query else ""))
@@ -178,7 +185,7 @@ def _vendor_choices(invoice: Invoice) -> list[Vendor]:
     if words and len(words[0]) >= 3:
         match |= Q(name__icontains=words[0])
     likely = list(Vendor.objects.filter(match).order_by("name")[:VENDOR_CHOICES])
-    rest = Vendor.objects.exclude(pk__in=[v.pk for v in likely]).order_by("name")[:VENDOR_CHOICES - len(likely)]
+    rest = Vendor.objects.exclude(pk__in=[v.pk for v in likely]).order_by("name")[: VENDOR_CHOICES - len(likely)]
     return likely + list(rest)
 
 
@@ -240,8 +247,9 @@ def review_queue_view(model_admin, request):
         url = reverse("admin:invoices_invoice_review_queue")
         return HttpResponseRedirect(f"{url}?{query}" if query else url)
     filters = ReviewFilters.from_query(request.GET)
-    paginator = Paginator(review_queue(user=request.user, filters=filters).select_related("assigned_to", "vendor"),
-                          QUEUE_PAGE_SIZE)
+    paginator = Paginator(
+        review_queue(user=request.user, filters=filters).select_related("assigned_to", "vendor"), QUEUE_PAGE_SIZE
+    )
     page = paginator.get_page(request.GET.get("p"))
     context = {
         **model_admin.admin_site.each_context(request),

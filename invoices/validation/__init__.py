@@ -63,13 +63,21 @@ def ensure_rule_settings(rules: Iterable[Rule] | None = None) -> dict[str, Valid
     missing = [rule for rule in rules if rule.code not in settings]
     if missing:
         ValidationRuleSetting.objects.bulk_create(
-            [ValidationRuleSetting(code=rule.code, enabled=True, severity=rule.default_severity,
-                                   parameters=dict(rule.default_parameters), description=rule.description)
-             for rule in missing],
+            [
+                ValidationRuleSetting(
+                    code=rule.code,
+                    enabled=True,
+                    severity=rule.default_severity,
+                    parameters=dict(rule.default_parameters),
+                    description=rule.description,
+                )
+                for rule in missing
+            ],
             ignore_conflicts=True,  # another worker may create the same rows at the same moment
         )
-        settings.update({row.code: row for row in
-                         ValidationRuleSetting.objects.filter(code__in=[rule.code for rule in missing])})
+        settings.update(
+            {row.code: row for row in ValidationRuleSetting.objects.filter(code__in=[rule.code for rule in missing])}
+        )
     for rule in rules:
         _refresh_defaults(settings[rule.code], rule)
     return settings
@@ -92,8 +100,10 @@ def _refresh_defaults(row: ValidationRuleSetting, rule: Rule) -> None:
 def rule_parameters(rule: Rule, row: ValidationRuleSetting) -> dict:
     """The rule's parameters: the row's values over the defaults (so keys a row lacks get defaults)."""
     if not isinstance(row.parameters, dict):
-        raise RuleParameterError(f"the parameters of {rule.code} must be a JSON object such as "
-                                 f"{dict(rule.default_parameters) or {}}, not {row.parameters!r}")
+        raise RuleParameterError(
+            f"the parameters of {rule.code} must be a JSON object such as "
+            f"{dict(rule.default_parameters) or {}}, not {row.parameters!r}"
+        )
     return {**rule.default_parameters, **row.parameters}
 
 
@@ -123,8 +133,11 @@ def validate(invoice: Invoice, *, rules: Iterable[Rule] | None = None) -> list[F
             raise
         except Exception as exc:
             logger.exception("Validation rule %s failed on invoice %s", rule.code, invoice.pk)
-            findings.append(Finding(RULE_ERROR, Severity.WARNING,
-                                    f"The rule {rule.code} could not run and was skipped: {_explain(exc)}"))
+            findings.append(
+                Finding(
+                    RULE_ERROR, Severity.WARNING, f"The rule {rule.code} could not run and was skipped: {_explain(exc)}"
+                )
+            )
             continue
         findings.extend(replace(finding, severity=severity) for finding in found)
     forget_vendor_match(invoice)

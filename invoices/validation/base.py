@@ -94,8 +94,9 @@ def names_parameter(params: dict, name: str, *, allowed: dict[str, str]) -> list
         raise RuleParameterError(f"the parameter '{name}' must be a list of field names, not {value!r}")
     unknown = [item for item in value if item not in allowed]
     if unknown:
-        raise RuleParameterError(f"the parameter '{name}' names unknown fields {', '.join(map(repr, unknown))}; "
-                                 f"known: {', '.join(allowed)}")
+        raise RuleParameterError(
+            f"the parameter '{name}' names unknown fields {', '.join(map(repr, unknown))}; known: {', '.join(allowed)}"
+        )
     return value
 
 
@@ -106,8 +107,14 @@ def is_credit_note(invoice: Invoice) -> bool:
     return invoice.type == InvoiceType.CREDIT_NOTE
 
 
-def sums_agree(stated: Decimal, *, plus: list[Decimal], minus: tuple[Decimal, ...] | list[Decimal] = (),
-               tolerance: Decimal, credit_note: bool) -> bool:
+def sums_agree(
+    stated: Decimal,
+    *,
+    plus: list[Decimal],
+    minus: tuple[Decimal, ...] | list[Decimal] = (),
+    tolerance: Decimal,
+    credit_note: bool,
+) -> bool:
     """Does `stated` equal sum(plus) - sum(minus) within `tolerance`?
 
     Credit notes come with positive amounts (EN 16931) or negative ones (many ERPs),

@@ -103,8 +103,10 @@ def dovecot_oauth(oauth_provider):
         if REQUIRE_SERVICES:
             pytest.fail(f"REQUIRE_SERVICES=1 but {problem}", pytrace=False)
         pytest.skip(problem)
-    server = DovecotServer(Path(tempfile.mkdtemp(prefix="apintake-dovecot-oauth-")),
-                           oauth2_introspection_url=f"{oauth_provider.url}/introspect")
+    server = DovecotServer(
+        Path(tempfile.mkdtemp(prefix="apintake-dovecot-oauth-")),
+        oauth2_introspection_url=f"{oauth_provider.url}/introspect",
+    )
     server.start()
     yield server
     server.stop()

@@ -21,8 +21,13 @@ PEPPOL_A = EINVOICES / "peppol-bis3" / "base-example.xml"
 PEPPOL_B = EINVOICES / "peppol-bis3" / "vat-category-E.xml"
 
 
-def invoice_mail(subject: str, attachments: list[tuple[str, bytes, str]], *, message_id: str | None = None,
-                 sender: str = "billing@supplier.example") -> bytes:
+def invoice_mail(
+    subject: str,
+    attachments: list[tuple[str, bytes, str]],
+    *,
+    message_id: str | None = None,
+    sender: str = "billing@supplier.example",
+) -> bytes:
     """A message from a supplier with the given (filename, bytes, mime type) attachments."""
     import datetime as dt
 

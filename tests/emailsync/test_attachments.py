@@ -147,7 +147,9 @@ def test_sample_test_7_forwarded_order_with_a_pdf():
     assert parsed.subject == "I: Ordine"
     [order] = parsed.candidates
     assert (order.filename, order.detected_kind, order.content_type) == (
-        "20170609091403417.pdf", "pdf", "application/pdf"
+        "20170609091403417.pdf",
+        "pdf",
+        "application/pdf",
     )
     assert names_and_reasons(parsed) == [
         ("image001.jpg", "not an invoice type (image/jpeg)"),
@@ -246,11 +248,13 @@ def test_zip_with_invoices_is_expanded_one_level():
 
 
 def test_office_documents_are_not_expanded_as_archives():
-    workbook = zip_of({
-        "[Content_Types].xml": b'<?xml version="1.0"?><Types/>',
-        "xl/workbook.xml": b'<?xml version="1.0"?><workbook/>',
-        "xl/worksheets/sheet1.xml": b'<?xml version="1.0"?><worksheet/>',
-    })
+    workbook = zip_of(
+        {
+            "[Content_Types].xml": b'<?xml version="1.0"?><Types/>',
+            "xl/workbook.xml": b'<?xml version="1.0"?><workbook/>',
+            "xl/worksheets/sheet1.xml": b'<?xml version="1.0"?><worksheet/>',
+        }
+    )
     parsed = candidate_attachments(
         message_with(
             ("prices.xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", workbook),
@@ -304,8 +308,10 @@ def test_zip_members_too_large_in_total():
 def test_encrypted_and_nested_zip_members_are_skipped():
     inner = zip_of({"x.pdf": FACTURX_PDF.read_bytes()})
     archive = _with_encrypted_flag(
-        zip_of({"secret.pdf": b"%PDF-1.4 not really", "inner.zip": inner, "ok.xml": UBL_XML.read_bytes()},
-               compression=zipfile.ZIP_STORED),
+        zip_of(
+            {"secret.pdf": b"%PDF-1.4 not really", "inner.zip": inner, "ok.xml": UBL_XML.read_bytes()},
+            compression=zipfile.ZIP_STORED,
+        ),
         member="secret.pdf",
     )
     parsed = candidate_attachments(message_with(("mixed.zip", "application/zip", archive)))
@@ -399,7 +405,7 @@ def test_header_that_breaks_the_modern_parser_falls_back():
     # Python's default email policy raises IndexError on this Content-Type parameter; compat32 reads it.
     raw = (
         b"From: a@example.com\r\nSubject: odd header\r\nMIME-Version: 1.0\r\n"
-        b"Content-Type: application/pdf; name*=\"'\"\r\n\r\n" + FACTURX_PDF.read_bytes()
+        b'Content-Type: application/pdf; name*="\'"\r\n\r\n' + FACTURX_PDF.read_bytes()
     )
     parsed = candidate_attachments(raw)
     assert parsed.subject == "odd header"

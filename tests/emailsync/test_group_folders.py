@@ -24,11 +24,17 @@ pytestmark = [pytest.mark.imap]
 
 def test_namespace_answers_are_parsed():
     assert parse_namespace_line(b'(("" "/")) (("shared/" "/")) (("Public/" "/"))') == (
-        (("", "/"),), (("shared/", "/"),), (("Public/", "/"),))
+        (("", "/"),),
+        (("shared/", "/"),),
+        (("Public/", "/"),),
+    )
     assert parse_namespace_line(b'(("INBOX." ".")) (("#Users/" "/" "X-EXT" ("a"))) NIL') == (
-        (("INBOX.", "."),), (("#Users/", "/"),), ())
+        (("INBOX.", "."),),
+        (("#Users/", "/"),),
+        (),
+    )
     assert Namespaces(*parse_namespace_line(b'(("" NIL)) NIL NIL')).other_users == ()
-    for broken in (b"(( \"\" \"/\")", b"NIL NIL", b'(("" "/")) NIL NIL extra', b"garbage"):
+    for broken in (b'(( "" "/")', b"NIL NIL", b'(("" "/")) NIL NIL extra', b"garbage"):
         with pytest.raises(ValueError):
             parse_namespace_line(broken)
 
@@ -36,8 +42,19 @@ def test_namespace_answers_are_parsed():
 def numbered(prefix: str, count: int) -> list[bytes]:
     template = UBL.read_bytes()
     first_id = re.search(rb"<cbc:ID>[^<]*</cbc:ID>", template).group(0)
-    return [invoice_mail(f"{prefix} {n}", [(f"{prefix}-{n}.xml", template.replace(
-        first_id, f"<cbc:ID>{prefix}-{n}</cbc:ID>".encode(), 1), "application/xml")]) for n in range(count)]
+    return [
+        invoice_mail(
+            f"{prefix} {n}",
+            [
+                (
+                    f"{prefix}-{n}.xml",
+                    template.replace(first_id, f"<cbc:ID>{prefix}-{n}</cbc:ID>".encode(), 1),
+                    "application/xml",
+                )
+            ],
+        )
+        for n in range(count)
+    ]
 
 
 @pytest.fixture
@@ -58,13 +75,22 @@ def shared_world(dovecot_shared, settings):
     dovecot_shared.append_many(poster, f"Public/AP-{tag}", numbered(f"public-{tag}", 3))
     dovecot_shared.append(poster, f"Public/Board-{tag}", invoice_mail("Board only", [file_attachment(CII)]))
     dovecot_shared.append(bob, "INBOX", invoice_mail("Bob's own", [file_attachment(CII)]))
-    return dovecot_shared, bob, {"shared": f"shared/{alice}/Invoices", "public": f"Public/AP-{tag}",
-                                 "board": f"Public/Board-{tag}", "tag": tag}
+    return (
+        dovecot_shared,
+        bob,
+        {
+            "shared": f"shared/{alice}/Invoices",
+            "public": f"Public/AP-{tag}",
+            "board": f"Public/Board-{tag}",
+            "tag": tag,
+        },
+    )
 
 
 def bobs_mailbox(server, bob) -> Mailbox:
-    mailbox = Mailbox(name=f"box-{bob}", host=server.host, port=server.port, security="ssl", username=bob,
-                      folders=["INBOX"])
+    mailbox = Mailbox(
+        name=f"box-{bob}", host=server.host, port=server.port, security="ssl", username=bob, folders=["INBOX"]
+    )
     mailbox.set_secret(f"pw-{bob}")
     mailbox.save()
     return mailbox
@@ -122,30 +148,42 @@ def test_an_interrupted_group_scan_resumes_without_duplicates(shared_world, sett
     # What was recorded before the cancel is not recorded again; the rest of the folders is.
     assert finished["messages_new"] == 8 - recorded_before
     assert MailMessage.objects.filter(mailbox=mailbox, status="processed").count() == 8
-    names = Invoice.objects.filter(original_filename__contains=folders["tag"]).values_list("original_filename",
-                                                                                            flat=True)
+    names = Invoice.objects.filter(original_filename__contains=folders["tag"]).values_list(
+        "original_filename", flat=True
+    )
     assert len(names) == len(set(names)) == 8
 
 
 @pytest.mark.worker
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_sync_groups_api_runs_a_tracked_job_with_progress(no_session_worker, shared_world, make_user, client_for,
-                                                          monkeypatch):
+def test_sync_groups_api_runs_a_tracked_job_with_progress(
+    no_session_worker, shared_world, make_user, client_for, monkeypatch
+):
     server, bob, folders = shared_world
     clerk = make_user("clerk", role="ap_clerk")
     mailbox = bobs_mailbox(server, bob)
     mailbox.owner = clerk
     mailbox.save()
-    worker = WorkerProcess(name="email-groups", queues="email", concurrency=1, env={
-        "EMAILSYNC_CA_FILE": str(server.ca_file), "EMAILSYNC_ALLOW_PRIVATE_HOSTS": "1",
-        "JOB_PROGRESS_WRITE_INTERVAL": "0"}).start()
+    worker = WorkerProcess(
+        name="email-groups",
+        queues="email",
+        concurrency=1,
+        env={
+            "EMAILSYNC_CA_FILE": str(server.ca_file),
+            "EMAILSYNC_ALLOW_PRIVATE_HOSTS": "1",
+            "JOB_PROGRESS_WRITE_INTERVAL": "0",
+        },
+    ).start()
     try:
         response = client_for(clerk).post(f"/api/v1/mailboxes/{mailbox.pk}/sync-groups/", {}, format="json")
         assert response.status_code == 202, response.content
         job_id = response.json()["id"]
-        job = wait_for(lambda: (j := Job.objects.get(pk=job_id)).status in (JobStatus.SUCCEEDED, JobStatus.FAILED)
-                       and j, timeout=60, what="the group scan job")
+        job = wait_for(
+            lambda: (j := Job.objects.get(pk=job_id)).status in (JobStatus.SUCCEEDED, JobStatus.FAILED) and j,
+            timeout=60,
+            what="the group scan job",
+        )
     finally:
         worker.stop()
     assert job.status == JobStatus.SUCCEEDED, job.error

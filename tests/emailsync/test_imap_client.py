@@ -295,16 +295,16 @@ def test_forwarded_and_signed_messages(imap_user, dovecot):
 def test_summaries_of_every_sample_email(imap_user, dovecot):
     """Each sample file's has-attachment hint matches what a person sees in it."""
     sees_attachments = {
-        "malformed_1.eml": True,   # 20160523_916527.jpg_.zip (after a reused boundary)
-        "malformed_2.eml": True,   # DSN57BAC498.txt
+        "malformed_1.eml": True,  # 20160523_916527.jpg_.zip (after a reused boundary)
+        "malformed_2.eml": True,  # DSN57BAC498.txt
         "malformed_3.eml": False,  # broken boundary: one unreadable body
-        "test_1.eml": True,        # ФНС_РФ558.zip  # noqa: RUF003
-        "test_2.eml": True,        # Bollettino.pdf and two inline images
-        "test_3.eml": True,        # message.txt
-        "test_4.eml": True,        # Payment Invoice.zip
-        "test_5.eml": True,        # named inline images
-        "test_6.eml": False,       # nameless inline images only
-        "test_7.eml": True,        # a PDF, images, .htm parts
+        "test_1.eml": True,  # ФНС_РФ558.zip  # noqa: RUF003
+        "test_2.eml": True,  # Bollettino.pdf and two inline images
+        "test_3.eml": True,  # message.txt
+        "test_4.eml": True,  # Payment Invoice.zip
+        "test_5.eml": True,  # named inline images
+        "test_6.eml": False,  # nameless inline images only
+        "test_7.eml": True,  # a PDF, images, .htm parts
         "test_8.eml": False,
         "test_9.eml": False,
     }
@@ -421,9 +421,7 @@ def test_server_stopping_mid_session_is_connection_lost():
         remove_server_files(server)
 
 
-@pytest.mark.parametrize(
-    ("behaviour", "error"), [("hang up", MailboxConnectionLost), ("go silent", MailboxTimeout)]
-)
+@pytest.mark.parametrize(("behaviour", "error"), [("hang up", MailboxConnectionLost), ("go silent", MailboxTimeout)])
 def test_server_failing_after_login(behaviour, error):
     """A fake server that greets and accepts the login, then hangs up or stops answering at SELECT."""
     listener = socket.socket()
@@ -469,8 +467,14 @@ def test_server_failing_after_login(behaviour, error):
     [
         # A bare text message and one with a named PDF: the ordinary cases.
         ([b"text", b"plain", [b"charset", b"utf-8"], None, None, b"7bit", b"12", b"1"], False),
-        ([[b"text", b"plain", None, None, None, b"7bit", b"5", b"1"],
-          [b"application", b"pdf", [b"name", b"a.pdf"], None, None, b"base64", b"100"], b"mixed"], True),
+        (
+            [
+                [b"text", b"plain", None, None, None, b"7bit", b"5", b"1"],
+                [b"application", b"pdf", [b"name", b"a.pdf"], None, None, b"base64", b"100"],
+                b"mixed",
+            ],
+            True,
+        ),
         # Disposition found even when a server leaves out the MD5 slot.
         ([b"image", b"png", None, None, None, b"base64", b"10", [b"attachment", None]], True),
         # Nothing usable: say True so the message is downloaded and looked at.
@@ -492,7 +496,7 @@ def test_fetch_response_with_literals_quotes_and_nil():
     from emailsync.imap_response import parse_fetch_response
 
     data = [
-        (b'7 (UID 42 FLAGS (\\Seen $Invoice) BODY[HEADER.FIELDS (SUBJECT)] {20}', b"Subject: a (b) \"c\"\r\n"),
+        (b"7 (UID 42 FLAGS (\\Seen $Invoice) BODY[HEADER.FIELDS (SUBJECT)] {20}", b'Subject: a (b) "c"\r\n'),
         b' BODYSTRUCTURE ("application" "pdf" ("name" "x \\"q\\".pdf") NIL NIL "base64" 10 NIL NIL NIL NIL))',
     ]
     [items] = parse_fetch_response(data)
@@ -538,8 +542,13 @@ def _settings_for(server: DovecotServer, user: str, secret: str, **changes):
     from emailsync.imap import ImapSettings
 
     values = {
-        "host": server.host, "port": server.port, "username": user, "secret": secret,
-        "ca_file": server.ca_file, "timeout": 10, "allow_private": True,
+        "host": server.host,
+        "port": server.port,
+        "username": user,
+        "secret": secret,
+        "ca_file": server.ca_file,
+        "timeout": 10,
+        "allow_private": True,
     }
     return ImapSettings(**{**values, **changes})
 
@@ -548,6 +557,12 @@ def _settings_for_port(port: int, *, security: str, timeout: float):
     from emailsync.imap import ImapSettings
 
     return ImapSettings(
-        host="127.0.0.1", port=port, username="nobody", secret="irrelevant", security=security,
-        timeout=timeout, allow_private=True, allow_insecure=True,
+        host="127.0.0.1",
+        port=port,
+        username="nobody",
+        secret="irrelevant",
+        security=security,
+        timeout=timeout,
+        allow_private=True,
+        allow_insecure=True,
     )

@@ -25,8 +25,17 @@ def clerk(make_user):
 
 
 def create(client, **overrides):
-    body = {"name": "ap", "host": "127.0.0.1", "port": 993, "security": "ssl", "username": "ap@example.com",
-            "secret": PASSWORD, "folders": ["INBOX", "Invoices"], "lookback_months": 6, **overrides}
+    body = {
+        "name": "ap",
+        "host": "127.0.0.1",
+        "port": 993,
+        "security": "ssl",
+        "username": "ap@example.com",
+        "secret": PASSWORD,
+        "folders": ["INBOX", "Invoices"],
+        "lookback_months": 6,
+        **overrides,
+    }
     return client.post("/api/v1/mailboxes/", body, format="json")
 
 
@@ -99,14 +108,43 @@ def test_bad_sync_payload_gets_field_errors(clerk, client_for):
 
 def test_add_mailbox_command_reads_the_secret_from_the_environment(monkeypatch, settings):
     monkeypatch.setenv("AP_MAILBOX_PASSWORD", PASSWORD)
-    call_command("add_mailbox", "--name", "cli", "--host", "127.0.0.1", "--port", "993", "--security", "ssl",
-                 "--username", "cli@example.com", "--password-env", "AP_MAILBOX_PASSWORD", "--folders",
-                 "INBOX,Bills", "--months", "2")
+    call_command(
+        "add_mailbox",
+        "--name",
+        "cli",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "993",
+        "--security",
+        "ssl",
+        "--username",
+        "cli@example.com",
+        "--password-env",
+        "AP_MAILBOX_PASSWORD",
+        "--folders",
+        "INBOX,Bills",
+        "--months",
+        "2",
+    )
     mailbox = Mailbox.objects.get(name="cli")
     assert mailbox.get_secret() == PASSWORD
     assert mailbox.folder_list == ["INBOX", "Bills"] and mailbox.lookback_months == 2
-    call_command("add_mailbox", "--name", "cli", "--host", "127.0.0.1", "--port", "994", "--security", "ssl",
-                 "--username", "cli@example.com", "--password-env", "AP_MAILBOX_PASSWORD")
+    call_command(
+        "add_mailbox",
+        "--name",
+        "cli",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "994",
+        "--security",
+        "ssl",
+        "--username",
+        "cli@example.com",
+        "--password-env",
+        "AP_MAILBOX_PASSWORD",
+    )
     assert Mailbox.objects.get(name="cli").port == 994 and Mailbox.objects.count() == 1
 
 

@@ -31,8 +31,11 @@ class TokenEndpoint(BaseHTTPRequestHandler):
         body = urllib.parse.parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
         TokenEndpoint.requests.append({k: v[0] for k, v in body.items()})
         if TokenEndpoint.status == 200:
-            payload = {"access_token": f"access-{len(TokenEndpoint.requests)}", "expires_in": 3600,
-                       "refresh_token": f"rotated-{len(TokenEndpoint.requests)}"}
+            payload = {
+                "access_token": f"access-{len(TokenEndpoint.requests)}",
+                "expires_in": 3600,
+                "refresh_token": f"rotated-{len(TokenEndpoint.requests)}",
+            }
         else:
             payload = {"error": "invalid_grant", "error_description": "AADSTS70008: token expired"}
         data = json.dumps(payload).encode()
@@ -53,16 +56,22 @@ def token_endpoint(settings, monkeypatch):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     TokenEndpoint.requests, TokenEndpoint.status = [], 200
-    settings.EMAILSYNC_OAUTH_PROVIDERS = {"microsoft": {
-        "token_url": f"http://127.0.0.1:{server.server_port}/token", "client_id": "client-1",
-        "client_secret": "client-secret", "scope": "imap offline_access"}}
+    settings.EMAILSYNC_OAUTH_PROVIDERS = {
+        "microsoft": {
+            "token_url": f"http://127.0.0.1:{server.server_port}/token",
+            "client_id": "client-1",
+            "client_secret": "client-secret",
+            "scope": "imap offline_access",
+        }
+    }
     yield TokenEndpoint
     server.shutdown()
 
 
 def oauth_mailbox() -> Mailbox:
-    mailbox = Mailbox(name="o365", host="outlook.office365.com", username="ap@example.com", auth="xoauth2",
-                      oauth_provider="microsoft")
+    mailbox = Mailbox(
+        name="o365", host="outlook.office365.com", username="ap@example.com", auth="xoauth2", oauth_provider="microsoft"
+    )
     mailbox.set_secret("expired-access")
     mailbox.set_refresh_token("refresh-0")
     mailbox.access_token_expires_at = timezone.now() - timedelta(minutes=1)
@@ -96,8 +105,9 @@ def test_refused_refresh_is_an_auth_error_a_person_must_fix(token_endpoint):
 def test_sync_mailbox_command_sync_json(settings, imap_user):
     settings.EMAILSYNC_CA_FILE = str(imap_user.server.ca_file)
     imap_user.server.append(imap_user.name, "INBOX", invoice_mail("UBL", [file_attachment(UBL)]))
-    mailbox = Mailbox(name="cmd", host=imap_user.server.host, port=imap_user.server.port, username=imap_user.name,
-                      folders=["INBOX"])
+    mailbox = Mailbox(
+        name="cmd", host=imap_user.server.host, port=imap_user.server.port, username=imap_user.name, folders=["INBOX"]
+    )
     mailbox.set_secret(imap_user.password)
     mailbox.save()
     out = io.StringIO()
@@ -105,5 +115,15 @@ def test_sync_mailbox_command_sync_json(settings, imap_user):
     call_command("sync_mailbox", "cmd", "--sync", "--json", stdout=out, stderr=io.StringIO())
 
     summary = json.loads(out.getvalue())
-    assert summary == {"mailbox": "cmd", "job_id": None, "status": "succeeded", "folders": 1, "messages_seen": 1,
-                       "messages_new": 1, "attachments": 1, "invoices_created": 1, "skipped": 0, "errors": 0}
+    assert summary == {
+        "mailbox": "cmd",
+        "job_id": None,
+        "status": "succeeded",
+        "folders": 1,
+        "messages_seen": 1,
+        "messages_new": 1,
+        "attachments": 1,
+        "invoices_created": 1,
+        "skipped": 0,
+        "errors": 0,
+    }

@@ -38,12 +38,24 @@ def provider(oauth_provider, dovecot_oauth, settings, monkeypatch):
     oauth_provider.deny_with = None
     settings.EMAILSYNC_CA_FILE = str(dovecot_oauth.ca_file)
     settings.EMAILSYNC_ALLOW_PRIVATE_HOSTS = True
-    config = {"client_id": oauth_provider.client_id, "client_secret": oauth_provider.client_secret,
-              "authorize_url": f"{oauth_provider.url}/authorize", "token_url": f"{oauth_provider.url}/token",
-              "userinfo_url": f"{oauth_provider.url}/userinfo", "scope": "openid email https://mail.google.com/",
-              "imap_host": dovecot_oauth.host, "imap_port": dovecot_oauth.port, "authorize_params": {}}
-    settings.EMAILSYNC_OAUTH_PROVIDERS = {"google": config, "microsoft": {
-        **config, "scope": "openid email https://outlook.office.com/IMAP.AccessAsUser.All offline_access"}}
+    config = {
+        "client_id": oauth_provider.client_id,
+        "client_secret": oauth_provider.client_secret,
+        "authorize_url": f"{oauth_provider.url}/authorize",
+        "token_url": f"{oauth_provider.url}/token",
+        "userinfo_url": f"{oauth_provider.url}/userinfo",
+        "scope": "openid email https://mail.google.com/",
+        "imap_host": dovecot_oauth.host,
+        "imap_port": dovecot_oauth.port,
+        "authorize_params": {},
+    }
+    settings.EMAILSYNC_OAUTH_PROVIDERS = {
+        "google": config,
+        "microsoft": {
+            **config,
+            "scope": "openid email https://outlook.office.com/IMAP.AccessAsUser.All offline_access",
+        },
+    }
     return oauth_provider
 
 
@@ -80,8 +92,7 @@ def no_progress(done, total=None, message=None):
     pass
 
 
-def test_connect_sync_expire_refresh_sync_revoke_alert_reconnect(provider, account, dovecot_oauth, clerk,
-                                                                 client_for):
+def test_connect_sync_expire_refresh_sync_revoke_alert_reconnect(provider, account, dovecot_oauth, clerk, client_for):
     client = client_for(clerk)
     started = client.post("/api/v1/mailboxes/oauth/start/", {"provider": "google"}, format="json").json()
     query = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(started["authorization_url"]).query))
@@ -100,8 +111,9 @@ def test_connect_sync_expire_refresh_sync_revoke_alert_reconnect(provider, accou
     issued = list(provider.access_tokens)
     assert mailbox.get_secret() == issued[-1]
     with connection.cursor() as cursor:
-        cursor.execute("SELECT secret_ciphertext, refresh_token_ciphertext FROM emailsync_mailbox WHERE id = %s",
-                       [mailbox.pk])
+        cursor.execute(
+            "SELECT secret_ciphertext, refresh_token_ciphertext FROM emailsync_mailbox WHERE id = %s", [mailbox.pk]
+        )
         stored = cursor.fetchone()
     assert all(value.startswith("fernet:") for value in stored) and issued[-1] not in stored[0]
     assert issued[-1] not in json.dumps(body)
@@ -204,12 +216,13 @@ def test_bad_callbacks_store_nothing(provider, account, clerk, make_user, client
     assert Mailbox.objects.get().username == account
 
 
-def test_start_refuses_unknown_or_unconfigured_providers_and_viewers(provider, clerk, make_user, client_for,
-                                                                    settings):
+def test_start_refuses_unknown_or_unconfigured_providers_and_viewers(provider, clerk, make_user, client_for, settings):
     client = client_for(clerk)
     assert client.post("/api/v1/mailboxes/oauth/start/", {"provider": "yahoo"}, format="json").status_code == 400
-    settings.EMAILSYNC_OAUTH_PROVIDERS = {**settings.EMAILSYNC_OAUTH_PROVIDERS, "microsoft": {
-        **settings.EMAILSYNC_OAUTH_PROVIDERS["microsoft"], "client_secret": ""}}
+    settings.EMAILSYNC_OAUTH_PROVIDERS = {
+        **settings.EMAILSYNC_OAUTH_PROVIDERS,
+        "microsoft": {**settings.EMAILSYNC_OAUTH_PROVIDERS["microsoft"], "client_secret": ""},
+    }
     unconfigured = client.post("/api/v1/mailboxes/oauth/start/", {"provider": "microsoft"}, format="json")
     assert unconfigured.status_code == 400 and "OAUTH_MICROSOFT_CLIENT_SECRET" in unconfigured.json()["detail"]
     viewer = client_for(make_user("viewer", role="viewer"))
@@ -218,8 +231,10 @@ def test_start_refuses_unknown_or_unconfigured_providers_and_viewers(provider, c
     assert client_for(clerk).__class__  # the anonymous door:
     from rest_framework.test import APIClient
 
-    assert APIClient().post("/api/v1/mailboxes/oauth/start/", {"provider": "google"},
-                            format="json").status_code in (401, 403)
+    assert APIClient().post("/api/v1/mailboxes/oauth/start/", {"provider": "google"}, format="json").status_code in (
+        401,
+        403,
+    )
 
 
 def test_admin_connect_buttons_round_trip_and_reconnect_prompt(provider, account, make_user, client):
@@ -235,14 +250,18 @@ def test_admin_connect_buttons_round_trip_and_reconnect_prompt(provider, account
     assert back.status_code == 302 and back["Location"].endswith(f"/admin/emailsync/mailbox/{mailbox.pk}/change/")
     assert mailbox.oauth_provider == "microsoft"
 
-    Mailbox.objects.filter(pk=mailbox.pk).update(needs_attention=True, reconnect_required=True,
-                                                 last_error="rejected the access token")
+    Mailbox.objects.filter(pk=mailbox.pk).update(
+        needs_attention=True, reconnect_required=True, last_error="rejected the access token"
+    )
     page = client.get(f"/admin/emailsync/mailbox/{mailbox.pk}/change/").content.decode()
     assert 'id="reconnect-prompt"' in page and f"/oauth/microsoft/connect/?mailbox={mailbox.pk}" in page
 
     provider.deny_with = "access_denied"
-    refused = client.get(authorize(provider, client.get(
-        f"/admin/emailsync/mailbox/oauth/microsoft/connect/?mailbox={mailbox.pk}")["Location"]))
+    refused = client.get(
+        authorize(
+            provider, client.get(f"/admin/emailsync/mailbox/oauth/microsoft/connect/?mailbox={mailbox.pk}")["Location"]
+        )
+    )
     provider.deny_with = None
     assert refused.status_code == 302
     assert "access_denied" in client.get(refused["Location"]).content.decode()

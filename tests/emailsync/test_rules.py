@@ -17,8 +17,12 @@ pytestmark = [pytest.mark.django_db]
 
 @pytest.fixture
 def mailbox() -> Mailbox:
-    return Mailbox.objects.create(name="ap", host="imap.example.com", username="ap@buyer.example",
-                                  after_processing=Mailbox.AfterProcessing.MARK_SEEN)
+    return Mailbox.objects.create(
+        name="ap",
+        host="imap.example.com",
+        username="ap@buyer.example",
+        after_processing=Mailbox.AfterProcessing.MARK_SEEN,
+    )
 
 
 def decide(mailbox, rules, raw: bytes, folder: str = "INBOX"):
@@ -30,8 +34,14 @@ def rule(mailbox, **fields) -> MailRule:
     return MailRule.objects.create(mailbox=mailbox, name=fields.pop("name", "r"), **fields)
 
 
-def html_mail(subject: str, html: str, *, sender: str = "billing@acme.example", to: str = "ap@buyer.example",
-              text: str | None = None) -> bytes:
+def html_mail(
+    subject: str,
+    html: str,
+    *,
+    sender: str = "billing@acme.example",
+    to: str = "ap@buyer.example",
+    text: str | None = None,
+) -> bytes:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = sender, to, subject
     message["Message-ID"] = "<html-1@acme.example>"
@@ -40,9 +50,9 @@ def html_mail(subject: str, html: str, *, sender: str = "billing@acme.example", 
     return message.as_bytes()
 
 
-TWO_FILES = invoice_mail("Invoice 7 and statement", [file_attachment(UBL), ("statement.pdf",
-                                                                             PLAIN_PDF.read_bytes(),
-                                                                             "application/pdf")])
+TWO_FILES = invoice_mail(
+    "Invoice 7 and statement", [file_attachment(UBL), ("statement.pdf", PLAIN_PDF.read_bytes(), "application/pdf")]
+)
 
 
 def test_without_rules_the_attachments_are_taken_and_the_mailbox_setting_applies(mailbox):
@@ -53,16 +63,19 @@ def test_without_rules_the_attachments_are_taken_and_the_mailbox_setting_applies
     assert "no rule matched" in decision.describe()
 
 
-@pytest.mark.parametrize(("sender_condition", "matches"), [
-    ("billing@supplier.example", True),
-    ("BILLING@Supplier.example", True),
-    ("other@supplier.example", False),
-    ("supplier.example", True),
-    ("@supplier.example", True),
-    ("acme.example", False),
-    ("pplier.example", False),
-    ("acme.example, supplier.example", True),
-])
+@pytest.mark.parametrize(
+    ("sender_condition", "matches"),
+    [
+        ("billing@supplier.example", True),
+        ("BILLING@Supplier.example", True),
+        ("other@supplier.example", False),
+        ("supplier.example", True),
+        ("@supplier.example", True),
+        ("acme.example", False),
+        ("pplier.example", False),
+        ("acme.example, supplier.example", True),
+    ],
+)
 def test_sender_by_address_or_domain(mailbox, sender_condition, matches):
     ignore = MailRule(mailbox=mailbox, name="s", sender=sender_condition, action=MailRule.Action.IGNORE)
     decision = decide(mailbox, [ignore], TWO_FILES)
@@ -89,21 +102,30 @@ def test_recipient_looks_at_to_cc_and_delivered_to(mailbox):
 
 
 def test_subject_is_a_case_insensitive_regex(mailbox):
-    reminder = MailRule(mailbox=mailbox, name="reminders", subject=r"^(payment )?reminder\b",
-                        action=MailRule.Action.IGNORE)
+    reminder = MailRule(
+        mailbox=mailbox, name="reminders", subject=r"^(payment )?reminder\b", action=MailRule.Action.IGNORE
+    )
     assert decide(mailbox, [reminder], invoice_mail("Payment Reminder: invoice 7", [])).rule is reminder
     assert decide(mailbox, [reminder], invoice_mail("Invoice 7 (no reminder)", [])).rule is None
 
 
 def test_body_condition_reads_the_text_or_the_html_without_markup(mailbox):
-    statement = MailRule(mailbox=mailbox, name="statements", body=r"statement of account",
-                         action=MailRule.Action.IGNORE)
-    assert decide(mailbox, [statement], html_mail("Monthly", "<p>Your <b>statement of account</b></p>",
-                                                  text="Your statement of account")).rule is statement
+    statement = MailRule(
+        mailbox=mailbox, name="statements", body=r"statement of account", action=MailRule.Action.IGNORE
+    )
+    assert (
+        decide(
+            mailbox,
+            [statement],
+            html_mail("Monthly", "<p>Your <b>statement of account</b></p>", text="Your statement of account"),
+        ).rule
+        is statement
+    )
     html_only = EmailMessage()
     html_only["From"], html_only["Subject"] = "a@acme.example", "Monthly"
-    html_only.set_content("<html><body><p>Your statement <i>of</i> account</p><script>invoice</script></body></html>",
-                          subtype="html")
+    html_only.set_content(
+        "<html><body><p>Your statement <i>of</i> account</p><script>invoice</script></body></html>", subtype="html"
+    )
     raw = html_only.as_bytes()
     assert decide(mailbox, [statement], raw).rule is statement  # the markup between the words is gone
     scripted = MailRule(mailbox=mailbox, name="script", body="invoice")
@@ -134,8 +156,7 @@ def test_all_conditions_of_a_rule_must_hold(mailbox):
 
 def test_first_matching_rule_wins_by_position(mailbox):
     take = rule(mailbox, name="take acme", position=20, sender="supplier.example")
-    ignore = rule(mailbox, name="ignore statements", position=10, subject="statement",
-                  action=MailRule.Action.IGNORE)
+    ignore = rule(mailbox, name="ignore statements", position=10, subject="statement", action=MailRule.Action.IGNORE)
     rule(mailbox, name="disabled", position=1, enabled=False, action=MailRule.Action.IGNORE)
     from emailsync.rules import enabled_rules
 
@@ -158,8 +179,9 @@ def test_ignore_takes_nothing_and_leaves_the_message_unless_told(mailbox):
 
 
 def test_take_only_matching_attachments(mailbox):
-    only_xml = MailRule(mailbox=mailbox, name="xml only", action=MailRule.Action.MATCHING_ATTACHMENTS,
-                        attachment_filename="*.xml")
+    only_xml = MailRule(
+        mailbox=mailbox, name="xml only", action=MailRule.Action.MATCHING_ATTACHMENTS, attachment_filename="*.xml"
+    )
     decision = decide(mailbox, [only_xml], TWO_FILES)
     assert [a.filename for a in decision.take] == [UBL.name]
 
@@ -167,8 +189,14 @@ def test_take_only_matching_attachments(mailbox):
 def test_take_attachments_with_vendor_owner_and_flag(mailbox, make_user):
     vendor = Vendor.objects.create(name="Supplier Ltd")
     owner = make_user("payables")
-    assign = rule(mailbox, name="supplier", sender="supplier.example", vendor=vendor, invoice_owner=owner,
-                  after_processing=MailRule.AfterProcessing.FLAG)
+    assign = rule(
+        mailbox,
+        name="supplier",
+        sender="supplier.example",
+        vendor=vendor,
+        invoice_owner=owner,
+        after_processing=MailRule.AfterProcessing.FLAG,
+    )
     decision = decide(mailbox, [assign], TWO_FILES)
     assert len(decision.take) == 2
     assert decision.vendor == vendor and decision.invoice_owner == owner
@@ -182,14 +210,17 @@ def test_body_action_takes_the_body_only_when_there_is_no_invoice_attachment(mai
     assert with_file.take_body is False and [a.filename for a in with_file.take] == [CII.name]
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("subject", "invoice (unclosed", "regular expression"),
-    ("body", "*invoice", "regular expression"),
-    ("attachment_filename", "invoice-[0-9.pdf", "never closed"),
-    ("folder", "Suppliers/[", "never closed"),
-    ("attachment_content_type", "pdf", "application/pdf"),
-    ("sender", "not-an-address", "Not an address or domain"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("subject", "invoice (unclosed", "regular expression"),
+        ("body", "*invoice", "regular expression"),
+        ("attachment_filename", "invoice-[0-9.pdf", "never closed"),
+        ("folder", "Suppliers/[", "never closed"),
+        ("attachment_content_type", "pdf", "application/pdf"),
+        ("sender", "not-an-address", "Not an address or domain"),
+    ],
+)
 def test_invalid_patterns_are_refused(mailbox, field, value, message):
     with pytest.raises(RuleInvalid) as refused:
         rule_validate(MailRule(mailbox=mailbox, name="bad", **{field: value}))

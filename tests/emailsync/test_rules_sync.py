@@ -31,8 +31,15 @@ def imap_settings(settings, dovecot):
 
 
 def make_mailbox(user, owner=None) -> Mailbox:
-    mailbox = Mailbox(name=f"ap-{user.name}", host=user.server.host, port=user.server.port, security="ssl",
-                      username=user.name, folders=["INBOX"], owner=owner)
+    mailbox = Mailbox(
+        name=f"ap-{user.name}",
+        host=user.server.host,
+        port=user.server.port,
+        security="ssl",
+        username=user.name,
+        folders=["INBOX"],
+        owner=owner,
+    )
     mailbox.set_secret(user.password)
     mailbox.save()
     return mailbox
@@ -94,24 +101,54 @@ def test_rules_decide_each_message_of_a_real_sync(imap_settings, imap_user, make
     vendor = Vendor.objects.create(name="Supplier Ltd")
     mailbox = make_mailbox(imap_user, owner=owner)
     actor = Actor(user=None, source="command")
-    ignore = mail_rule_save(actor=actor, mailbox=mailbox, name="Newsletters", sender="news.example",
-                            action=MailRule.Action.IGNORE, after_processing="move", move_to_folder="Newsletters")
-    xml_only = mail_rule_save(actor=actor, mailbox=mailbox, name="Supplier: XML only", sender="supplier.example",
-                              action=MailRule.Action.MATCHING_ATTACHMENTS, attachment_filename="*.xml",
-                              vendor=vendor, invoice_owner=payables, after_processing="flag")
-    body = mail_rule_save(actor=actor, mailbox=mailbox, name="Hosting bills are the body", sender="hosting.example",
-                          action=MailRule.Action.BODY, after_processing="seen")
+    ignore = mail_rule_save(
+        actor=actor,
+        mailbox=mailbox,
+        name="Newsletters",
+        sender="news.example",
+        action=MailRule.Action.IGNORE,
+        after_processing="move",
+        move_to_folder="Newsletters",
+    )
+    xml_only = mail_rule_save(
+        actor=actor,
+        mailbox=mailbox,
+        name="Supplier: XML only",
+        sender="supplier.example",
+        action=MailRule.Action.MATCHING_ATTACHMENTS,
+        attachment_filename="*.xml",
+        vendor=vendor,
+        invoice_owner=payables,
+        after_processing="flag",
+    )
+    body = mail_rule_save(
+        actor=actor,
+        mailbox=mailbox,
+        name="Hosting bills are the body",
+        sender="hosting.example",
+        action=MailRule.Action.BODY,
+        after_processing="seen",
+    )
     server.create_folder(name, "Newsletters")
-    server.append_many(name, "INBOX", [
-        invoice_mail("Our newsletter", [file_attachment(PLAIN_PDF)], sender="letters@news.example"),
-        invoice_mail("Invoice 7 and statement", [file_attachment(UBL), ("statement.pdf", PLAIN_PDF.read_bytes(),
-                                                                         "application/pdf")]),
-        html_invoice("Hosting invoice 2024-11", f"<h1>Invoice HX-2024-11</h1><p>Total due: EUR 49.00</p>"
-                                                f'<img src="{tracker}/pixel.png"><link rel="stylesheet" '
-                                                f'href="file:///etc/passwd"><img src="file:///etc/passwd">'),
-        invoice_mail("Hello from a friend", [], sender="friend@elsewhere.example"),
-        invoice_mail("CII from someone else", [file_attachment(CII)], sender="ar@other.example"),
-    ])
+    server.append_many(
+        name,
+        "INBOX",
+        [
+            invoice_mail("Our newsletter", [file_attachment(PLAIN_PDF)], sender="letters@news.example"),
+            invoice_mail(
+                "Invoice 7 and statement",
+                [file_attachment(UBL), ("statement.pdf", PLAIN_PDF.read_bytes(), "application/pdf")],
+            ),
+            html_invoice(
+                "Hosting invoice 2024-11",
+                f"<h1>Invoice HX-2024-11</h1><p>Total due: EUR 49.00</p>"
+                f'<img src="{tracker}/pixel.png"><link rel="stylesheet" '
+                f'href="file:///etc/passwd"><img src="file:///etc/passwd">',
+            ),
+            invoice_mail("Hello from a friend", [], sender="friend@elsewhere.example"),
+            invoice_mail("CII from someone else", [file_attachment(CII)], sender="ar@other.example"),
+        ],
+    )
 
     result = mailbox_sync(mailbox=mailbox, progress=no_progress)
 
@@ -156,20 +193,38 @@ def test_rules_decide_each_message_of_a_real_sync(imap_settings, imap_user, make
 def test_dry_run_shows_what_the_rules_would_do_and_changes_nothing(imap_settings, imap_user):
     server, name = imap_user.server, imap_user.name
     mailbox = make_mailbox(imap_user)
-    server.append_many(name, "INBOX", [
-        invoice_mail("Invoice 1", [file_attachment(UBL), ("statement.pdf", PLAIN_PDF.read_bytes(),
-                                                          "application/pdf")]),
-        invoice_mail("Payment reminder", [file_attachment(CII)]),
-        invoice_mail("Just hello", []),
-    ])
+    server.append_many(
+        name,
+        "INBOX",
+        [
+            invoice_mail(
+                "Invoice 1", [file_attachment(UBL), ("statement.pdf", PLAIN_PDF.read_bytes(), "application/pdf")]
+            ),
+            invoice_mail("Payment reminder", [file_attachment(CII)]),
+            invoice_mail("Just hello", []),
+        ],
+    )
     mailbox_sync(mailbox=mailbox, progress=no_progress)
     invoices_before = Invoice.objects.count()
     statuses_before = dict(MailMessage.objects.values_list("subject", "status"))
     actor = Actor(user=None, source="command")
-    mail_rule_save(actor=actor, mailbox=mailbox, name="No reminders", subject="reminder",
-                   action=MailRule.Action.IGNORE, after_processing="move", move_to_folder="Trash")
-    mail_rule_save(actor=actor, mailbox=mailbox, name="Only PDFs", action=MailRule.Action.MATCHING_ATTACHMENTS,
-                   attachment_content_type="application/pdf", sender="supplier.example")
+    mail_rule_save(
+        actor=actor,
+        mailbox=mailbox,
+        name="No reminders",
+        subject="reminder",
+        action=MailRule.Action.IGNORE,
+        after_processing="move",
+        move_to_folder="Trash",
+    )
+    mail_rule_save(
+        actor=actor,
+        mailbox=mailbox,
+        name="Only PDFs",
+        action=MailRule.Action.MATCHING_ATTACHMENTS,
+        attachment_content_type="application/pdf",
+        sender="supplier.example",
+    )
 
     result = mailbox_rules_test(mailbox=mailbox, actor=actor, limit=2)
 
@@ -203,8 +258,7 @@ def test_dry_run_reports_a_message_gone_from_the_server(imap_settings, imap_user
 
 def test_body_rule_on_a_plain_text_message(imap_settings, imap_user):
     mailbox = make_mailbox(imap_user)
-    mail_rule_save(actor=Actor(user=None, source="command"), mailbox=mailbox, name="body",
-                   action=MailRule.Action.BODY)
+    mail_rule_save(actor=Actor(user=None, source="command"), mailbox=mailbox, name="body", action=MailRule.Action.BODY)
     message = EmailMessage()
     message["From"], message["Subject"] = "billing@utility.example", "Electricity bill 11/2024"
     message.set_content("Invoice number: E-2024-11\nAmount due: 120.50 EUR\n<script>not markup</script>\n")
@@ -219,6 +273,7 @@ def test_body_rule_on_a_plain_text_message(imap_settings, imap_user):
 
 # -- API and admin -----------------------------------------------------------------------------------------
 
+
 @pytest.fixture
 def clerk(make_user):
     return make_user("clerk", role="ap_clerk")
@@ -228,19 +283,29 @@ def clerk(make_user):
 def test_rules_api_create_order_validate_and_scope(clerk, make_user, client_for):
     client = client_for(clerk)
     mine = Mailbox.objects.create(name="mine", host="imap.example.com", username="a", owner=clerk)
-    theirs = Mailbox.objects.create(name="theirs", host="imap.example.com", username="b",
-                                    owner=make_user("other", role="ap_clerk"))
+    theirs = Mailbox.objects.create(
+        name="theirs", host="imap.example.com", username="b", owner=make_user("other", role="ap_clerk")
+    )
 
-    first = client.post("/api/v1/mail-rules/", {"mailbox": mine.pk, "name": "reminders",
-                                                 "subject": "reminder", "action": "ignore"}, format="json")
-    second = client.post("/api/v1/mail-rules/", {"mailbox": mine.pk, "name": "xml", "position": 5,
-                                                  "attachment_filename": "*.xml", "action": "matching"}, format="json")
+    first = client.post(
+        "/api/v1/mail-rules/",
+        {"mailbox": mine.pk, "name": "reminders", "subject": "reminder", "action": "ignore"},
+        format="json",
+    )
+    second = client.post(
+        "/api/v1/mail-rules/",
+        {"mailbox": mine.pk, "name": "xml", "position": 5, "attachment_filename": "*.xml", "action": "matching"},
+        format="json",
+    )
     assert first.status_code == 201 and second.status_code == 201, (first.content, second.content)
     listed = client.get(f"/api/v1/mail-rules/?mailbox={mine.pk}").json()
     names = [r["name"] for r in (listed["results"] if isinstance(listed, dict) else listed)]
     assert names == ["xml", "reminders"]  # by position: 5 before the default 10
-    bad = client.post("/api/v1/mail-rules/", {"mailbox": mine.pk, "name": "bad", "subject": "(unclosed",
-                                              "attachment_filename": "inv-[0-9.pdf"}, format="json")
+    bad = client.post(
+        "/api/v1/mail-rules/",
+        {"mailbox": mine.pk, "name": "bad", "subject": "(unclosed", "attachment_filename": "inv-[0-9.pdf"},
+        format="json",
+    )
     assert bad.status_code == 400
     assert "regular expression" in bad.json()["subject"][0] and "never closed" in bad.json()["attachment_filename"][0]
     assert MailRule.objects.filter(name="bad").count() == 0
@@ -248,11 +313,14 @@ def test_rules_api_create_order_validate_and_scope(clerk, make_user, client_for)
     assert foreign.status_code == 400 and MailRule.objects.filter(mailbox=theirs).count() == 0
     hand_over = client.patch(f"/api/v1/mail-rules/{first.json()['id']}/", {"invoice_owner": "other"}, format="json")
     assert hand_over.status_code == 400 and "staff" in hand_over.json()["invoice_owner"][0]
-    assert client_for(make_user("third", role="ap_clerk")).get(
-        f"/api/v1/mail-rules/{first.json()['id']}/").status_code == 404
+    assert (
+        client_for(make_user("third", role="ap_clerk")).get(f"/api/v1/mail-rules/{first.json()['id']}/").status_code
+        == 404
+    )
     assert client.delete(f"/api/v1/mail-rules/{second.json()['id']}/").status_code == 204
-    assert list(AuditEntry.objects.filter(action__startswith="mailbox.rule").values_list("action", flat=True)
-                .order_by("pk")) == ["mailbox.rule_create", "mailbox.rule_create", "mailbox.rule_delete"]
+    assert list(
+        AuditEntry.objects.filter(action__startswith="mailbox.rule").values_list("action", flat=True).order_by("pk")
+    ) == ["mailbox.rule_create", "mailbox.rule_create", "mailbox.rule_delete"]
     viewer = client_for(make_user("viewer", role="viewer"))
     assert viewer.post("/api/v1/mail-rules/", {"mailbox": mine.pk, "name": "v"}, format="json").status_code == 403
 
@@ -266,8 +334,10 @@ def test_test_rules_api_and_admin_page(imap_settings, imap_user, clerk, client_f
     response = client_for(clerk).post(f"/api/v1/mailboxes/{mailbox.pk}/test-rules/", {"limit": 5}, format="json")
     assert response.status_code == 200, response.content
     assert response.json()["messages"][0]["rule"] == "No reminders"
-    assert client_for(clerk).post(f"/api/v1/mailboxes/{mailbox.pk}/test-rules/", {"limit": 0},
-                                  format="json").status_code == 400
+    assert (
+        client_for(clerk).post(f"/api/v1/mailboxes/{mailbox.pk}/test-rules/", {"limit": 0}, format="json").status_code
+        == 400
+    )
 
     clerk.is_staff = True
     clerk.save()
@@ -287,13 +357,31 @@ def test_admin_inline_refuses_a_bad_glob_and_audits_a_good_rule(clerk, client, s
     mailbox.set_secret("x")
     mailbox.save()
     url = f"/admin/emailsync/mailbox/{mailbox.pk}/change/"
-    form = {"name": "inline", "host": "127.0.0.1", "port": 993, "security": "ssl", "username": "a",
-            "auth": "password", "oauth_provider": "", "folders": '["INBOX"]', "lookback_months": 3,
-            "enabled": "on", "after_processing": "nothing", "move_to_folder": "", "owner": clerk.pk,
-            "rules-TOTAL_FORMS": 1, "rules-INITIAL_FORMS": 0, "rules-MIN_NUM_FORMS": 0, "rules-MAX_NUM_FORMS": 1000,
-            "rules-0-position": 10, "rules-0-name": "pdfs", "rules-0-enabled": "on",
-            "rules-0-attachment_filename": "invoice-[0-9.pdf", "rules-0-action": "matching",
-            "rules-0-after_processing": ""}
+    form = {
+        "name": "inline",
+        "host": "127.0.0.1",
+        "port": 993,
+        "security": "ssl",
+        "username": "a",
+        "auth": "password",
+        "oauth_provider": "",
+        "folders": '["INBOX"]',
+        "lookback_months": 3,
+        "enabled": "on",
+        "after_processing": "nothing",
+        "move_to_folder": "",
+        "owner": clerk.pk,
+        "rules-TOTAL_FORMS": 1,
+        "rules-INITIAL_FORMS": 0,
+        "rules-MIN_NUM_FORMS": 0,
+        "rules-MAX_NUM_FORMS": 1000,
+        "rules-0-position": 10,
+        "rules-0-name": "pdfs",
+        "rules-0-enabled": "on",
+        "rules-0-attachment_filename": "invoice-[0-9.pdf",
+        "rules-0-action": "matching",
+        "rules-0-after_processing": "",
+    }
     refused = client.post(url, form)
     assert refused.status_code == 200 and "never closed" in refused.content.decode()
     assert not MailRule.objects.exists()

@@ -35,8 +35,9 @@ def imap_settings(settings, dovecot):
 
 
 def make_mailbox(user, folders, name="ap") -> Mailbox:
-    mailbox = Mailbox(name=name, host=user.server.host, port=user.server.port, security="ssl",
-                      username=user.name, folders=folders)
+    mailbox = Mailbox(
+        name=name, host=user.server.host, port=user.server.port, security="ssl", username=user.name, folders=folders
+    )
     mailbox.set_secret(user.password)
     mailbox.save()
     return mailbox
@@ -54,20 +55,28 @@ def sha(path) -> str:
 def loaded_mailbox(imap_settings, imap_user):
     server = imap_user.server
     shared_id = "<same-message-in-two-folders@supplier.example>"
-    server.append_many(imap_user.name, "INBOX", [
-        invoice_mail("UBL invoice", [file_attachment(UBL)]),
-        invoice_mail("CII invoice", [file_attachment(CII)]),
-        invoice_mail("Factur-X invoice", [file_attachment(FACTURX)]),
-        plain_mail("Just saying hello"),
-        invoice_mail("Copied to two folders", [file_attachment(PEPPOL_B)], message_id=shared_id),
-        invoice_mail("Too big", [("huge.pdf", b"%PDF-1.4\n" + b"0" * 300_000, "application/pdf")]),
-    ])
-    server.append_many(imap_user.name, "Suppliers", [
-        invoice_mail("Plain PDF invoice", [file_attachment(PLAIN_PDF)]),
-        invoice_mail("Two invoices zipped", [zip_attachment("invoices.zip", [PEPPOL_A, UBL])]),
-        plain_mail("Meeting notes"),
-        invoice_mail("Copied to two folders", [file_attachment(PEPPOL_B)], message_id=shared_id),
-    ])
+    server.append_many(
+        imap_user.name,
+        "INBOX",
+        [
+            invoice_mail("UBL invoice", [file_attachment(UBL)]),
+            invoice_mail("CII invoice", [file_attachment(CII)]),
+            invoice_mail("Factur-X invoice", [file_attachment(FACTURX)]),
+            plain_mail("Just saying hello"),
+            invoice_mail("Copied to two folders", [file_attachment(PEPPOL_B)], message_id=shared_id),
+            invoice_mail("Too big", [("huge.pdf", b"%PDF-1.4\n" + b"0" * 300_000, "application/pdf")]),
+        ],
+    )
+    server.append_many(
+        imap_user.name,
+        "Suppliers",
+        [
+            invoice_mail("Plain PDF invoice", [file_attachment(PLAIN_PDF)]),
+            invoice_mail("Two invoices zipped", [zip_attachment("invoices.zip", [PEPPOL_A, UBL])]),
+            plain_mail("Meeting notes"),
+            invoice_mail("Copied to two folders", [file_attachment(PEPPOL_B)], message_id=shared_id),
+        ],
+    )
     spam = sorted(SPAM.glob("*.eml"))
     server.append_many(imap_user.name, "Spam", [path.read_bytes() for path in spam])
     mailbox = make_mailbox(imap_user, ["INBOX", "Suppliers", "Spam"])
@@ -107,8 +116,11 @@ def test_first_sync_records_every_message_once_and_each_invoice_once(loaded_mail
     assert not spam_rows.filter(status=MailMessage.Status.PENDING).exists()
     run = SyncRun.objects.get(mailbox=mailbox)
     assert run.status == SyncRun.Status.SUCCEEDED
-    assert run.invoices_created == result["invoices_created"] == email_invoices.exclude(
-        status=InvoiceStatus.DUPLICATE).count()
+    assert (
+        run.invoices_created
+        == result["invoices_created"]
+        == email_invoices.exclude(status=InvoiceStatus.DUPLICATE).count()
+    )
     assert result["attachments"] == email_invoices.count()
 
 

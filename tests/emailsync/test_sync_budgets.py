@@ -30,14 +30,25 @@ def test_message_limits_skip_with_a_reason_and_the_sync_goes_on(settings, doveco
     settings.EMAILSYNC_ZIP_MAX_TOTAL_BYTES = 500_000
     settings.EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES = 1_000_000
     settings.EMAILSYNC_MESSAGE_MAX_BYTES = 3_000_000
-    imap_user.server.append_many(imap_user.name, "INBOX", [
-        invoice_mail("Six zips", [_zip(f"part{n}", 300_000, n) for n in range(6)]),
-        invoice_mail("Huge", [("huge.pdf", b"%PDF-1.7\n" + random.Random(9).randbytes(3_200_000),
-                               "application/pdf")]),
-        invoice_mail("UBL invoice", [file_attachment(UBL)]),
-    ])
-    mailbox = Mailbox(name="ap", host=imap_user.server.host, port=imap_user.server.port, security="ssl",
-                      username=imap_user.name, folders=["INBOX"])
+    imap_user.server.append_many(
+        imap_user.name,
+        "INBOX",
+        [
+            invoice_mail("Six zips", [_zip(f"part{n}", 300_000, n) for n in range(6)]),
+            invoice_mail(
+                "Huge", [("huge.pdf", b"%PDF-1.7\n" + random.Random(9).randbytes(3_200_000), "application/pdf")]
+            ),
+            invoice_mail("UBL invoice", [file_attachment(UBL)]),
+        ],
+    )
+    mailbox = Mailbox(
+        name="ap",
+        host=imap_user.server.host,
+        port=imap_user.server.port,
+        security="ssl",
+        username=imap_user.name,
+        folders=["INBOX"],
+    )
     mailbox.set_secret(imap_user.password)
     mailbox.save()
 

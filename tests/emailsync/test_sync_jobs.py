@@ -26,15 +26,25 @@ def numbered_invoices(count: int, prefix: str) -> list[bytes]:
     """`count` emails, each with a distinct UBL invoice (its own number, so its own bytes)."""
     template = UBL.read_bytes()
     first_id = re.search(rb"<cbc:ID>[^<]*</cbc:ID>", template).group(0)
-    return [invoice_mail(f"Invoice {prefix}-{n}", [(f"{prefix}-{n}.xml",
-                                                     template.replace(first_id, f"<cbc:ID>{prefix}-{n}</cbc:ID>"
-                                                                      .encode(), 1), "application/xml")])
-            for n in range(count)]
+    return [
+        invoice_mail(
+            f"Invoice {prefix}-{n}",
+            [
+                (
+                    f"{prefix}-{n}.xml",
+                    template.replace(first_id, f"<cbc:ID>{prefix}-{n}</cbc:ID>".encode(), 1),
+                    "application/xml",
+                )
+            ],
+        )
+        for n in range(count)
+    ]
 
 
 def mailbox_for(user, name) -> Mailbox:
-    mailbox = Mailbox(name=name, host=user.server.host, port=user.server.port, security="ssl", username=user.name,
-                      folders=["INBOX"])
+    mailbox = Mailbox(
+        name=name, host=user.server.host, port=user.server.port, security="ssl", username=user.name, folders=["INBOX"]
+    )
     mailbox.set_secret(user.password)
     mailbox.save()
     return mailbox
@@ -42,8 +52,12 @@ def mailbox_for(user, name) -> Mailbox:
 
 @pytest.fixture
 def email_worker_env(dovecot):
-    return {"EMAILSYNC_CA_FILE": str(dovecot.ca_file), "EMAILSYNC_DOWNLOAD_BATCH": "2",
-            "JOB_PROGRESS_WRITE_INTERVAL": "0", "JOB_HEARTBEAT_SECONDS": "1"}
+    return {
+        "EMAILSYNC_CA_FILE": str(dovecot.ca_file),
+        "EMAILSYNC_DOWNLOAD_BATCH": "2",
+        "JOB_PROGRESS_WRITE_INTERVAL": "0",
+        "JOB_HEARTBEAT_SECONDS": "1",
+    }
 
 
 def email_worker(env, name="email"):
@@ -61,8 +75,9 @@ def assert_each_invoice_once(prefix: str, count: int):
     assert len(set(rows.values_list("sha256", flat=True))) == count
 
 
-def test_cancel_mid_sync_then_sync_again_completes_without_duplicates(no_session_worker, email_worker_env,
-                                                                      imap_user, settings):
+def test_cancel_mid_sync_then_sync_again_completes_without_duplicates(
+    no_session_worker, email_worker_env, imap_user, settings
+):
     imap_user.server.append_many(imap_user.name, "INBOX", numbered_invoices(80, "cancel"))
     mailbox = mailbox_for(imap_user, "cancel-box")
     worker = email_worker(email_worker_env)
@@ -117,16 +132,18 @@ def test_two_mailboxes_sync_at_the_same_time_on_two_workers(no_session_worker, e
         user, password = f"{name}-{secrets.token_hex(4)}", secrets.token_urlsafe(12)
         dovecot.add_user(user, password)
         dovecot.append_many(user, "INBOX", numbered_invoices(60, name))
-        mailbox = Mailbox(name=name, host=dovecot.host, port=dovecot.port, security="ssl", username=user,
-                          folders=["INBOX"])
+        mailbox = Mailbox(
+            name=name, host=dovecot.host, port=dovecot.port, security="ssl", username=user, folders=["INBOX"]
+        )
         mailbox.set_secret(password)
         mailbox.save()
         boxes.append(mailbox)
     workers = [email_worker(email_worker_env, name="email-a"), email_worker(email_worker_env, name="email-b")]
     try:
         jobs = [mailbox_sync_enqueue(mailbox=box, actor=SYSTEM) for box in boxes]
-        finished = [wait_for(lambda j=j: (x := job_of(j.pk)).status == JobStatus.SUCCEEDED and x, timeout=90)
-                    for j in jobs]
+        finished = [
+            wait_for(lambda j=j: (x := job_of(j.pk)).status == JobStatus.SUCCEEDED and x, timeout=90) for j in jobs
+        ]
     finally:
         for worker in workers:
             worker.stop()

@@ -89,24 +89,40 @@ def verify(request: dict, secret: str) -> dict:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_approval_is_delivered_signed_retried_on_500_logged_and_replayed(no_session_worker, receiver, settings,
-                                                                          make_user, client_for):
+def test_approval_is_delivered_signed_retried_on_500_logged_and_replayed(
+    no_session_worker, receiver, settings, make_user, client_for
+):
     settings.EVENTS_ALLOW_PRIVATE_HOSTS = True  # the receiver is on 127.0.0.1
-    hook, secret = subscription_save(subscription=EventSubscription(
-        name="erp", url=receiver.url("/hook"), events=["invoice.approved"]), actor=SYSTEM, secret="s3cret-for-erp")
-    slack, _ = subscription_save(subscription=EventSubscription(
-        name="slack", url=receiver.url("/slack"), events=["invoice.approved", "invoice.rejected"],
-        slack_compatible=True), actor=SYSTEM)
+    hook, secret = subscription_save(
+        subscription=EventSubscription(name="erp", url=receiver.url("/hook"), events=["invoice.approved"]),
+        actor=SYSTEM,
+        secret="s3cret-for-erp",
+    )
+    slack, _ = subscription_save(
+        subscription=EventSubscription(
+            name="slack",
+            url=receiver.url("/slack"),
+            events=["invoice.approved", "invoice.rejected"],
+            slack_compatible=True,
+        ),
+        actor=SYSTEM,
+    )
     clerk = make_user("clerk", role="ap_clerk")
     invoice = needs_review_invoice(owner=clerk)
 
-    worker = WorkerProcess(name="events", concurrency=1, env={
-        "EVENTS_ALLOW_PRIVATE_HOSTS": "1", "EVENTS_WEBHOOK_BACKOFF": "0.3", "JOB_HEARTBEAT_SECONDS": "1"}).start()
+    worker = WorkerProcess(
+        name="events",
+        concurrency=1,
+        env={"EVENTS_ALLOW_PRIVATE_HOSTS": "1", "EVENTS_WEBHOOK_BACKOFF": "0.3", "JOB_HEARTBEAT_SECONDS": "1"},
+    ).start()
     try:
         response = client_for(clerk).post(f"/api/v1/invoices/{invoice.pk}/approve/", {}, format="json")
         assert response.status_code == 200  # answered before any receiver was called
-        delivered = wait_for(lambda: (d := EventDelivery.objects.filter(subscription=hook).first())
-                             and d.status == "delivered" and d, timeout=60, what="delivered")
+        delivered = wait_for(
+            lambda: (d := EventDelivery.objects.filter(subscription=hook).first()) and d.status == "delivered" and d,
+            timeout=60,
+            what="delivered",
+        )
         wait_for(lambda: EventDelivery.objects.filter(subscription=slack, status="delivered").exists(), timeout=30)
 
         first, second = receiver.to("/hook")
@@ -119,7 +135,9 @@ def test_approval_is_delivered_signed_retried_on_500_logged_and_replayed(no_sess
         assert (delivered.attempts, delivered.response_status) == (2, 200)
         job = Job.objects.get(pk=delivered.job_id)
         assert list(job.executions.order_by("attempt").values_list("outcome", flat=True)) == [
-            JobExecution.Outcome.RETRY, JobExecution.Outcome.SUCCEEDED]
+            JobExecution.Outcome.RETRY,
+            JobExecution.Outcome.SUCCEEDED,
+        ]
         assert "HTTP 500" in job.executions.order_by("attempt").first().error
 
         [slack_request] = receiver.to("/slack")
@@ -135,13 +153,21 @@ def test_approval_is_delivered_signed_retried_on_500_logged_and_replayed(no_sess
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("url", ["http://127.0.0.1:8000/hook", "file:///etc/hostname", "http://10.1.2.3/",
-                                 "http://[::ffff:192.168.0.1]/", "https://8.8.8.8:70000/", "gopher://8.8.8.8/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/hook",
+        "file:///etc/hostname",
+        "http://10.1.2.3/",
+        "http://[::ffff:192.168.0.1]/",
+        "https://8.8.8.8:70000/",
+        "gopher://8.8.8.8/",
+    ],
+)
 def test_an_internal_or_non_http_webhook_is_refused_at_save(settings, url):
     settings.EVENTS_ALLOW_PRIVATE_HOSTS = False
     with pytest.raises(ValidationError) as raised:
-        subscription_save(subscription=EventSubscription(name="x", url=url, events=["invoice.approved"]),
-                          actor=SYSTEM)
+        subscription_save(subscription=EventSubscription(name="x", url=url, events=["invoice.approved"]), actor=SYSTEM)
     assert "url" in raised.value.message_dict
     assert not EventSubscription.objects.exists()
 
@@ -149,8 +175,10 @@ def test_an_internal_or_non_http_webhook_is_refused_at_save(settings, url):
 @pytest.mark.django_db
 def test_checked_again_at_send_and_redirects_are_not_followed(settings, receiver):
     settings.EVENTS_ALLOW_PRIVATE_HOSTS = True
-    subscription_save(subscription=EventSubscription(
-        name="moved", url=receiver.url("/moved"), events=["invoice.failed"]), actor=SYSTEM)
+    subscription_save(
+        subscription=EventSubscription(name="moved", url=receiver.url("/moved"), events=["invoice.failed"]),
+        actor=SYSTEM,
+    )
     invoice = needs_review_invoice()
     [delivery] = event_publish(event="invoice.failed", subject=invoice, payload={"invoice": {"invoice_id": 1}})
     with pytest.raises(WebhookRefused, match="redirect"):
@@ -189,17 +217,28 @@ def test_subscriptions_are_edited_in_the_admin_through_the_service(make_user, cl
 
     settings.EVENTS_ALLOW_PRIVATE_HOSTS = False
     client.force_login(make_user("root", superuser=True))
-    refused = client.post("/admin/events/eventsubscription/add/", {
-        "name": "inside", "url": "http://127.0.0.1:6379/", "events": ["invoice.approved"], "enabled": "on"})
+    refused = client.post(
+        "/admin/events/eventsubscription/add/",
+        {"name": "inside", "url": "http://127.0.0.1:6379/", "events": ["invoice.approved"], "enabled": "on"},
+    )
     assert refused.status_code == 200 and b"loopback" in refused.content
-    saved = client.post("/admin/events/eventsubscription/add/", {
-        "name": "erp", "url": "https://8.8.8.8/hook", "events": ["invoice.approved", "invoice.exported"],
-        "enabled": "on"}, follow=True)
+    saved = client.post(
+        "/admin/events/eventsubscription/add/",
+        {
+            "name": "erp",
+            "url": "https://8.8.8.8/hook",
+            "events": ["invoice.approved", "invoice.exported"],
+            "enabled": "on",
+        },
+        follow=True,
+    )
     assert saved.status_code == 200 and b"shown once" in saved.content
     subscription = EventSubscription.objects.get()
     assert subscription.events == ["invoice.approved", "invoice.exported"] and len(subscription.secret) >= 32
-    assert subscription.secret.encode() not in client.get(
-        f"/admin/events/eventsubscription/{subscription.pk}/change/").content
+    assert (
+        subscription.secret.encode()
+        not in client.get(f"/admin/events/eventsubscription/{subscription.pk}/change/").content
+    )
     assert AuditEntry.objects.filter(action="events.subscription_create").exists()
 
 
@@ -209,9 +248,14 @@ def test_the_pipeline_publishes_needs_review_failed_and_exported(settings):
     from invoices.services import invoice_decide, invoice_import_sync
 
     settings.EVENTS_ALLOW_PRIVATE_HOSTS = True
-    subscription_save(subscription=EventSubscription(
-        name="all", url="http://127.0.0.1:9/", events=["invoice.needs_review", "invoice.failed", "invoice.exported",
-                                                       "invoice.rejected"]), actor=SYSTEM)
+    subscription_save(
+        subscription=EventSubscription(
+            name="all",
+            url="http://127.0.0.1:9/",
+            events=["invoice.needs_review", "invoice.failed", "invoice.exported", "invoice.rejected"],
+        ),
+        actor=SYSTEM,
+    )
     invoice = needs_review_invoice()
     broken = invoice_import_sync(content=b"<Invoice>not an invoice", filename="broken.xml")
     assert broken.status == "failed"
@@ -220,7 +264,9 @@ def test_the_pipeline_publishes_needs_review_failed_and_exported(settings):
     export_run(batch=batch)
     deliveries = EventDelivery.objects.order_by("pk")
     assert [(d.event, d.subject_id) for d in deliveries] == [
-        ("invoice.needs_review", str(invoice.pk)), ("invoice.failed", str(broken.pk)),
-        ("invoice.exported", str(invoice.pk))]
+        ("invoice.needs_review", str(invoice.pk)),
+        ("invoice.failed", str(broken.pk)),
+        ("invoice.exported", str(invoice.pk)),
+    ]
     assert deliveries[2].payload["invoice"]["status"] == "exported"
     assert all(Job.objects.filter(pk=d.job_id, kind="events.deliver_webhook").exists() for d in deliveries)

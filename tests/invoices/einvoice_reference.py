@@ -96,9 +96,7 @@ def _cii(root: etree._Element, ns: dict[str, str], *, document: str, summation: 
     currency = root.xpath(f"string({summation}/ram:InvoiceCurrencyCode)", namespaces=ns).strip()
     date_text = root.xpath(f"string({document}/ram:IssueDateTime/udt:DateTimeString)", namespaces=ns).strip()
     sums = f"{summation}/*[contains(local-name(), 'MonetarySummation')]"
-    tax = root.xpath(
-        f"{sums}/ram:TaxTotalAmount[@currencyID=$cur or not(@currencyID)]", namespaces=ns, cur=currency
-    )
+    tax = root.xpath(f"{sums}/ram:TaxTotalAmount[@currencyID=$cur or not(@currencyID)]", namespaces=ns, cur=currency)
     gross = _decimal(root, f"{sums}/ram:GrandTotalAmount", ns)
     due = _decimal(root, f"{sums}/ram:DuePayableAmount", ns)
     if due is None and gross is not None:

@@ -67,12 +67,23 @@ def make_invoice(*, lines: list[tuple[str, str]] | None = None, **fields) -> Inv
     }
     values.update(fields)
     invoice = Invoice.objects.create(**values)
-    InvoiceLine.objects.bulk_create([
-        InvoiceLine(invoice=invoice, position=position, line_id=str(position), name=f"Item {position}",
-                    quantity=Decimal(1), unit_code="C62", net_price=Decimal(amount), line_amount=Decimal(amount),
-                    vat_category="S" if Decimal(rate) > 0 else "Z", vat_rate=Decimal(rate))
-        for position, (amount, rate) in enumerate(lines, start=1)
-    ])
+    InvoiceLine.objects.bulk_create(
+        [
+            InvoiceLine(
+                invoice=invoice,
+                position=position,
+                line_id=str(position),
+                name=f"Item {position}",
+                quantity=Decimal(1),
+                unit_code="C62",
+                net_price=Decimal(amount),
+                line_amount=Decimal(amount),
+                vat_category="S" if Decimal(rate) > 0 else "Z",
+                vat_rate=Decimal(rate),
+            )
+            for position, (amount, rate) in enumerate(lines, start=1)
+        ]
+    )
     return invoice
 
 
@@ -80,35 +91,65 @@ def _breakdown(lines: list[tuple[str, str]]) -> list[dict]:
     bases: dict[str, Decimal] = {}
     for amount, rate in lines:
         bases[rate] = bases.get(rate, Decimal(0)) + Decimal(amount)
-    return [{"category": "S" if Decimal(rate) > 0 else "Z", "rate": rate, "taxable_amount": str(base),
-             "tax_amount": str((base * Decimal(rate) / 100).quantize(Decimal("0.01"))), "exemption_reason": ""}
-            for rate, base in bases.items()]
+    return [
+        {
+            "category": "S" if Decimal(rate) > 0 else "Z",
+            "rate": rate,
+            "taxable_amount": str(base),
+            "tax_amount": str((base * Decimal(rate) / 100).quantize(Decimal("0.01"))),
+            "exemption_reason": "",
+        }
+        for rate, base in bases.items()
+    ]
 
 
 def invoice_from_extracted(data: ExtractedInvoice, *, filename: str = "sample") -> Invoice:
     """Store an ExtractedInvoice as an Invoice with its lines, as the pipeline stores an extraction."""
     values = {name: getattr(data, name) for name in EXTRACTED_FIELDS}
-    values = {name: ("" if value is None and isinstance(getattr(data, name), str) else value)
-              for name, value in values.items()}
+    values = {
+        name: ("" if value is None and isinstance(getattr(data, name), str) else value)
+        for name, value in values.items()
+    }
     invoice = Invoice.objects.create(
-        source="upload", original=f"originals/{filename}", original_filename=filename, sha256=_unique_sha256(),
-        size=1, status=InvoiceStatus.VALIDATED, format=data.format,
+        source="upload",
+        original=f"originals/{filename}",
+        original_filename=filename,
+        sha256=_unique_sha256(),
+        size=1,
+        status=InvoiceStatus.VALIDATED,
+        format=data.format,
         type=InvoiceType.CREDIT_NOTE if data.type == "credit_note" else InvoiceType.INVOICE,
         vat_breakdown=[
-            {"category": row.category, "rate": _text(row.rate), "taxable_amount": _text(row.taxable_amount),
-             "tax_amount": _text(row.tax_amount), "exemption_reason": row.exemption_reason,
-             "exemption_reason_code": row.exemption_reason_code}
+            {
+                "category": row.category,
+                "rate": _text(row.rate),
+                "taxable_amount": _text(row.taxable_amount),
+                "tax_amount": _text(row.tax_amount),
+                "exemption_reason": row.exemption_reason,
+                "exemption_reason_code": row.exemption_reason_code,
+            }
             for row in data.vat_breakdown
         ],
         confidence=data.confidence,
         **values,
     )
-    InvoiceLine.objects.bulk_create([
-        InvoiceLine(invoice=invoice, position=position, line_id=line.line_id, name=line.name,
-                    quantity=line.quantity, unit_code=line.unit_code, net_price=line.net_price,
-                    line_amount=line.line_amount, vat_category=line.vat_category, vat_rate=line.vat_rate)
-        for position, line in enumerate(data.lines, start=1)
-    ])
+    InvoiceLine.objects.bulk_create(
+        [
+            InvoiceLine(
+                invoice=invoice,
+                position=position,
+                line_id=line.line_id,
+                name=line.name,
+                quantity=line.quantity,
+                unit_code=line.unit_code,
+                net_price=line.net_price,
+                line_amount=line.line_amount,
+                vat_category=line.vat_category,
+                vat_rate=line.vat_rate,
+            )
+            for position, line in enumerate(data.lines, start=1)
+        ]
+    )
     return Invoice.objects.prefetch_related("lines", "issues").get(pk=invoice.pk)
 
 

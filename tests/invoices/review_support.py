@@ -20,7 +20,8 @@ def misread_peppol(tag: str = "") -> bytes:
     """The PEPPOL base example with a wrong total with VAT (BT-112); `tag` makes the bytes unique."""
     xml = PEPPOL.read_bytes().replace(
         b'<cbc:TaxInclusiveAmount currencyID="EUR">1656.25</cbc:TaxInclusiveAmount>',
-        b'<cbc:TaxInclusiveAmount currencyID="EUR">1665.25</cbc:TaxInclusiveAmount>')
+        b'<cbc:TaxInclusiveAmount currencyID="EUR">1665.25</cbc:TaxInclusiveAmount>',
+    )
     assert WRONG_GROSS.encode() in xml
     return xml + f"<!-- {tag} -->".encode() if tag else xml
 

@@ -17,8 +17,9 @@ FACTURX = SAMPLES / "facturx-zugferd"
 COMPARED = ("invoice_number", "issue_date", "currency", "total_net", "tax_total", "total_gross", "amount_due")
 
 
-def page_images(pdf: bytes, *, dpi: int = 200, rotate: bool = False, noise: float = 0.0,
-                pages: int | None = None) -> list[Image.Image]:
+def page_images(
+    pdf: bytes, *, dpi: int = 200, rotate: bool = False, noise: float = 0.0, pages: int | None = None
+) -> list[Image.Image]:
     """The pages of `pdf` as greyscale scans; `noise` is the share of pixels flipped to black or white."""
     images = []
     count = pdf_page_count(pdf) if pages is None else pages
@@ -64,5 +65,8 @@ def truth(sample_pdf: bytes) -> dict:
 
 def mismatches(invoice, expected: dict) -> dict:
     """Field -> (read, expected) for every compared field that was not read as the XML says."""
-    return {name: (getattr(invoice, name), want) for name, want in expected.items()
-            if str(getattr(invoice, name)).casefold() != str(want).casefold()}
+    return {
+        name: (getattr(invoice, name), want)
+        for name, want in expected.items()
+        if str(getattr(invoice, name)).casefold() != str(want).casefold()
+    }

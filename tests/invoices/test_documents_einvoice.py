@@ -13,8 +13,11 @@ from invoices.documents.original import invoice_original_view
 from invoices.services import invoice_import_sync
 from tests.invoices.einvoice_reference import SAMPLES, reference_values, sample_files
 
-XML_SAMPLES = [*sample_files("en16931-ubl", ".xml"), *sample_files("en16931-cii", ".xml"),
-               *sample_files("peppol-bis3", ".xml")]
+XML_SAMPLES = [
+    *sample_files("en16931-ubl", ".xml"),
+    *sample_files("en16931-cii", ".xml"),
+    *sample_files("peppol-bis3", ".xml"),
+]
 
 
 @pytest.mark.parametrize("path", XML_SAMPLES, ids=lambda p: p.name)
@@ -29,8 +32,12 @@ def test_every_sample_renders_with_the_numbers_the_xml_carries(path):
     assert document.issue_date == reference["issue_date"].isoformat()
     assert document.seller.name == reference["seller_name"]
     totals = dict(document.totals)
-    for label, key in [("Total without VAT", "total_net"), ("Total with VAT", "total_gross"),
-                       ("Amount due", "amount_due"), ("VAT", "tax_total")]:
+    for label, key in [
+        ("Total without VAT", "total_net"),
+        ("Total with VAT", "total_gross"),
+        ("Amount due", "amount_due"),
+        ("VAT", "tax_total"),
+    ]:
         if reference[key] is not None:
             assert Decimal(totals[label]) == reference[key], label
     assert document.lines, "every sample has at least one line"
@@ -80,8 +87,10 @@ def test_xrechnung_cii_renders_its_buyer_reference():
 
 
 def test_a_document_with_a_doctype_is_refused_by_the_hardened_parser():
-    bomb = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]>'
-            b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">&lol;</Invoice>')
+    bomb = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]>'
+        b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2">&lol;</Invoice>'
+    )
     with pytest.raises(DocumentUnreadable, match="DOCTYPE"):
         render_einvoice(bomb)
     # The source view shows the bytes as sent: the entity reference is not expanded.
@@ -121,9 +130,11 @@ class TestOriginalView:
         assert view.error.startswith("The PDF cannot be displayed")
 
     def test_a_csv_invoice_is_shown_as_a_table(self):
-        content = (b"Invoice No;Invoice Date;Currency;Supplier;Description;Qty;Unit Price;Line Amount\n"
-                   b"INV-9;2026-01-15;EUR;Acme Ltd;Widgets;4;25.00;100.00\n"
-                   b"INV-9;2026-01-15;EUR;Acme Ltd;Books;2;25.00;50.00\n")
+        content = (
+            b"Invoice No;Invoice Date;Currency;Supplier;Description;Qty;Unit Price;Line Amount\n"
+            b"INV-9;2026-01-15;EUR;Acme Ltd;Widgets;4;25.00;100.00\n"
+            b"INV-9;2026-01-15;EUR;Acme Ltd;Books;2;25.00;50.00\n"
+        )
         view = invoice_original_view(invoice_import_sync(content=content, filename="inv.csv"))
         assert view.kind == "csv"
         assert view.table_header[:2] == ["Invoice No", "Invoice Date"]
@@ -195,7 +206,8 @@ class TestScans:
     def test_a_damaged_image_is_reported(self):
         from invoices.services import invoice_ingest
 
-        invoice = invoice_ingest(content=b"\xff\xd8\xff\xe0 not really a jpeg", filename="x.jpg", source="upload",
-                                 process=False)
+        invoice = invoice_ingest(
+            content=b"\xff\xd8\xff\xe0 not really a jpeg", filename="x.jpg", source="upload", process=False
+        )
         view = invoice_original_view(invoice)
         assert view.kind == "pdf" and view.error.startswith("The image cannot be displayed")

@@ -67,9 +67,12 @@ def test_all_header_fields_of_cii_example_2_are_read():
 
     seller, buyer = "//ram:SellerTradeParty", "//ram:BuyerTradeParty"
     assert invoice.type_code == text("//rsm:ExchangedDocument/ram:TypeCode") == "380"
-    assert invoice.due_date == dt.datetime.strptime(
-        text("//ram:SpecifiedTradePaymentTerms/ram:DueDateDateTime/udt:DateTimeString"), "%Y%m%d"
-    ).date()
+    assert (
+        invoice.due_date
+        == dt.datetime.strptime(
+            text("//ram:SpecifiedTradePaymentTerms/ram:DueDateDateTime/udt:DateTimeString"), "%Y%m%d"
+        ).date()
+    )
     assert invoice.buyer_reference == text("//ram:BuyerReference")
     assert invoice.purchase_order_reference == text("//ram:BuyerOrderReferencedDocument/ram:IssuerAssignedID")
     assert invoice.seller_vat_id == text(f"{seller}/ram:SpecifiedTaxRegistration/ram:ID[@schemeID='VA']")
@@ -209,8 +212,9 @@ def test_zugferd1_text_only_items_are_not_lines():
     xml = embedded_xml((SAMPLES / "facturx-zugferd" / "ZUGFeRD_1p0_COMFORT_Rabatte.pdf").read_bytes())
     root = etree.fromstring(xml)
     items = root.xpath("//ram:IncludedSupplyChainTradeLineItem", namespaces=ZF1)
-    line_ids = root.xpath("//ram:IncludedSupplyChainTradeLineItem/ram:AssociatedDocumentLineDocument/ram:LineID/text()",
-                          namespaces=ZF1)
+    line_ids = root.xpath(
+        "//ram:IncludedSupplyChainTradeLineItem/ram:AssociatedDocumentLineDocument/ram:LineID/text()", namespaces=ZF1
+    )
     assert len(items) > len(line_ids)
 
     invoice = extract(xml)

@@ -53,7 +53,11 @@ def test_semicolon_file_with_decimal_commas_reads_as_a_german_user_sees_it():
     assert invoice.lines[0].vat_rate == Decimal("19")
     assert invoice.lines[0].vat_category == "S"
     assert (invoice.total_net, invoice.tax_total, invoice.total_gross, invoice.amount_due) == (
-        Decimal("1245.00"), Decimal("233.55"), Decimal("1478.55"), Decimal("1478.55"))
+        Decimal("1245.00"),
+        Decimal("233.55"),
+        Decimal("1478.55"),
+        Decimal("1478.55"),
+    )
     assert invoice.confidence["total_gross"] == 1.0
     assert invoice.warnings == []
 
@@ -67,10 +71,13 @@ def test_missing_totals_are_computed_from_lines_and_vat_rates_and_flagged():
     assert invoice.tax_total == Decimal("24.41")
     assert invoice.total_gross == Decimal("184.46")
     assert invoice.amount_due == Decimal("184.46")
-    breakdown = {(group.category, group.rate): (group.taxable_amount, group.tax_amount)
-                 for group in invoice.vat_breakdown}
-    assert breakdown == {("S", Decimal("19")): (Decimal("110.05"), Decimal("20.91")),
-                         ("S", Decimal("7")): (Decimal("50.00"), Decimal("3.50"))}
+    breakdown = {
+        (group.category, group.rate): (group.taxable_amount, group.tax_amount) for group in invoice.vat_breakdown
+    }
+    assert breakdown == {
+        ("S", Decimal("19")): (Decimal("110.05"), Decimal("20.91")),
+        ("S", Decimal("7")): (Decimal("50.00"), Decimal("3.50")),
+    }
     assert any("computed from the lines" in warning for warning in invoice.warnings)
     assert all(invoice.confidence[name] < 1.0 for name in ("total_net", "tax_total", "total_gross", "amount_due"))
     assert invoice.confidence["invoice_number"] == 1.0
@@ -128,8 +135,11 @@ def test_slashed_dates_are_day_first():
 def test_a_us_style_date_is_refused_with_the_rule_in_the_message():
     content = ENGLISH_NO_TOTALS.replace("2026-01-15", "01/15/2026").encode()
 
-    with pytest.raises(InvalidInvoice, match=r"Row 2, column 'Invoice Date': '01/15/2026' is not a valid date "
-                                             r"\(dates with slashes are read as DD/MM/YYYY\)"):
+    with pytest.raises(
+        InvalidInvoice,
+        match=r"Row 2, column 'Invoice Date': '01/15/2026' is not a valid date "
+        r"\(dates with slashes are read as DD/MM/YYYY\)",
+    ):
         extractor.extract(content)
 
 
@@ -156,8 +166,9 @@ def test_credit_note_type_and_line_amount_from_quantity_times_price():
 
 
 def test_rows_of_two_invoices_are_refused():
-    content = ENGLISH_NO_TOTALS.replace("INV-77,2026-01-15,2026-02-14,EUR,Acme Ltd,Books", "INV-78,2026-01-15,"
-                                        "2026-02-14,EUR,Acme Ltd,Books").encode()
+    content = ENGLISH_NO_TOTALS.replace(
+        "INV-77,2026-01-15,2026-02-14,EUR,Acme Ltd,Books", "INV-78,2026-01-15,2026-02-14,EUR,Acme Ltd,Books"
+    ).encode()
 
     with pytest.raises(InvalidInvoice) as raised:
         extractor.extract(content)
@@ -215,44 +226,65 @@ def test_an_invoice_without_lines_imports_as_an_invoice_with_no_lines():
     assert invoice.line_total is None
     assert invoice.vat_breakdown == []
     assert (invoice.total_net, invoice.tax_total, invoice.total_gross, invoice.amount_due) == (
-        Decimal("100.00"), Decimal("20.00"), Decimal("120.00"), Decimal("120.00"))
+        Decimal("100.00"),
+        Decimal("20.00"),
+        Decimal("120.00"),
+        Decimal("120.00"),
+    )
     assert invoice.warnings == []
 
 
 def test_a_row_without_line_data_among_lines_is_not_taken_for_a_line():
-    content = (b"invoice_number;line_name;line_amount;vat_rate;total_gross\n"
-               b"A-1;Paper;10,00;19;23,80\n"
-               b"A-1;;;;23,80\n"
-               b"A-1;Pens;10,00;19;23,80\n")
+    content = (
+        b"invoice_number;line_name;line_amount;vat_rate;total_gross\n"
+        b"A-1;Paper;10,00;19;23,80\n"
+        b"A-1;;;;23,80\n"
+        b"A-1;Pens;10,00;19;23,80\n"
+    )
 
     invoice = extractor.extract(content)
 
     assert [(line.line_id, line.name, line.line_amount) for line in invoice.lines] == [
-        ("1", "Paper", Decimal("10.00")), ("2", "Pens", Decimal("10.00"))]
+        ("1", "Paper", Decimal("10.00")),
+        ("2", "Pens", Decimal("10.00")),
+    ]
     assert invoice.total_gross == Decimal("23.80")
 
 
 def test_an_exported_invoice_without_lines_imports_again_without_lines(db):
-    stored = make_invoice(invoice_number="EMPTY-1", lines=[], total_net=Decimal("100.00"),
-                          tax_total=Decimal("19.00"), total_gross=Decimal("119.00"), amount_due=Decimal("119.00"))
+    stored = make_invoice(
+        invoice_number="EMPTY-1",
+        lines=[],
+        total_net=Decimal("100.00"),
+        tax_total=Decimal("19.00"),
+        total_gross=Decimal("119.00"),
+        amount_due=Decimal("119.00"),
+    )
 
     again = extractor.extract(write_csv(Invoice.objects.filter(pk=stored.pk).prefetch_related("lines")))
 
     assert again.invoice_number == "EMPTY-1"
     assert again.lines == []
     assert (again.total_net, again.tax_total, again.total_gross, again.amount_due) == (
-        Decimal("100.00"), Decimal("19.00"), Decimal("119.00"), Decimal("119.00"))
+        Decimal("100.00"),
+        Decimal("19.00"),
+        Decimal("119.00"),
+        Decimal("119.00"),
+    )
 
 
-@pytest.mark.parametrize("content", [
-    b"",
-    b"Dear supplier,\nplease find attached our invoice.\nKind regards\n",
-    b"name;city\nAlice;Berlin\n",
-    b"invoice_number;comment\nA-1;no amounts here\n",
-    b'<?xml version="1.0"?>\n<Invoice>invoice_number;line_amount</Invoice>\n',
-    b"%PDF-1.7\ninvoice_number;line_amount\n",
-    bytes(range(256)) * 4,
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"",
+        b"Dear supplier,\nplease find attached our invoice.\nKind regards\n",
+        b"name;city\nAlice;Berlin\n",
+        b"invoice_number;comment\nA-1;no amounts here\n",
+        b'<?xml version="1.0"?>\n<Invoice>invoice_number;line_amount</Invoice>\n',
+        b"%PDF-1.7\ninvoice_number;line_amount\n",
+        bytes(range(256)) * 4,
+    ],
+)
 def test_text_and_binary_that_is_not_an_invoice_csv_is_not_claimed(content):
     assert extractor.can_handle(content) is False
 
@@ -287,4 +319,8 @@ def test_the_example_in_the_user_docs_reads_as_documented():
     assert invoice.issue_date == dt.date(2026, 2, 3)
     assert len(invoice.lines) == 2
     assert (invoice.total_net, invoice.tax_total, invoice.total_gross, invoice.amount_due) == (
-        Decimal("1245.00"), Decimal("236.55"), Decimal("1481.55"), Decimal("1481.55"))
+        Decimal("1245.00"),
+        Decimal("236.55"),
+        Decimal("1481.55"),
+        Decimal("1481.55"),
+    )

@@ -17,8 +17,10 @@ from invoices.extract import extract
 from invoices.extract.base import ExtractedInvoice, InvalidInvoice
 from tests.invoices.einvoice_reference import SAMPLES, embedded_xml
 
-UBL_OPEN = b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" ' \
-           b'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">'
+UBL_OPEN = (
+    b'<Invoice xmlns="urn:oasis:names:specification:ubl:schema:xsd:Invoice-2" '
+    b'xmlns:cbc="urn:oasis:names:specification:ubl:schema:xsd:CommonBasicComponents-2">'
+)
 PASSWD = Path("/etc/passwd")
 
 
@@ -35,12 +37,15 @@ def _leaks_passwd(text: str) -> bool:
 
 XXE_DOCUMENTS = {
     "general entity": b'<?xml version="1.0"?>\n<!DOCTYPE Invoice [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n'
-    + UBL_OPEN + b"<cbc:ID>&xxe;</cbc:ID><cbc:IssueDate>2024-01-01</cbc:IssueDate>"
+    + UBL_OPEN
+    + b"<cbc:ID>&xxe;</cbc:ID><cbc:IssueDate>2024-01-01</cbc:IssueDate>"
     b"<cbc:DocumentCurrencyCode>EUR</cbc:DocumentCurrencyCode></Invoice>",
     "parameter entity": b'<?xml version="1.0"?>\n<!DOCTYPE Invoice [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>\n'
-    + UBL_OPEN + b"<cbc:ID>1</cbc:ID></Invoice>",
-    "after a comment": b"<!-- hello -->\n<!DOCTYPE Invoice [<!ENTITY xxe SYSTEM \"file:///etc/passwd\">]>"
-    + UBL_OPEN + b"<cbc:ID>&xxe;</cbc:ID></Invoice>",
+    + UBL_OPEN
+    + b"<cbc:ID>1</cbc:ID></Invoice>",
+    "after a comment": b'<!-- hello -->\n<!DOCTYPE Invoice [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+    + UBL_OPEN
+    + b"<cbc:ID>&xxe;</cbc:ID></Invoice>",
 }
 
 
@@ -59,11 +64,15 @@ def test_utf16_xxe_is_caught_after_parsing_and_leaks_nothing():
 
 
 def test_xinclude_is_not_processed():
-    content = (SAMPLES / "peppol-bis3" / "base-example.xml").read_bytes().replace(
-        b"<cbc:BuyerReference>",
-        b'<cbc:Note><xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file:///etc/passwd" '
-        b'parse="text"/></cbc:Note><cbc:BuyerReference>',
-        1,
+    content = (
+        (SAMPLES / "peppol-bis3" / "base-example.xml")
+        .read_bytes()
+        .replace(
+            b"<cbc:BuyerReference>",
+            b'<cbc:Note><xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="file:///etc/passwd" '
+            b'parse="text"/></cbc:Note><cbc:BuyerReference>',
+            1,
+        )
     )
     invoice = extract(content)
     assert not any(_leaks_passwd(str(value)) for value in vars(invoice).values() if value is not invoice.xml)
@@ -95,7 +104,8 @@ def test_dtd_on_the_network_is_never_fetched():
         port = listener.getsockname()[1]
         content = (
             b'<?xml version="1.0"?>\n<!DOCTYPE Invoice SYSTEM "http://127.0.0.1:%d/invoice.dtd">\n' % port
-            + UBL_OPEN + b"<cbc:ID>1</cbc:ID></Invoice>"
+            + UBL_OPEN
+            + b"<cbc:ID>1</cbc:ID></Invoice>"
         )
 
         error = _refused(content)

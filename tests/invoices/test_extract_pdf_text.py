@@ -36,11 +36,13 @@ extractor = PdfTextExtractor()
 
 def text_pdf(lines: list[str]) -> bytes:
     """A one-page PDF whose text layer holds `lines`, one under the other (Helvetica, WinAnsi)."""
+
     def escape(text: str) -> str:
         return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
-    stream = "\n".join(["BT", "/F1 10 Tf", "14 TL", "50 800 Td",
-                        *(f"({escape(line)}) Tj T*" for line in lines), "ET"]).encode("cp1252")
+    stream = "\n".join(
+        ["BT", "/F1 10 Tf", "14 TL", "50 800 Td", *(f"({escape(line)}) Tj T*" for line in lines), "ET"]
+    ).encode("cp1252")
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -90,8 +92,15 @@ def test_hetzner_confidence_is_high_for_checked_values_and_lower_for_guesses():
     invoice = extractor.extract(HETZNER.read_bytes())
 
     # Labelled and confirmed: check digits valid, net + tax = gross.
-    for name in ("invoice_number", "issue_date", "seller_vat_id", "payment_iban", "total_net", "tax_total",
-                 "total_gross"):
+    for name in (
+        "invoice_number",
+        "issue_date",
+        "seller_vat_id",
+        "payment_iban",
+        "total_net",
+        "tax_total",
+        "total_gross",
+    ):
         assert invoice.confidence[name] >= 0.85, name
     # No "amount due" is printed: assumed equal to the gross total, a guess.
     assert invoice.confidence["amount_due"] <= 0.6
@@ -113,8 +122,17 @@ ZF1_NS = {
     "ram": "urn:un:unece:uncefact:data:standard:ReusableAggregateBusinessInformationEntity:12",
     "udt": "urn:un:unece:uncefact:data:standard:UnqualifiedDataType:15",
 }
-COMPARED = ("invoice_number", "issue_date", "currency", "seller_name", "seller_vat_id",
-            "total_net", "tax_total", "total_gross", "amount_due")
+COMPARED = (
+    "invoice_number",
+    "issue_date",
+    "currency",
+    "seller_name",
+    "seller_vat_id",
+    "total_net",
+    "tax_total",
+    "total_gross",
+    "amount_due",
+)
 # Where the printed page and the embedded XML disagree, a reader of the page cannot agree with the XML:
 # the "withBOM" file prints invoice RE-20190610/507 of 2019-06-10 but embeds 508 of 2020-11-21, and the
 # "Kostenrechnung" names KOSTENLIEFERANT GMBH under "Lieferant" while its XML names the footer's company.
@@ -128,13 +146,15 @@ PAGE_DIFFERS_FROM_XML = {
 def embedded_xml_fields(pdf: bytes) -> dict[str, object]:
     """The compared fields, read from the PDF's embedded XML with XPath."""
     _, xml = facturx.get_xml_from_pdf(pdf, check_xsd=False)
-    tree = etree.fromstring(xml.removeprefix(b"\xef\xbb\xbf"), etree.XMLParser(resolve_entities=False,
-                                                                             no_network=True))
+    tree = etree.fromstring(xml.removeprefix(b"\xef\xbb\xbf"), etree.XMLParser(resolve_entities=False, no_network=True))
     zugferd1 = tree.tag.startswith("{urn:ferd:")
     ns = ZF1_NS if zugferd1 else CII_NS
     header = "rsm:HeaderExchangedDocument" if zugferd1 else "rsm:ExchangedDocument"
-    summation = ("ram:SpecifiedTradeSettlementMonetarySummation" if zugferd1
-                 else "ram:SpecifiedTradeSettlementHeaderMonetarySummation")
+    summation = (
+        "ram:SpecifiedTradeSettlementMonetarySummation"
+        if zugferd1
+        else "ram:SpecifiedTradeSettlementHeaderMonetarySummation"
+    )
 
     def text(path: str) -> str:
         found = tree.xpath(path, namespaces=ns)
@@ -161,8 +181,10 @@ def embedded_xml_fields(pdf: bytes) -> dict[str, object]:
 def same(name: str, extracted: object, expected: object) -> bool:
     """Equal as a person compares them: names ignoring case, spacing and a legal form the XML leaves out."""
     if name == "seller_name":
+
         def fold(value: object) -> str:
             return " " + " ".join(re.sub(r"[^\w&]+", " ", str(value)).casefold().split()) + " "
+
         return bool(extracted) and (fold(extracted) in fold(expected) or fold(expected) in fold(extracted))
     return extracted == expected
 
@@ -206,7 +228,10 @@ def test_french_credit_note_reads_positive_amounts_and_its_type():
     assert invoice.type == "credit_note"
     assert invoice.invoice_number == "AV-2017-0005"
     assert (invoice.total_net, invoice.tax_total, invoice.total_gross) == (
-        Decimal("218.48"), Decimal("14.99"), Decimal("233.47"))
+        Decimal("218.48"),
+        Decimal("14.99"),
+        Decimal("233.47"),
+    )
 
 
 def test_english_invoice_with_us_style_dates_elsewhere_on_the_page():
@@ -220,24 +245,26 @@ def test_english_invoice_with_us_style_dates_elsewhere_on_the_page():
 
 
 def test_an_english_invoice_in_pounds():
-    content = text_pdf([
-        "Northwind Traders Ltd - 1 Market Street - London EC1A 1BB",
-        "VAT Reg No: GB 980 7806 84",
-        "INVOICE",
-        "Invoice No: NW-2026-118",
-        "Invoice Date: January 5, 2026",
-        "Due Date: 04/02/2026",
-        "Bill to:",
-        "Contoso Retail Ltd",
-        "Customer VAT number: GB123456782",
-        "Description Qty Unit price Amount",
-        "Consulting 10 125.00 1,250.00",
-        "Subtotal \u00a31,250.00",
-        "VAT 20% \u00a3250.00",
-        "Total \u00a31,500.00",
-        "Amount due \u00a31,500.00",
-        "Please pay to IBAN GB33 BUKB 2020 1555 5555 55",
-    ])
+    content = text_pdf(
+        [
+            "Northwind Traders Ltd - 1 Market Street - London EC1A 1BB",
+            "VAT Reg No: GB 980 7806 84",
+            "INVOICE",
+            "Invoice No: NW-2026-118",
+            "Invoice Date: January 5, 2026",
+            "Due Date: 04/02/2026",
+            "Bill to:",
+            "Contoso Retail Ltd",
+            "Customer VAT number: GB123456782",
+            "Description Qty Unit price Amount",
+            "Consulting 10 125.00 1,250.00",
+            "Subtotal \u00a31,250.00",
+            "VAT 20% \u00a3250.00",
+            "Total \u00a31,500.00",
+            "Amount due \u00a31,500.00",
+            "Please pay to IBAN GB33 BUKB 2020 1555 5555 55",
+        ]
+    )
 
     invoice = extractor.extract(content)
 
@@ -249,7 +276,11 @@ def test_an_english_invoice_in_pounds():
     assert invoice.seller_vat_id == "GB980780684"
     assert invoice.payment_iban == "GB33BUKB20201555555555"
     assert (invoice.total_net, invoice.tax_total, invoice.total_gross, invoice.amount_due) == (
-        Decimal("1250.00"), Decimal("250.00"), Decimal("1500.00"), Decimal("1500.00"))
+        Decimal("1250.00"),
+        Decimal("250.00"),
+        Decimal("1500.00"),
+        Decimal("1500.00"),
+    )
 
 
 # --- files that cannot be read -------------------------------------------------------------------------------
@@ -345,12 +376,17 @@ def test_amounts_are_money_with_two_decimals_not_rates_prices_or_dates():
     text = "1.234,56 €  1,234.56  -7,67  19,00 %  0,8403 €  19.01.2016  (35,13 €)"
 
     assert [value for value, _, _ in find_amounts(text)] == [
-        Decimal("1234.56"), Decimal("1234.56"), Decimal("-7.67"), Decimal("35.13")]
+        Decimal("1234.56"),
+        Decimal("1234.56"),
+        Decimal("-7.67"),
+        Decimal("35.13"),
+    ]
 
 
 def test_due_date_from_a_payment_sentence():
-    found = find_due_date("Zahlbar innerhalb 30 Tagen netto bis 04.04.2013, 3% Skonto innerhalb 10 Tagen "
-                          "bis 15.03.2013")
+    found = find_due_date(
+        "Zahlbar innerhalb 30 Tagen netto bis 04.04.2013, 3% Skonto innerhalb 10 Tagen bis 15.03.2013"
+    )
 
     assert found is not None
     assert found.value == dt.date(2013, 4, 4)

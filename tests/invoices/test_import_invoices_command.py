@@ -16,9 +16,27 @@ from tests.invoices.einvoice_reference import SAMPLES, embedded_xml, reference_v
 
 pytestmark = [pytest.mark.django_db]
 
-CONTRACT_KEYS = {"file", "invoice_id", "status", "format", "invoice_number", "type", "issue_date", "due_date",
-                 "currency", "seller_name", "seller_vat_id", "buyer_name", "total_net", "tax_total", "total_gross",
-                 "amount_due", "line_count", "issues", "error"}
+CONTRACT_KEYS = {
+    "file",
+    "invoice_id",
+    "status",
+    "format",
+    "invoice_number",
+    "type",
+    "issue_date",
+    "due_date",
+    "currency",
+    "seller_name",
+    "seller_vat_id",
+    "buyer_name",
+    "total_net",
+    "tax_total",
+    "total_gross",
+    "amount_due",
+    "line_count",
+    "issues",
+    "error",
+}
 ALL_FILES = sorted(p for p in SAMPLES.rglob("*") if p.is_file())  # the folder's README.md too
 ALL_SAMPLES = [p for p in ALL_FILES if p.name != "README.md"]
 
@@ -47,7 +65,7 @@ def attached_xml_without_declaration(pdf: bytes) -> bytes:
 
     attachments = pypdf.PdfReader(io.BytesIO(pdf)).attachments
     [xml] = [data[0] for name, data in attachments.items() if name.lower().endswith(".xml")]
-    return xml[xml.index(b"?>") + 2:] if xml.lstrip().startswith(b"<?xml") else xml
+    return xml[xml.index(b"?>") + 2 :] if xml.lstrip().startswith(b"<?xml") else xml
 
 
 def test_every_sample_goes_through_the_whole_pipeline():
@@ -71,9 +89,15 @@ def test_every_sample_goes_through_the_whole_pipeline():
     assert "Unrecognised" in failed["README.md"]["error"]
 
 
-@pytest.mark.parametrize("path", [p for p in ALL_SAMPLES if p.suffix.lower() in (".xml", ".pdf")
-                                  and p.parent.name != "unstructured-pdf" and p.name != "fail1.pdf"],
-                         ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize(
+    "path",
+    [
+        p
+        for p in ALL_SAMPLES
+        if p.suffix.lower() in (".xml", ".pdf") and p.parent.name != "unstructured-pdf" and p.name != "fail1.pdf"
+    ],
+    ids=lambda p: f"{p.parent.name}/{p.name}",
+)
 def test_key_fields_match_the_file(path):
     [line] = run_import(path)
     expected = expected_for(path)
@@ -112,7 +136,7 @@ def test_bad_files_fail_with_a_clear_error_and_keep_their_bytes(tmp_path, settin
         "truncated.xml": (SAMPLES / "en16931-ubl" / "ubl-tc434-example1.xml").read_bytes()[:700],
         "random.pdf": bytes(range(256)) * 20,
         "bomb.xml": b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
-                    b"<Invoice>&lol2;</Invoice>",
+        b"<Invoice>&lol2;</Invoice>",
         "empty.csv": b"",
         "big.xml": b"<x>" + b"a" * 60_000 + b"</x>",
     }

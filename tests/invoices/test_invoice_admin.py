@@ -43,9 +43,11 @@ def test_bulk_approve_reports_what_it_could_not_do(admin_client):
     good = invoice_import_sync(content=PEPPOL.read_bytes(), filename=PEPPOL.name)
     broken = invoice_import_sync(content=b"<not-an-invoice/>", filename="x.xml")
     assert broken.status == InvoiceStatus.FAILED
-    response = admin_client.post(reverse("admin:invoices_invoice_changelist"),
-                                 {"action": "approve_selected", "_selected_action": [good.pk, broken.pk]},
-                                 follow=True)
+    response = admin_client.post(
+        reverse("admin:invoices_invoice_changelist"),
+        {"action": "approve_selected", "_selected_action": [good.pk, broken.pk]},
+        follow=True,
+    )
     text = response.content.decode()
     assert "Approved 1 invoice(s)." in text and "Skipped" in text
     assert Invoice.objects.get(pk=good.pk).status == InvoiceStatus.APPROVED

@@ -65,8 +65,9 @@ def test_invoices_are_the_teams_and_private_to_outsiders(clerk, make_user, clien
     teammate = client_for(make_user("other", role="ap_clerk"))  # ap_clerk holds invoices.view_all
     assert teammate.get(f"/api/v1/invoices/{invoice_id}/").status_code == 200
     outsider_user = make_user("outsider")
-    outsider_user.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="invoices", codename__in=["view_invoice", "add_invoice"]))
+    outsider_user.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="invoices", codename__in=["view_invoice", "add_invoice"])
+    )
     outsider = client_for(outsider_user)
     assert outsider.get(f"/api/v1/invoices/{invoice_id}/").status_code == 404
     assert outsider.get(f"/api/v1/invoices/{invoice_id}/original/").status_code == 404
@@ -115,8 +116,9 @@ def test_reprocess_queues_a_job_and_dedupes(clerk, client_for):
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_export_ubl_round_trip_and_idempotent_rerun(celery_worker, clerk, client_for):
-    invoices = [invoice_import_sync(content=path.read_bytes(), filename=path.name, owner=clerk)
-                for path in (UBL, CII, PEPPOL)]
+    invoices = [
+        invoice_import_sync(content=path.read_bytes(), filename=path.name, owner=clerk) for path in (UBL, CII, PEPPOL)
+    ]
     for invoice in invoices:
         if invoice.status == InvoiceStatus.NEEDS_REVIEW:
             Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.APPROVED)
@@ -134,9 +136,12 @@ def test_export_ubl_round_trip_and_idempotent_rerun(celery_worker, clerk, client
         read_back = UblExtractor().extract(archive.read(name))
         original = by_number[read_back.invoice_number]
         assert (read_back.total_net, read_back.tax_total, read_back.total_gross, read_back.amount_due) == (
-            original.total_net, original.tax_total, original.total_gross, original.amount_due)
-    assert set(Invoice.objects.filter(pk__in=[i.pk for i in invoices]).values_list("status", flat=True)) == {
-        "exported"}
+            original.total_net,
+            original.tax_total,
+            original.total_gross,
+            original.amount_due,
+        )
+    assert set(Invoice.objects.filter(pk__in=[i.pk for i in invoices]).values_list("status", flat=True)) == {"exported"}
     # Nothing left to export; a re-run of the same batch's job writes the same single file again.
     assert client.post("/api/v1/exports/", {"format": "csv"}, format="json").status_code == 400
     from invoices.exports import export_run

@@ -27,11 +27,15 @@ def to_json_schema(node, components: dict, seen: tuple = ()):
         name = node["$ref"].rsplit("/", 1)[-1]
         assert name not in seen, f"recursive schema {name}"
         return to_json_schema(components[name], components, (*seen, name))
-    out = {key: to_json_schema(value, components, seen) for key, value in node.items()
-           if key not in ("nullable", "readOnly", "writeOnly", "format", "example", "description", "properties")}
+    out = {
+        key: to_json_schema(value, components, seen)
+        for key, value in node.items()
+        if key not in ("nullable", "readOnly", "writeOnly", "format", "example", "description", "properties")
+    }
     if "properties" in node:  # a map of names to schemas: the names are kept whatever they are
-        out["properties"] = {name: to_json_schema(value, components, seen)
-                             for name, value in node["properties"].items()}
+        out["properties"] = {
+            name: to_json_schema(value, components, seen) for name, value in node["properties"].items()
+        }
     if node.get("nullable"):
         if "type" in out:
             out["type"] = [out["type"], "null"]
@@ -54,8 +58,13 @@ class SchemaChecker:
         path = url.split("?", 1)[0]
         # Literal paths first: /invoices/review-queue/ is not /invoices/{id}/.
         for template, item in sorted(self.schema["paths"].items(), key=lambda pair: pair[0].count("{")):
-            pattern = "^" + "".join("[^/]+" if part.startswith("{") else re.escape(part)
-                                    for part in re.split(r"(\{[^}]+\})", template)) + "$"
+            pattern = (
+                "^"
+                + "".join(
+                    "[^/]+" if part.startswith("{") else re.escape(part) for part in re.split(r"(\{[^}]+\})", template)
+                )
+                + "$"
+            )
             if re.match(pattern, path) and method in item:
                 return template, item[method]
         raise AssertionError(f"{method.upper()} {path} is not in the schema")
@@ -91,23 +100,27 @@ def test_every_invoice_endpoint_answers_what_the_schema_says(clerk, make_user, c
     assert call("post", "/api/v1/invoices/", {"files": [handle]}, format="multipart").status_code == 202
     assert call("get", "/api/v1/invoices/").status_code == 200
     assert call("get", f"/api/v1/invoices/{invoice.pk}/").status_code == 200
-    patched = call("patch", f"/api/v1/invoices/{invoice.pk}/", {
-        "total_gross": RIGHT_GROSS, "changes": {"lines[1].quantity": "2"}, "reason": "paper copy",
-        "revalidate": True}, format="json")
+    patched = call(
+        "patch",
+        f"/api/v1/invoices/{invoice.pk}/",
+        {"total_gross": RIGHT_GROSS, "changes": {"lines[1].quantity": "2"}, "reason": "paper copy", "revalidate": True},
+        format="json",
+    )
     assert patched.status_code == 200 and patched.json()["corrected_fields"] == ["lines[1].quantity", "total_gross"]
     assert call("get", f"/api/v1/invoices/{invoice.pk}/corrections/").status_code == 200
     assert call("get", "/api/v1/invoices/review-queue/?unassigned=true").status_code == 200
     assert call("post", f"/api/v1/invoices/{invoice.pk}/assign/", {}, format="json").status_code == 200
-    assert call("post", f"/api/v1/invoices/{invoice.pk}/vendor/", {"create_from_seller": True},
-                format="json").status_code == 200
+    assert (
+        call("post", f"/api/v1/invoices/{invoice.pk}/vendor/", {"create_from_seller": True}, format="json").status_code
+        == 200
+    )
     assert call("post", f"/api/v1/invoices/{invoice.pk}/approve/", {}, format="json").status_code == 200
-    assert call("post", f"/api/v1/invoices/{invoice.pk}/reprocess/", {"force": True},
-                format="json").status_code == 202
+    assert call("post", f"/api/v1/invoices/{invoice.pk}/reprocess/", {"force": True}, format="json").status_code == 202
     other = needs_review_invoice("2", owner=clerk)
-    assert call("post", f"/api/v1/invoices/{other.pk}/reject/", {"reason": "not ours"},
-                format="json").status_code == 200
-    created = call("post", "/api/v1/exports/", {"format": "csv", "invoice_ids": [other.pk, invoice.pk]},
-                   format="json")
+    assert (
+        call("post", f"/api/v1/invoices/{other.pk}/reject/", {"reason": "not ours"}, format="json").status_code == 200
+    )
+    created = call("post", "/api/v1/exports/", {"format": "csv", "invoice_ids": [other.pk, invoice.pk]}, format="json")
     assert created.status_code in (202, 400)
     third = needs_review_invoice("3", owner=clerk)
     client.post(f"/api/v1/invoices/{third.pk}/approve/", {}, format="json")

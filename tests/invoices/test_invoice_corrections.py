@@ -50,9 +50,13 @@ def test_corrections_are_rows_and_revalidation_clears_the_issues_they_caused(cle
     invoice = needs_review_invoice()
     assert {"totals.net_tax_gross", "seller.vat_id_checksum", "payment.iban_checksum"} <= codes(invoice)
 
-    rows = invoice_correct(invoice=invoice, actor=act(clerk), reason="as on the paper copy", revalidate=True,
-                           changes={"total_gross": RIGHT_GROSS, "seller_vat_id": "de 136 695 976",
-                                    "payment_iban": VALID_IBAN})
+    rows = invoice_correct(
+        invoice=invoice,
+        actor=act(clerk),
+        reason="as on the paper copy",
+        revalidate=True,
+        changes={"total_gross": RIGHT_GROSS, "seller_vat_id": "de 136 695 976", "payment_iban": VALID_IBAN},
+    )
 
     invoice.refresh_from_db()
     assert invoice.total_gross == Decimal(RIGHT_GROSS) and invoice.seller_vat_id == VALID_VAT_ID
@@ -70,16 +74,19 @@ def test_corrections_are_rows_and_revalidation_clears_the_issues_they_caused(cle
     assert entry.details["changes"]["total_gross"] == {"from": WRONG_GROSS, "to": RIGHT_GROSS}
 
 
-@pytest.mark.parametrize("changes, path", [
-    ({"total_gross": "twelve"}, "total_gross"),
-    ({"total_gross": "12.345"}, "total_gross"),
-    ({"due_date": "2026-02-30"}, "due_date"),
-    ({"currency": "EUX"}, "currency"),
-    ({"status": "approved"}, "status"),
-    ({"lines[1].quantity": "1,5"}, "lines[1].quantity"),
-    ({"lines[9].quantity": "1"}, "lines[9].quantity"),
-    ({"seller_country": "Germany"}, "seller_country"),
-])
+@pytest.mark.parametrize(
+    "changes, path",
+    [
+        ({"total_gross": "twelve"}, "total_gross"),
+        ({"total_gross": "12.345"}, "total_gross"),
+        ({"due_date": "2026-02-30"}, "due_date"),
+        ({"currency": "EUX"}, "currency"),
+        ({"status": "approved"}, "status"),
+        ({"lines[1].quantity": "1,5"}, "lines[1].quantity"),
+        ({"lines[9].quantity": "1"}, "lines[9].quantity"),
+        ({"seller_country": "Germany"}, "seller_country"),
+    ],
+)
 def test_a_wrong_value_is_a_field_error_and_nothing_is_saved(clerk, changes, path):
     invoice = needs_review_invoice()
     before = Invoice.objects.filter(pk=invoice.pk).values().get()
@@ -93,10 +100,22 @@ def test_a_wrong_value_is_a_field_error_and_nothing_is_saved(clerk, changes, pat
 def test_lines_are_added_edited_and_removed(clerk):
     invoice = needs_review_invoice()
     assert sorted(invoice.lines.values_list("position", flat=True)) == [1, 2]
-    invoice_correct(invoice=invoice, actor=act(clerk), changes={
-        "lines[1].quantity": "3", "lines[2]": None,
-        "lines[+]": {"name": "Freight", "quantity": "1", "net_price": "25", "line_amount": "25.00",
-                     "vat_category": "s", "vat_rate": "25"}})
+    invoice_correct(
+        invoice=invoice,
+        actor=act(clerk),
+        changes={
+            "lines[1].quantity": "3",
+            "lines[2]": None,
+            "lines[+]": {
+                "name": "Freight",
+                "quantity": "1",
+                "net_price": "25",
+                "line_amount": "25.00",
+                "vat_category": "s",
+                "vat_rate": "25",
+            },
+        },
+    )
     invoice.refresh_from_db()
     lines = {line.position: line for line in invoice.lines.all()}
     assert sorted(lines) == [1, 3]
@@ -109,8 +128,7 @@ def test_lines_are_added_edited_and_removed(clerk):
 
 def test_reprocess_keeps_corrections_unless_discarded(clerk):
     invoice = needs_review_invoice()
-    invoice_correct(invoice=invoice, actor=act(clerk), changes={"total_gross": RIGHT_GROSS,
-                                                                "lines[2]": None})
+    invoice_correct(invoice=invoice, actor=act(clerk), changes={"total_gross": RIGHT_GROSS, "lines[2]": None})
     invoice = invoice_process(invoice=Invoice.objects.get(pk=invoice.pk))  # what the reprocess job runs
     assert invoice.total_gross == Decimal(RIGHT_GROSS) and invoice.lines.count() == 1
     assert invoice.extracted_values["total_gross"] == WRONG_GROSS
@@ -154,12 +172,17 @@ def test_over_threshold_needs_the_permission_and_four_eyes(clerk, make_user):
 
 def test_vendor_created_from_the_seller_data_and_its_rules_apply(clerk):
     invoice = needs_review_invoice()
-    invoice_correct(invoice=invoice, actor=act(clerk), changes={"seller_vat_id": VALID_VAT_ID,
-                                                                "payment_iban": VALID_IBAN})
+    invoice_correct(
+        invoice=invoice, actor=act(clerk), changes={"seller_vat_id": VALID_VAT_ID, "payment_iban": VALID_IBAN}
+    )
     assert "vendor.unknown" in codes(invoice)
     vendor = vendor_create_from_invoice(invoice=invoice, actor=act(clerk))
     assert (vendor.name, vendor.vat_id, vendor.iban, vendor.country) == (
-        "SupplierOfficialName Ltd", VALID_VAT_ID, VALID_IBAN, "GB")
+        "SupplierOfficialName Ltd",
+        VALID_VAT_ID,
+        VALID_IBAN,
+        "GB",
+    )
     invoice.refresh_from_db()
     assert invoice.vendor == vendor and invoice.vendor_confirmed and "vendor.unknown" not in codes(invoice)
     with pytest.raises(InvoiceNotAllowed, match="link the invoice to it"):

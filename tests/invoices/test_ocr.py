@@ -29,8 +29,10 @@ from tests.support.waiting import wait_for
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
-needs_ocr = pytest.mark.skipif(shutil.which("ocrmypdf") is None or shutil.which("tesseract") is None,
-                               reason="OCR is not installed (scripts/setup-system.sh)")
+needs_ocr = pytest.mark.skipif(
+    shutil.which("ocrmypdf") is None or shutil.which("tesseract") is None,
+    reason="OCR is not installed (scripts/setup-system.sh)",
+)
 
 FRENCH = FACTURX / "Facture_FR_BASICWL.pdf"
 GERMAN = FACTURX / "ZUGFeRD_1p0_BASIC_Einfach.pdf"
@@ -53,8 +55,11 @@ def assert_read_like_the_xml(invoice: Invoice, expected: dict) -> None:
 
 def assert_low_confidence_is_reviewed(invoice: Invoice) -> None:
     """Never validated on a doubtful reading: any key field under 0.6 means needs_review."""
-    doubtful = {name: value for name, value in invoice.confidence.items()
-                if value < 0.6 and getattr(invoice, name) not in (None, "")}
+    doubtful = {
+        name: value
+        for name, value in invoice.confidence.items()
+        if value < 0.6 and getattr(invoice, name) not in (None, "")
+    }
     if doubtful:
         assert invoice.status == InvoiceStatus.NEEDS_REVIEW, doubtful
         assert invoice.issues.filter(code="extraction.low_confidence").exists()
@@ -72,8 +77,12 @@ def test_a_sideways_speckled_scan_pdf_is_ocred_by_the_worker_page_by_page(celery
     assert detect_format(scan) == "pdf-text"  # an image-only PDF: no XML, no text
 
     invoice = invoice_ingest(content=scan, filename="scan.pdf", source=InvoiceSource.UPLOAD)
-    job = wait_for(lambda: Job.objects.filter(kind="invoices.process_invoice", subject_id=str(invoice.pk),
-                                              status__in=["succeeded", "failed"]).first(), timeout=240)
+    job = wait_for(
+        lambda: Job.objects.filter(
+            kind="invoices.process_invoice", subject_id=str(invoice.pk), status__in=["succeeded", "failed"]
+        ).first(),
+        timeout=240,
+    )
     invoice.refresh_from_db()
 
     assert job.status == "succeeded", job.error
@@ -98,8 +107,12 @@ def test_a_sideways_speckled_scan_pdf_is_ocred_by_the_worker_page_by_page(celery
 @pytest.mark.django_db(transaction=True)
 def test_a_pdf_with_a_text_layer_is_not_ocred(celery_worker):
     invoice = invoice_ingest(content=HETZNER.read_bytes(), filename="hetzner.pdf", source=InvoiceSource.UPLOAD)
-    job = wait_for(lambda: Job.objects.filter(kind="invoices.process_invoice", subject_id=str(invoice.pk),
-                                              status__in=["succeeded", "failed"]).first(), timeout=60)
+    job = wait_for(
+        lambda: Job.objects.filter(
+            kind="invoices.process_invoice", subject_id=str(invoice.pk), status__in=["succeeded", "failed"]
+        ).first(),
+        timeout=60,
+    )
     invoice.refresh_from_db()
     assert job.status == "succeeded", job.error
     # No OCR step ran: no page progress was ever reported and no page was read.
@@ -123,8 +136,9 @@ def test_photos_as_png_and_jpeg_are_read_like_the_original(sample, fmt):
     assert invoice.format == "pdf-ocr" and invoice.ocr_pages == 1, invoice.error
     # The fields the text layer of the original gets right, the photo gets right too (or flags).
     text_layer = PdfTextExtractor().extract(original)
-    expected = {name: value for name, value in truth(original).items()
-                if name not in mismatches(text_layer, {name: value})}
+    expected = {
+        name: value for name, value in truth(original).items() if name not in mismatches(text_layer, {name: value})
+    }
     assert len(expected) >= 5
     assert_read_like_the_xml(invoice, expected)
     assert invoice.searchable_pdf.name.endswith(f"{invoice.sha256}-ocr.pdf")
@@ -214,8 +228,11 @@ def test_ocr_switched_off_sends_a_photo_to_review(settings, photo):
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize(("fmt", "enabled"), [("PNG", True), ("JPEG", True), ("PNG", False)],
-                         ids=["png-ocr-on", "jpeg-ocr-on", "png-ocr-off"])
+@pytest.mark.parametrize(
+    ("fmt", "enabled"),
+    [("PNG", True), ("JPEG", True), ("PNG", False)],
+    ids=["png-ocr-on", "jpeg-ocr-on", "png-ocr-off"],
+)
 def test_a_corrupt_image_fails_with_a_readable_error_and_is_kept(settings, fmt, enabled):
     settings.OCR_ENABLED = enabled
     image = encode(page_images(FRENCH.read_bytes(), pages=1, dpi=100), fmt)

@@ -48,17 +48,20 @@ def png(width: int, height: int) -> bytes:
 # --- which pages need OCR ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "usable"), [
-    ("Rechnung Nr. 471102 vom 05.03.2024\nGesamtbetrag 1.234,56 EUR", True),
-    ("Invoice 2024-17  Total due 99.00", True),
-    ("1.234,56  17,00  19 %\n 4711  0815  2024-03-05", True),  # a table of numbers is still text
-    ("", False),
-    ("   \n\f  ", False),
-    ("Seite 1", False),  # a stamp or a page number on a scanned page
-    ("(cid:12)(cid:34)(cid:56)(cid:78)(cid:90)(cid:11)(cid:22)(cid:33)", False),  # no Unicode map
-    ("\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a", False),
-    ("Qwrtz Pfldk Brstn Xkcd Mnbv Cxyz Lkjh Gfds Trwq Zxcv Bnml", False),  # letter salad
-])
+@pytest.mark.parametrize(
+    ("text", "usable"),
+    [
+        ("Rechnung Nr. 471102 vom 05.03.2024\nGesamtbetrag 1.234,56 EUR", True),
+        ("Invoice 2024-17  Total due 99.00", True),
+        ("1.234,56  17,00  19 %\n 4711  0815  2024-03-05", True),  # a table of numbers is still text
+        ("", False),
+        ("   \n\f  ", False),
+        ("Seite 1", False),  # a stamp or a page number on a scanned page
+        ("(cid:12)(cid:34)(cid:56)(cid:78)(cid:90)(cid:11)(cid:22)(cid:33)", False),  # no Unicode map
+        ("\x01\x02\x03\x04\x05\x06\x07\x08\x0e\x0f\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a", False),
+        ("Qwrtz Pfldk Brstn Xkcd Mnbv Cxyz Lkjh Gfds Trwq Zxcv Bnml", False),  # letter salad
+    ],
+)
 def test_a_text_layer_counts_only_when_it_reads_as_text(text, usable):
     assert text_is_usable(text) is usable
 
@@ -97,7 +100,10 @@ def test_a_page_sized_image_in_a_mail_is_a_candidate_and_a_logo_is_not():
 def test_hocr_lines_keep_reading_order_boxes_and_confidences():
     lines = parse_hocr(HOCR)
     assert [[word.text for word in line.words] for line in lines] == [
-        ["Rechnung", "471102"], ["Gesamtbetrag"], ["1.234,56", "EUR"]]
+        ["Rechnung", "471102"],
+        ["Gesamtbetrag"],
+        ["1.234,56", "EUR"],
+    ]
     assert lines[2].words[0] == Word("1.234,56", 0.41, (1200, 502, 1330, 532))
     assert parse_hocr(b"not xml at all") == []
 
@@ -118,8 +124,10 @@ def test_a_fields_confidence_is_that_of_the_words_it_was_read_from():
     assert field_word_confidence(Decimal("1234.56"), words) == 0.41  # printed "1.234,56"
     assert field_word_confidence(Decimal("99.00"), words) is None  # not on the page
     assert field_word_confidence(dt.date(2024, 3, 5), [Word("05.03.2024", 0.8)]) == 0.8
-    assert field_word_confidence("DE 123 456 789", [Word("USt-IdNr:", 0.9), Word("DE123", 0.7),
-                                                    Word("456789", 0.95)]) == 0.7
+    assert (
+        field_word_confidence("DE 123 456 789", [Word("USt-IdNr:", 0.9), Word("DE123", 0.7), Word("456789", 0.95)])
+        == 0.7
+    )
     assert mean_word_confidence([Word("-", 0.1), Word("ab", 0.8), Word("cd", 0.6)]) == pytest.approx(0.7)
 
 
@@ -140,9 +148,18 @@ def test_the_extractor_reads_ocr_text_given_for_a_page():
 def ocred_invoice(db, make_user):
     owner = make_user("clerk", role="ap_clerk")
     invoice = Invoice.objects.create(
-        source=InvoiceSource.UPLOAD, owner=owner, original="originals/xx", original_filename="scan.jpg",
-        sha256="ab" * 32, size=10, status=InvoiceStatus.NEEDS_REVIEW, format="pdf-ocr", ocr_status=OcrStatus.DONE,
-        ocr_pages=1, ocr_confidence=0.91)
+        source=InvoiceSource.UPLOAD,
+        owner=owner,
+        original="originals/xx",
+        original_filename="scan.jpg",
+        sha256="ab" * 32,
+        size=10,
+        status=InvoiceStatus.NEEDS_REVIEW,
+        format="pdf-ocr",
+        ocr_status=OcrStatus.DONE,
+        ocr_pages=1,
+        ocr_confidence=0.91,
+    )
     name = searchable_pdf_path(invoice.sha256)
     if default_storage.exists(name):
         default_storage.delete(name)
@@ -151,8 +168,9 @@ def ocred_invoice(db, make_user):
     return invoice
 
 
-def test_the_api_shows_what_ocr_did_and_serves_the_searchable_pdf_to_its_owner_only(ocred_invoice, client_for,
-                                                                                     make_user):
+def test_the_api_shows_what_ocr_did_and_serves_the_searchable_pdf_to_its_owner_only(
+    ocred_invoice, client_for, make_user
+):
     client = client_for(ocred_invoice.owner)
     detail = client.get(f"/api/v1/invoices/{ocred_invoice.pk}/").json()
     url = f"/api/v1/invoices/{ocred_invoice.pk}/searchable-pdf/"
@@ -161,8 +179,9 @@ def test_the_api_shows_what_ocr_did_and_serves_the_searchable_pdf_to_its_owner_o
     assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
     assert b"".join(response.streaming_content) == b"%PDF-1.7 searchable"
     outsider = make_user("outsider")  # every clerk permission but invoices.view_all: sees only their own
-    outsider.user_permissions.set(Group.objects.get(name="ap_clerk").permissions.exclude(
-        content_type__app_label="invoices", codename="view_all"))
+    outsider.user_permissions.set(
+        Group.objects.get(name="ap_clerk").permissions.exclude(content_type__app_label="invoices", codename="view_all")
+    )
     assert client_for(outsider).get(url).status_code == 404
     ocred_invoice.searchable_pdf = ""
     ocred_invoice.save()

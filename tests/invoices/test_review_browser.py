@@ -19,14 +19,27 @@ from tests.support.waiting import wait_for
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1600,1000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1600,1000",
+]
 FACTURX = SAMPLES / "facturx-zugferd" / "Facture_FR_BASICWL.pdf"
 
 pytestmark = [
-    pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                       reason="Chromium and chromedriver are needed (scripts/setup-system.sh installs them)"),
-    pytest.mark.browser, pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(
+        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+        reason="Chromium and chromedriver are needed (scripts/setup-system.sh installs them)",
+    ),
+    pytest.mark.browser,
+    pytest.mark.services,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
 ]
 
 
@@ -85,7 +98,8 @@ def side_by_side(browser, left_id: str) -> bool:
         "const a = document.getElementById(arguments[0]).getBoundingClientRect();"
         "const b = document.getElementById('review-form').getBoundingClientRect();"
         "return a.width > 300 && a.height > 300 && b.width > 300 && a.right <= b.left + 1 && a.top < b.bottom;",
-        left_id)
+        left_id,
+    )
 
 
 def set_field(browser, path: str, value: str) -> None:
@@ -101,10 +115,14 @@ def click_and_wait(browser, button_id: str) -> None:
 
     browser.execute_script("window.beforeSubmit = true;")  # gone once the next page has loaded
     browser.find_element(By.ID, button_id).click()
-    wait_for(lambda: browser.execute_script("return document.readyState === 'complete' && !window.beforeSubmit;"),
-             timeout=20, what=f"the page after {button_id}")
-    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".messagelist, #review-form"), timeout=20,
-             what="the next page")
+    wait_for(
+        lambda: browser.execute_script("return document.readyState === 'complete' && !window.beforeSubmit;"),
+        timeout=20,
+        what=f"the page after {button_id}",
+    )
+    wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, ".messagelist, #review-form"), timeout=20, what="the next page"
+    )
 
 
 def test_pdf_invoice_page_image_beside_the_form_edit_revalidate_approve_by_keyboard(logged_in, live_server):
@@ -117,12 +135,17 @@ def test_pdf_invoice_page_image_beside_the_form_edit_revalidate_approve_by_keybo
     open_review(browser, live_server, invoice)
 
     # The page image has loaded (a real PNG drawn by the browser), left of the form.
-    wait_for(lambda: browser.execute_script(
-        "const img = document.getElementById('page-image'); return img.complete && img.naturalWidth > 1000;"),
-        timeout=20, what="the page image")
+    wait_for(
+        lambda: browser.execute_script(
+            "const img = document.getElementById('page-image'); return img.complete && img.naturalWidth > 1000;"
+        ),
+        timeout=20,
+        what="the page image",
+    )
     assert side_by_side(browser, "original")
-    zoomed = browser.execute_script("document.querySelector('[data-zoom=\"1\"]').click();"
-                                    "return document.getElementById('page-image').style.width;")
+    zoomed = browser.execute_script(
+        "document.querySelector('[data-zoom=\"1\"]').click();return document.getElementById('page-image').style.width;"
+    )
     assert zoomed == "125%"
     screenshot(browser, "review-pdf")
 
@@ -137,8 +160,11 @@ def test_pdf_invoice_page_image_beside_the_form_edit_revalidate_approve_by_keybo
     browser.find_element(By.TAG_NAME, "h1").click()
     ActionChains(browser).send_keys("a").perform()
     wait_for(lambda: _alert(browser), timeout=10, what="the confirmation").accept()
-    wait_for(lambda: Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.APPROVED, timeout=20,
-             what="the invoice approved")
+    wait_for(
+        lambda: Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.APPROVED,
+        timeout=20,
+        what="the invoice approved",
+    )
 
 
 def test_ubl_invoice_rendered_from_xml_beside_the_form_edit_revalidate_approve(logged_in, live_server):
@@ -179,8 +205,11 @@ def test_the_queue_page_and_reject_needs_a_reason_in_the_browser(logged_in, live
     invoice = needs_review_invoice("queue")
     needs_review_invoice("queue-2"), needs_review_invoice("queue-3")
     browser.get(live_server.url + reverse("admin:invoices_invoice_review_queue"))
-    row = wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, f"tr[data-invoice-id='{invoice.pk}']"), timeout=20,
-                   what="the queue row")[0]
+    row = wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, f"tr[data-invoice-id='{invoice.pk}']"),
+        timeout=20,
+        what="the queue row",
+    )[0]
     row.find_element(By.CSS_SELECTOR, "button[value=assign_me]").click()
     wait_for(lambda: Invoice.objects.get(pk=invoice.pk).assigned_to_id is not None, timeout=20, what="assignment")
     screenshot(browser, "review-queue")

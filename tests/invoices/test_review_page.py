@@ -95,8 +95,9 @@ def test_a_pdf_the_renderer_cannot_open_is_reported_and_the_form_still_saves(cle
     image = clerk_client.get(reverse("admin:invoices_invoice_page_image", args=[invoice.pk, 1]))
     assert image.status_code == 422 and b"The PDF cannot be displayed" in image.content
 
-    response = clerk_client.post(review_url(invoice), {**form_data(invoice, invoice_number="RE-4711"),
-                                                       "action": "save"})
+    response = clerk_client.post(
+        review_url(invoice), {**form_data(invoice, invoice_number="RE-4711"), "action": "save"}
+    )
     assert response.status_code == 302
     assert Invoice.objects.get(pk=invoice.pk).invoice_number == "RE-4711"
     assert InvoiceCorrection.objects.get(invoice=invoice).field_path == "invoice_number"
@@ -116,23 +117,34 @@ def test_issues_are_shown_at_their_field_and_re_validation_clears_them(clerk_cli
     gross = html.split('data-path="total_gross"', 1)[1].split('data-path="prepaid_amount"', 1)[0]
     assert "totals.net_tax_gross" in gross and "rv-has-error" in html
 
-    response = clerk_client.post(review_url(invoice), {**form_data(invoice, total_gross=RIGHT_GROSS),
-                                                       "reason": "misread", "action": "revalidate"})
+    response = clerk_client.post(
+        review_url(invoice),
+        {**form_data(invoice, total_gross=RIGHT_GROSS), "reason": "misread", "action": "revalidate"},
+    )
     assert response.status_code == 302
     invoice.refresh_from_db()
     assert not invoice.issues.filter(code="totals.net_tax_gross").exists()
     correction = InvoiceCorrection.objects.get(invoice=invoice, field_path="total_gross")
-    assert (correction.extracted_value, correction.new_value, correction.reason) == (WRONG_GROSS, RIGHT_GROSS,
-                                                                                     "misread")
+    assert (correction.extracted_value, correction.new_value, correction.reason) == (
+        WRONG_GROSS,
+        RIGHT_GROSS,
+        "misread",
+    )
     page = clerk_client.get(review_url(invoice)).content.decode()
     assert "corrected · extracted: " + WRONG_GROSS in page and 'id="corrections"' in page
 
 
 def test_a_wrong_value_saves_nothing_and_keeps_what_was_typed(clerk_client):
     invoice = needs_review_invoice()
-    response = clerk_client.post(review_url(invoice), {
-        **form_data(invoice, total_gross="twelve", issue_date="2026-02-30", currency="EUX",
-                    invoice_number="TYPED-1"), "action": "save"})
+    response = clerk_client.post(
+        review_url(invoice),
+        {
+            **form_data(
+                invoice, total_gross="twelve", issue_date="2026-02-30", currency="EUX", invoice_number="TYPED-1"
+            ),
+            "action": "save",
+        },
+    )
     assert response.status_code == 400
     html = response.content.decode()
     assert "Nothing was saved" in html
@@ -147,9 +159,19 @@ def test_a_wrong_value_saves_nothing_and_keeps_what_was_typed(clerk_client):
 def test_lines_are_added_and_removed_as_corrections(clerk_client):
     invoice = invoice_import_sync(content=UBL.read_bytes(), filename=UBL.name)
     count = invoice.lines.count()
-    response = clerk_client.post(review_url(invoice), {
-        **form_data(invoice), "remove": ["2"], "new-0.name": "Freight", "new-0.quantity": "1",
-        "new-0.line_amount": "12.50", "new-3.name": "Packaging", "new-3.line_amount": "2.00", "action": "save"})
+    response = clerk_client.post(
+        review_url(invoice),
+        {
+            **form_data(invoice),
+            "remove": ["2"],
+            "new-0.name": "Freight",
+            "new-0.quantity": "1",
+            "new-0.line_amount": "12.50",
+            "new-3.name": "Packaging",
+            "new-3.line_amount": "2.00",
+            "action": "save",
+        },
+    )
     assert response.status_code == 302
     names = list(invoice.lines.values_list("name", flat=True))
     assert len(names) == count + 1 and "Freight" in names and "Packaging" in names
@@ -162,8 +184,10 @@ def test_lines_are_added_and_removed_as_corrections(clerk_client):
 
 def test_a_bad_value_in_a_new_line_is_shown_in_that_row(clerk_client):
     invoice = invoice_import_sync(content=UBL.read_bytes(), filename=UBL.name)
-    response = clerk_client.post(review_url(invoice), {
-        **form_data(invoice), "new-0.name": "Freight", "new-0.line_amount": "a lot", "action": "save"})
+    response = clerk_client.post(
+        review_url(invoice),
+        {**form_data(invoice), "new-0.name": "Freight", "new-0.line_amount": "a lot", "action": "save"},
+    )
     assert response.status_code == 400
     row = response.content.decode().split('data-new-index="0"', 1)[1].split("</tr>", 1)[0]
     assert 'value="a lot"' in row and "rv-cell-error" in row
@@ -202,8 +226,11 @@ def test_the_admin_pages_are_for_staff_only(client, make_user, clerk):
     outsider = make_user("outsider")
     outsider.user_permissions.add(Permission.objects.get(codename="view_invoice", content_type__app_label="invoices"))
     client.force_login(outsider)
-    for url in (review_url(invoice), reverse("admin:invoices_invoice_page_image", args=[invoice.pk, 1]),
-                reverse("admin:invoices_invoice_review_queue")):
+    for url in (
+        review_url(invoice),
+        reverse("admin:invoices_invoice_page_image", args=[invoice.pk, 1]),
+        reverse("admin:invoices_invoice_review_queue"),
+    ):
         response = client.get(url)
         assert response.status_code == 302 and "/admin/login/" in response["Location"], url
     assert client.post(review_url(invoice), {"action": "save", "invoice_number": "X"}).status_code == 302
@@ -233,16 +260,25 @@ def test_the_invoice_pages_link_to_the_review_page(clerk_client):
     assert review_url(invoice) in detail
 
 
-@pytest.mark.parametrize(("code", "message", "fields"), [
-    ("totals.net_tax_gross", "Total with VAT (BT-112) 10.00 is not total without VAT (BT-109) + VAT (BT-110).",
-     ["total_gross", "total_net", "tax_total"]),
-    ("fields.missing", "Missing: seller VAT id (BT-31), currency (BT-5).", ["seller_vat_id", "currency"]),
-    ("en16931.official", "[BR-CO-10] Sum of Invoice line net amount (BT-106) = Σ Invoice line net amount (BT-131).",
-     ["line_total", "lines"]),
-    ("dates.issue_in_future", "The issue date 2030-01-01 is in the future.", ["issue_date"]),
-    ("vendor.unknown", "The seller ACME is not in the vendor master.", ["vendor"]),
-    ("en16931.official", "[BR-16] An Invoice shall have at least one Invoice line.", []),
-])
+@pytest.mark.parametrize(
+    ("code", "message", "fields"),
+    [
+        (
+            "totals.net_tax_gross",
+            "Total with VAT (BT-112) 10.00 is not total without VAT (BT-109) + VAT (BT-110).",
+            ["total_gross", "total_net", "tax_total"],
+        ),
+        ("fields.missing", "Missing: seller VAT id (BT-31), currency (BT-5).", ["seller_vat_id", "currency"]),
+        (
+            "en16931.official",
+            "[BR-CO-10] Sum of Invoice line net amount (BT-106) = Σ Invoice line net amount (BT-131).",
+            ["line_total", "lines"],
+        ),
+        ("dates.issue_in_future", "The issue date 2030-01-01 is in the future.", ["issue_date"]),
+        ("vendor.unknown", "The seller ACME is not in the vendor master.", ["vendor"]),
+        ("en16931.official", "[BR-16] An Invoice shall have at least one Invoice line.", []),
+    ],
+)
 def test_issues_map_to_the_fields_they_concern(code, message, fields):
     assert issue_fields(code, message) == fields
 
@@ -252,8 +288,9 @@ def test_fields_read_with_low_confidence_are_marked(clerk_client):
     path = SAMPLES / "unstructured-pdf" / "hetzner-2016-01-19.pdf"
     invoice = invoice_import_sync(content=path.read_bytes(), filename=path.name)
     assert invoice.format == "pdf-text"
-    Invoice.objects.filter(pk=invoice.pk).update(confidence={**invoice.confidence, "total_gross": 0.4,
-                                                             "invoice_number": 0.95})
+    Invoice.objects.filter(pk=invoice.pk).update(
+        confidence={**invoice.confidence, "total_gross": 0.4, "invoice_number": 0.95}
+    )
     html = clerk_client.get(review_url(invoice)).content.decode()
     gross = html.split('data-path="total_gross"', 1)[1].split('class="rv-field', 1)[0]
     number = html.split('data-path="invoice_number"', 1)[1].split('class="rv-field', 1)[0]

@@ -45,8 +45,7 @@ def codes(data: dict) -> set[str]:
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_drop_folder_invoice_is_corrected_approved_reprocessed_and_exported(celery_worker, clerk, client_for,
-                                                                             tmp_path):
+def test_drop_folder_invoice_is_corrected_approved_reprocessed_and_exported(celery_worker, clerk, client_for, tmp_path):
     client = client_for(clerk)
     dropped = tmp_path / "misread.xml"
     dropped.write_bytes(misread_peppol())
@@ -63,28 +62,40 @@ def test_drop_folder_invoice_is_corrected_approved_reprocessed_and_exported(cele
     assert client.get("/api/v1/invoices/").json()["count"] == 1
     before = wait_for(lambda: state("needs_review"), timeout=60, what="needs_review")
     assert codes(before) >= DEPENDENT and before["total_gross"] == WRONG_GROSS
-    assert [row["invoice_id"] for row in client.get("/api/v1/invoices/review-queue/").json()["results"]] == [
-        invoice.pk]
+    assert [row["invoice_id"] for row in client.get("/api/v1/invoices/review-queue/").json()["results"]] == [invoice.pk]
 
-    response = client.patch(f"/api/v1/invoices/{invoice.pk}/", {
-        "total_gross": RIGHT_GROSS, "seller_vat_id": VALID_VAT_ID, "payment_iban": VALID_IBAN,
-        "reason": "checked against the PDF", "revalidate": True}, format="json")
+    response = client.patch(
+        f"/api/v1/invoices/{invoice.pk}/",
+        {
+            "total_gross": RIGHT_GROSS,
+            "seller_vat_id": VALID_VAT_ID,
+            "payment_iban": VALID_IBAN,
+            "reason": "checked against the PDF",
+            "revalidate": True,
+        },
+        format="json",
+    )
     assert response.status_code == 200, response.content
     after = response.json()
     assert after["total_gross"] == RIGHT_GROSS and after["seller_vat_id"] == VALID_VAT_ID
     assert not DEPENDENT & codes(after) and after["status"] == "validated"
     history = client.get(f"/api/v1/invoices/{invoice.pk}/corrections/").json()
     assert {row["field_path"]: (row["extracted_value"], row["new_value"], row["user"]) for row in history} == {
-        "total_gross": (WRONG_GROSS, RIGHT_GROSS, "clerk"), "seller_vat_id": ("GB1232434", VALID_VAT_ID, "clerk"),
-        "payment_iban": ("IBAN32423940", VALID_IBAN, "clerk")}
+        "total_gross": (WRONG_GROSS, RIGHT_GROSS, "clerk"),
+        "seller_vat_id": ("GB1232434", VALID_VAT_ID, "clerk"),
+        "payment_iban": ("IBAN32423940", VALID_IBAN, "clerk"),
+    }
 
     approved = client.post(f"/api/v1/invoices/{invoice.pk}/approve/", {}, format="json")
     assert approved.status_code == 200 and approved.json()["status"] == "approved"
     assert AuditEntry.objects.filter(action="invoice.approve", actor=clerk, target_id=str(invoice.pk)).exists()
 
     export = client.post("/api/v1/exports/", {"format": "csv", "invoice_ids": [invoice.pk]}, format="json").json()
-    done = wait_for(lambda: (e := client.get(f"/api/v1/exports/{export['export']['id']}/").json())["status"]
-                    == "done" and e, timeout=60, what="export done")
+    done = wait_for(
+        lambda: (e := client.get(f"/api/v1/exports/{export['export']['id']}/").json())["status"] == "done" and e,
+        timeout=60,
+        what="export done",
+    )
     content = b"".join(client.get(done["download_url"]).streaming_content).decode("utf-8-sig")
     rows = list(csv.DictReader(io.StringIO(content)))
     assert len(rows) == 2  # one row per invoice line
@@ -93,8 +104,7 @@ def test_drop_folder_invoice_is_corrected_approved_reprocessed_and_exported(cele
 
     # Re-extraction (forced: the invoice was decided) keeps the corrections and applies them again.
     extracted_before = Invoice.objects.get(pk=invoice.pk).extracted_at
-    assert client.post(f"/api/v1/invoices/{invoice.pk}/reprocess/", {"force": True},
-                       format="json").status_code == 202
+    assert client.post(f"/api/v1/invoices/{invoice.pk}/reprocess/", {"force": True}, format="json").status_code == 202
 
     def reprocessed():
         current = Invoice.objects.get(pk=invoice.pk)
@@ -119,8 +129,10 @@ def test_over_threshold_is_refused_without_the_permission_and_to_who_corrected_i
     assert refused.status_code == 403
     assert "above" in refused.json()["detail"] and "approval threshold" in refused.json()["detail"]
 
-    assert approver_api.patch(f"/api/v1/invoices/{invoice.pk}/", {"total_gross": RIGHT_GROSS},
-                              format="json").status_code == 200
+    assert (
+        approver_api.patch(f"/api/v1/invoices/{invoice.pk}/", {"total_gross": RIGHT_GROSS}, format="json").status_code
+        == 200
+    )
     four_eyes = approver_api.post(f"/api/v1/invoices/{invoice.pk}/approve/", {}, format="json")
     assert four_eyes.status_code == 403 and "four-eyes" in four_eyes.json()["detail"]
     assert Invoice.objects.get(pk=invoice.pk).status == "needs_review"
@@ -130,19 +142,21 @@ def test_over_threshold_is_refused_without_the_permission_and_to_who_corrected_i
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("body, field", [
-    ({"total_gross": "one thousand"}, "total_gross"),
-    ({"due_date": "2026-02-31"}, "due_date"),
-    ({"currency": "XYZ"}, "currency"),
-    ({"changes": {"lines[1].vat_rate": "19%"}}, "lines[1].vat_rate"),
-    ({"owner": 1}, "owner"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"total_gross": "one thousand"}, "total_gross"),
+        ({"due_date": "2026-02-31"}, "due_date"),
+        ({"currency": "XYZ"}, "currency"),
+        ({"changes": {"lines[1].vat_rate": "19%"}}, "lines[1].vat_rate"),
+        ({"owner": 1}, "owner"),
+    ],
+)
 def test_bad_corrections_are_field_errors_and_nothing_is_saved(clerk, client_for, body, field):
     invoice = needs_review_invoice(owner=clerk)
     client = client_for(clerk)
     before = client.get(f"/api/v1/invoices/{invoice.pk}/").json()
-    response = client.patch(f"/api/v1/invoices/{invoice.pk}/", {"seller_name": "Someone else", **body},
-                            format="json")
+    response = client.patch(f"/api/v1/invoices/{invoice.pk}/", {"seller_name": "Someone else", **body}, format="json")
     assert response.status_code == 400
     assert [key for key in response.json() if key not in ("detail", "code")] == [field]
     assert client.get(f"/api/v1/invoices/{invoice.pk}/").json() == before
@@ -154,8 +168,9 @@ def test_a_duplicate_names_the_first_copy_only_to_who_may_see_it(clerk, make_use
     content = misread_peppol("dup")
     first = needs_review_invoice("dup", owner=clerk)
     outsider = make_user("outsider")
-    outsider.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="invoices", codename__in=["view_invoice", "add_invoice"]))
+    outsider.user_permissions.add(
+        *Permission.objects.filter(content_type__app_label="invoices", codename__in=["view_invoice", "add_invoice"])
+    )
 
     def upload(user):
         handle = io.BytesIO(content)
@@ -183,24 +198,35 @@ def test_review_queue_filters_counts_assignment_and_the_command_line(clerk, make
 
     assigned = client.post(f"/api/v1/invoices/{second.pk}/assign/", {}, format="json")
     assert assigned.json()["assigned_to"]["username"] == "clerk"
-    assert [row["invoice_id"] for row in client.get("/api/v1/invoices/review-queue/?mine=true").json()[
-        "results"]] == [second.pk]
-    assert [row["invoice_id"] for row in client.get("/api/v1/invoices/review-queue/?unassigned=1").json()[
-        "results"]] == [first.pk]
+    assert [row["invoice_id"] for row in client.get("/api/v1/invoices/review-queue/?mine=true").json()["results"]] == [
+        second.pk
+    ]
+    assert [
+        row["invoice_id"] for row in client.get("/api/v1/invoices/review-queue/?unassigned=1").json()["results"]
+    ] == [first.pk]
     assert client.get("/api/v1/invoices/review-queue/?rule=seller.vat_id_checksum").json()["count"] == 2
     assert client.get("/api/v1/invoices/review-queue/?amount_min=2000").json()["count"] == 0
     assert client.get("/api/v1/invoices/review-queue/?amount_min=abc").status_code == 400
     viewer = client_for(make_user("viewer", role="viewer"))
-    assert viewer.post(f"/api/v1/invoices/{first.pk}/assign/", {"username": "clerk"},
-                       format="json").status_code == 403
+    assert viewer.post(f"/api/v1/invoices/{first.pk}/assign/", {"username": "clerk"}, format="json").status_code == 403
     assert AuditEntry.objects.filter(action="invoice.assign").count() == 1
 
     call_command("invoices", "--as", "clerk", "review-queue", "--json")
     listed = json.loads(capsys.readouterr().out)
-    assert listed["counts"]["mine"] == 1 and [row["invoice_id"] for row in listed["invoices"]] == [first.pk,
-                                                                                                    second.pk]
-    call_command("invoices", "--as", "clerk", "correct", str(first.pk), "total_gross", RIGHT_GROSS,
-                 "--reason", "phone call", "--revalidate", "--json")
+    assert listed["counts"]["mine"] == 1 and [row["invoice_id"] for row in listed["invoices"]] == [first.pk, second.pk]
+    call_command(
+        "invoices",
+        "--as",
+        "clerk",
+        "correct",
+        str(first.pk),
+        "total_gross",
+        RIGHT_GROSS,
+        "--reason",
+        "phone call",
+        "--revalidate",
+        "--json",
+    )
     corrected = json.loads(capsys.readouterr().out)
     assert corrected["corrections"][0]["new_value"] == RIGHT_GROSS
     assert "totals.net_tax_gross" not in {issue["code"] for issue in corrected["issues"]}
@@ -215,8 +241,12 @@ def test_reprocess_can_discard_the_corrections(clerk, client_for):
     invoice = needs_review_invoice(owner=clerk)
     client = client_for(clerk)
     client.patch(f"/api/v1/invoices/{invoice.pk}/", {"total_gross": RIGHT_GROSS}, format="json")
-    assert client.post(f"/api/v1/invoices/{invoice.pk}/reprocess/", {"discard_corrections": True},
-                       format="json").status_code == 202
+    assert (
+        client.post(
+            f"/api/v1/invoices/{invoice.pk}/reprocess/", {"discard_corrections": True}, format="json"
+        ).status_code
+        == 202
+    )
     [row] = client.get(f"/api/v1/invoices/{invoice.pk}/corrections/").json()
     assert row["discarded_at"] is not None
     assert client.get(f"/api/v1/invoices/{invoice.pk}/").json()["corrected_fields"] == []

@@ -50,22 +50,26 @@ def test_a_corrected_number_or_seller_is_compared_by_its_new_value(db):
 
 
 def test_without_vat_ids_the_seller_name_is_compared_ignoring_case(db):
-    make_invoice(invoice_number="42", seller_vat_id="", seller_name="Acme Trading Ltd",
-                 issue_date=dt.date(2026, 2, 3))
-    same = make_invoice(invoice_number="42", seller_vat_id="", seller_name="ACME TRADING LTD",
-                        issue_date=dt.date(2026, 3, 3))
-    other = make_invoice(invoice_number="42", seller_vat_id="", seller_name="Other Trading Ltd",
-                         issue_date=dt.date(2026, 3, 3))
+    make_invoice(invoice_number="42", seller_vat_id="", seller_name="Acme Trading Ltd", issue_date=dt.date(2026, 2, 3))
+    same = make_invoice(
+        invoice_number="42", seller_vat_id="", seller_name="ACME TRADING LTD", issue_date=dt.date(2026, 3, 3)
+    )
+    other = make_invoice(
+        invoice_number="42", seller_vat_id="", seller_name="Other Trading Ltd", issue_date=dt.date(2026, 3, 3)
+    )
     assert len(run(same, "duplicate.number")) == 1
     assert run(other, "duplicate.number") == []
 
 
-@pytest.mark.parametrize("change", [
-    {"issue_date": dt.date(2025, 2, 3)},  # another year: sellers restart their numbering
-    {"seller_vat_id": "FR11999999998"},  # another seller
-    {"invoice_number": "R-2026-0043"},
-    {"type": InvoiceType.CREDIT_NOTE},  # some sellers number credit notes separately
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"issue_date": dt.date(2025, 2, 3)},  # another year: sellers restart their numbering
+        {"seller_vat_id": "FR11999999998"},  # another seller
+        {"invoice_number": "R-2026-0043"},
+        {"type": InvoiceType.CREDIT_NOTE},  # some sellers number credit notes separately
+    ],
+)
 def test_different_year_seller_number_or_document_type_is_no_duplicate(db, change):
     make_invoice(invoice_number="R-2026-0042", issue_date=dt.date(2026, 2, 3))
     other = make_invoice(**{"invoice_number": "R-2026-0042", "issue_date": dt.date(2026, 5, 1), **change})
@@ -107,14 +111,17 @@ def test_same_seller_same_amount_a_few_days_apart_is_a_suspect(db):
     assert "178.50 EUR" in finding.message
 
 
-@pytest.mark.parametrize("change", [
-    {"issue_date": dt.date(2026, 3, 9)},  # 8 days later: outside the default window of 7
-    {"lines": [("100.00", "19"), ("50.01", "19")]},  # another amount
-    {"currency": "CHF"},
-    {"seller_vat_id": "FR11999999998"},
-    {"type": InvoiceType.CREDIT_NOTE},  # a credit note cancelling the invoice has the same amount
-    {"invoice_number": "A-1"},  # the same number is duplicate.number's finding
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"issue_date": dt.date(2026, 3, 9)},  # 8 days later: outside the default window of 7
+        {"lines": [("100.00", "19"), ("50.01", "19")]},  # another amount
+        {"currency": "CHF"},
+        {"seller_vat_id": "FR11999999998"},
+        {"type": InvoiceType.CREDIT_NOTE},  # a credit note cancelling the invoice has the same amount
+        {"invoice_number": "A-1"},  # the same number is duplicate.number's finding
+    ],
+)
 def test_no_suspect_outside_the_window_or_with_another_amount_seller_or_type(db, change):
     make_invoice(invoice_number="A-1", issue_date=dt.date(2026, 3, 1))
     other = make_invoice(**{"invoice_number": "A-2", "issue_date": dt.date(2026, 3, 1), **change})

@@ -63,13 +63,15 @@ def raise_first_line_amount(xml: bytes, *, amount_path: str, category_path: str,
 
 
 def broken_ubl() -> bytes:
-    return raise_first_line_amount(UBL_SAMPLE.read_bytes(), amount_path=UBL_LINE_AMOUNT,
-                                   category_path=UBL_LINE_CATEGORY, ns=UBL)
+    return raise_first_line_amount(
+        UBL_SAMPLE.read_bytes(), amount_path=UBL_LINE_AMOUNT, category_path=UBL_LINE_CATEGORY, ns=UBL
+    )
 
 
 def broken_cii(xml: bytes | None = None) -> bytes:
-    return raise_first_line_amount(xml or CII_SAMPLE.read_bytes(), amount_path=CII_LINE_AMOUNT,
-                                   category_path=CII_LINE_CATEGORY, ns=CII)
+    return raise_first_line_amount(
+        xml or CII_SAMPLE.read_bytes(), amount_path=CII_LINE_AMOUNT, category_path=CII_LINE_CATEGORY, ns=CII
+    )
 
 
 def imported(content: bytes, filename: str) -> Invoice:
@@ -89,15 +91,19 @@ def rule_ids(messages: list[str]) -> set[str]:
 # --- what a user sees on real files -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("path", [
-    UBL_SAMPLE,
-    SAMPLES / "en16931-ubl" / "ubl-tc434-creditnote1.xml",
-    SAMPLES / "peppol-bis3" / "base-example.xml",
-    CII_SAMPLE,
-    SAMPLES / "en16931-cii" / "CII_example5.xml",
-    SAMPLES / "facturx-zugferd" / "MustangGnuaccountingBeispielRE-20201121_508.pdf",
-    FACTURX_PDF,
-], ids=sample_id)
+@pytest.mark.parametrize(
+    "path",
+    [
+        UBL_SAMPLE,
+        SAMPLES / "en16931-ubl" / "ubl-tc434-creditnote1.xml",
+        SAMPLES / "peppol-bis3" / "base-example.xml",
+        CII_SAMPLE,
+        SAMPLES / "en16931-cii" / "CII_example5.xml",
+        SAMPLES / "facturx-zugferd" / "MustangGnuaccountingBeispielRE-20201121_508.pdf",
+        FACTURX_PDF,
+    ],
+    ids=sample_id,
+)
 def test_a_valid_official_example_gets_no_official_finding(db, path):
     invoice = imported(path.read_bytes(), path.name)
 
@@ -111,8 +117,10 @@ def test_a_ubl_line_amount_that_no_longer_adds_up_breaks_br_co_10(db):
     messages = official_issues(invoice)
     assert rule_ids(messages) == BROKEN_BY_A_LINE_AMOUNT
     [br_co_10] = [message for message in messages if message.startswith("BR-CO-10: ")]
-    assert br_co_10 == ("BR-CO-10: Sum of Invoice line net amount (BT-106) = Σ Invoice line net amount (BT-131). "
-                        "(at /Invoice/LegalMonetaryTotal)")
+    assert br_co_10 == (
+        "BR-CO-10: Sum of Invoice line net amount (BT-106) = Σ Invoice line net amount (BT-131). "
+        "(at /Invoice/LegalMonetaryTotal)"
+    )
     assert {issue.severity for issue in invoice.issues.filter(code=CODE)} == {Severity.WARNING}
 
 
@@ -122,8 +130,10 @@ def test_a_cii_line_amount_that_no_longer_adds_up_breaks_br_co_10(db):
     messages = official_issues(invoice)
     assert rule_ids(messages) == BROKEN_BY_A_LINE_AMOUNT
     [br_co_10] = [message for message in messages if message.startswith("BR-CO-10: ")]
-    assert br_co_10.endswith("(at /CrossIndustryInvoice/SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/"
-                             "SpecifiedTradeSettlementHeaderMonetarySummation)")
+    assert br_co_10.endswith(
+        "(at /CrossIndustryInvoice/SupplyChainTradeTransaction/ApplicableHeaderTradeSettlement/"
+        "SpecifiedTradeSettlementHeaderMonetarySummation)"
+    )
 
 
 def test_a_facturx_pdf_is_checked_through_its_embedded_xml(db):
@@ -165,11 +175,15 @@ def test_a_facturx_minimum_pdf_is_not_flagged_for_what_its_profile_leaves_out(db
 def test_a_basic_profile_document_is_not_told_it_is_not_the_en16931_profile(db):
     xml = embedded_xml(FACTURX_PDF.read_bytes())
     guideline = etree.fromstring(xml).findtext(
-        "rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID", namespaces=CII)
+        "rsm:ExchangedDocumentContext/ram:GuidelineSpecifiedDocumentContextParameter/ram:ID", namespaces=CII
+    )
     assert guideline != "urn:cen.eu:en16931:2017"  # a BASIC profile id, compliant with EN 16931
     report = etree.fromstring(SAXON.transform(CII_XSLT, xml.decode("utf-8")).encode("utf-8"))
-    [profile_check] = [element for element in report.iterfind(".//svrl:failed-assert", SVRL)
-                       if "GuidelineSpecifiedDocumentContextParameter" in element.get("location")]
+    [profile_check] = [
+        element
+        for element in report.iterfind(".//svrl:failed-assert", SVRL)
+        if "GuidelineSpecifiedDocumentContextParameter" in element.get("location")
+    ]
 
     assert profile_check.get("id") not in {failure.rule_id for failure in official_failures(xml)}
 
@@ -198,7 +212,8 @@ def test_by_default_an_official_finding_does_not_hold_the_invoice(db):
 
     assert official_issues(invoice) == [
         "BR-09: The Seller postal address (BG-5) shall contain a Seller country code (BT-40). "
-        "(at /Invoice/AccountingSupplierParty/Party/PostalAddress)"]
+        "(at /Invoice/AccountingSupplierParty/Party/PostalAddress)"
+    ]
     assert not invoice.issues.filter(severity=Severity.ERROR).exists()
     assert invoice.status == InvoiceStatus.VALIDATED
 
@@ -246,16 +261,21 @@ def test_rules_the_artefact_rates_a_warning_are_shown_on_request_and_marked_so(d
     findings = validate(invoice, rules=[RULE])
 
     assert len(findings) == len(empty_elements)
-    assert all(finding.message.startswith("PEPPOL-EN16931-R008: Document MUST not contain empty elements")
-               for finding in findings)
+    assert all(
+        finding.message.startswith("PEPPOL-EN16931-R008: Document MUST not contain empty elements")
+        for finding in findings
+    )
     assert all(finding.message.endswith("[the artefact rates this a warning]") for finding in findings)
 
 
-@pytest.mark.parametrize(("parameters", "named"), [
-    ({"max_findings": "lots"}, "'max_findings'"),
-    ({"max_findings": 0}, "'max_findings'"),
-    ({"report_warnings": "yes"}, "'report_warnings'"),
-])
+@pytest.mark.parametrize(
+    ("parameters", "named"),
+    [
+        ({"max_findings": "lots"}, "'max_findings'"),
+        ({"max_findings": 0}, "'max_findings'"),
+        ({"report_warnings": "yes"}, "'report_warnings'"),
+    ],
+)
 def test_a_nonsense_parameter_is_a_rule_error(db, parameters, named):
     invoice = imported(broken_ubl(), "broken.xml")
     ValidationRuleSetting.objects.filter(code=CODE).update(parameters=parameters)
@@ -324,7 +344,9 @@ def test_saxon_as_configured_refuses_to_fetch_a_url(tmp_path):
     stylesheet.write_text(
         "<xsl:stylesheet xmlns:xsl='http://www.w3.org/1999/XSL/Transform' version='2.0'>"
         "<xsl:template match='/'><out><xsl:value-of select=\"count(document('http://127.0.0.1:9/x.xml')/*)\"/>"
-        "</out></xsl:template></xsl:stylesheet>", encoding="utf-8")
+        "</out></xsl:template></xsl:stylesheet>",
+        encoding="utf-8",
+    )
 
     with pytest.raises(OfficialRulesError, match="prohibited"):
         SAXON.transform(stylesheet, "<a/>")

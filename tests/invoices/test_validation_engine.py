@@ -69,7 +69,8 @@ def test_a_tuned_parameter_changes_the_outcome(db):
 def test_operator_values_are_kept_and_missing_parameter_keys_get_defaults(db):
     ensure_rule_settings()
     ValidationRuleSetting.objects.filter(code="extraction.low_confidence").update(
-        parameters={"threshold": "0.95"}, enabled=False, severity="warning")
+        parameters={"threshold": "0.95"}, enabled=False, severity="warning"
+    )
     row = ensure_rule_settings()["extraction.low_confidence"]
     assert row.enabled is False
     assert row.severity == "warning"
@@ -85,7 +86,9 @@ def test_parameters_that_lack_a_key_still_run_with_the_default(db):
     assert codes(validate(invoice)) == ["approval.threshold"]
     # The row shows the knob again, so operators see what they can tune.
     assert ValidationRuleSetting.objects.get(code="approval.threshold").parameters == {
-        "limit": "10000.00", "limits_by_currency": {}}
+        "limit": "10000.00",
+        "limits_by_currency": {},
+    }
 
 
 def test_a_nonsense_parameter_is_reported_as_rule_error_and_the_other_rules_still_run(db):

@@ -40,7 +40,8 @@ def test_an_invoice_with_its_key_fields_is_not_flagged_for_optional_ones(db):
 def test_the_required_fields_are_tunable(db):
     ensure_rule_settings()
     ValidationRuleSetting.objects.filter(code="fields.missing").update(
-        parameters={"fields": ["invoice_number", "due_date", "payment_iban"]})
+        parameters={"fields": ["invoice_number", "due_date", "payment_iban"]}
+    )
     [finding] = run(make_invoice(due_date=None, payment_iban=""), "fields.missing")
     assert finding.message == "Missing: payment due date (BT-9), IBAN (BT-84)."
 
@@ -57,8 +58,10 @@ def test_an_unknown_field_name_in_the_parameters_is_a_rule_error(db):
 
 
 def test_a_guessed_key_field_of_a_pdf_needs_a_person(db):
-    invoice = make_invoice(format="pdf-text", confidence={"invoice_number": 0.9, "issue_date": 0.5,
-                                                          "total_gross": 0.45, "seller_name": 0.75})
+    invoice = make_invoice(
+        format="pdf-text",
+        confidence={"invoice_number": 0.9, "issue_date": 0.5, "total_gross": 0.45, "seller_name": 0.75},
+    )
     [finding] = run(invoice, "extraction.low_confidence")
     assert finding.severity == "error"
     assert "issue date (BT-2) (0.50)" in finding.message
@@ -87,12 +90,14 @@ def test_the_real_pdf_whose_amount_due_is_assumed_is_sent_to_review(db):
 
 
 def test_due_date_before_issue_date_is_an_error(db):
-    [finding] = run(make_invoice(issue_date=days_from_today(-5), due_date=days_from_today(-6)),
-                    "dates.due_before_issue")
+    [finding] = run(
+        make_invoice(issue_date=days_from_today(-5), due_date=days_from_today(-6)), "dates.due_before_issue"
+    )
     assert finding.severity == "error"
     assert "before the issue date" in finding.message
-    assert run(make_invoice(issue_date=days_from_today(-5), due_date=days_from_today(-5)),
-               "dates.due_before_issue") == []
+    assert (
+        run(make_invoice(issue_date=days_from_today(-5), due_date=days_from_today(-5)), "dates.due_before_issue") == []
+    )
 
 
 def test_issue_date_in_the_future_is_an_error_after_the_grace_days(db):
@@ -135,8 +140,18 @@ def test_unknown_or_withdrawn_currency_codes_are_errors(db, code, hint):
 # --- seller.vat_id_checksum -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("vat_id", ["DE136695976", "de 136 695 976", "NL8200.98.395.B.01", "FR11999999998",
-                                    "ATU13585627", "EL094259216", "CHE-116.281.710 MWST"])
+@pytest.mark.parametrize(
+    "vat_id",
+    [
+        "DE136695976",
+        "de 136 695 976",
+        "NL8200.98.395.B.01",
+        "FR11999999998",
+        "ATU13585627",
+        "EL094259216",
+        "CHE-116.281.710 MWST",
+    ],
+)
 def test_valid_vat_ids_pass(db, vat_id):
     assert run(make_invoice(seller_vat_id=vat_id), "seller.vat_id_checksum") == []
 
@@ -165,8 +180,9 @@ def test_vat_ids_of_countries_stdnum_does_not_know_are_not_checked(db):
 # --- payment.iban_checksum --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("account", ["DE88200800000970375700", "NL57 RABO 0107 3075 10", "NO9386011117947",
-                                     "1234567891234", ""])
+@pytest.mark.parametrize(
+    "account", ["DE88200800000970375700", "NL57 RABO 0107 3075 10", "NO9386011117947", "1234567891234", ""]
+)
 def test_valid_ibans_and_national_account_numbers_pass(db, account):
     assert run(make_invoice(payment_iban=account), "payment.iban_checksum") == []
 
@@ -177,12 +193,15 @@ def test_an_iban_with_wrong_check_digits_is_an_error(db):
     assert "wrong check digits" in finding.message
 
 
-@pytest.mark.parametrize(("account", "words"), [
-    ("IBAN", "is not an IBAN"),
-    ("XX", "is not an IBAN"),
-    ("QQ88200800000970375700", "not a country that uses IBANs"),
-    ("DE8820080000097037570", "wrong check digits"),
-])
+@pytest.mark.parametrize(
+    ("account", "words"),
+    [
+        ("IBAN", "is not an IBAN"),
+        ("XX", "is not an IBAN"),
+        ("QQ88200800000970375700", "not a country that uses IBANs"),
+        ("DE8820080000097037570", "wrong check digits"),
+    ],
+)
 def test_things_that_are_no_iban_are_errors(db, account, words):
     [finding] = run(make_invoice(payment_iban=account), "payment.iban_checksum")
     assert words in finding.message

@@ -12,8 +12,14 @@ from invoices.validation import RULES, validate
 from tests.invoices.einvoice_reference import sample_files, sample_id
 from tests.invoices.invoice_builders import invoice_from_extracted, make_invoice
 
-ARITHMETIC = ["totals.lines_sum", "totals.net_from_lines", "totals.net_tax_gross", "totals.amount_due",
-              "vat.breakdown_sum", "vat.breakdown_rate"]
+ARITHMETIC = [
+    "totals.lines_sum",
+    "totals.net_from_lines",
+    "totals.net_tax_gross",
+    "totals.amount_due",
+    "vat.breakdown_sum",
+    "vat.breakdown_rate",
+]
 
 
 def run(invoice, *codes):
@@ -91,8 +97,7 @@ def test_amount_due_of_a_minimum_profile_without_prepaid_is_not_checked(db):
     # Factur-X MINIMUM has no paid amount (BT-113), so a due amount below the gross is normal there.
     minimum = make_invoice(profile="urn:factur-x.eu:1p0:minimum", amount_due=D("100.00"))
     assert run(minimum, "totals.amount_due") == []
-    assert len(run(make_invoice(profile="urn:cen.eu:en16931:2017", amount_due=D("100.00")),
-                   "totals.amount_due")) == 1
+    assert len(run(make_invoice(profile="urn:cen.eu:en16931:2017", amount_due=D("100.00")), "totals.amount_due")) == 1
 
 
 # --- credit notes -----------------------------------------------------------------------------------------------
@@ -105,15 +110,22 @@ def test_a_negative_credit_note_is_not_flagged_for_being_negative(db):
 
 
 def test_a_credit_note_with_positive_totals_and_negative_lines_is_consistent(db):
-    invoice = make_invoice(type=InvoiceType.CREDIT_NOTE, lines=[("-100.00", "19"), ("-50.00", "19")],
-                           line_total=D("150.00"), total_net=D("150.00"), tax_total=D("28.50"),
-                           total_gross=D("178.50"), amount_due=D("178.50"))
+    invoice = make_invoice(
+        type=InvoiceType.CREDIT_NOTE,
+        lines=[("-100.00", "19"), ("-50.00", "19")],
+        line_total=D("150.00"),
+        total_net=D("150.00"),
+        tax_total=D("28.50"),
+        total_gross=D("178.50"),
+        amount_due=D("178.50"),
+    )
     assert run(invoice, *ARITHMETIC) == []
 
 
 def test_a_credit_note_whose_totals_do_not_add_up_is_still_flagged(db):
-    invoice = make_invoice(type=InvoiceType.CREDIT_NOTE, lines=[("-100.00", "19"), ("-50.00", "19")],
-                           total_gross=D("-200.00"))
+    invoice = make_invoice(
+        type=InvoiceType.CREDIT_NOTE, lines=[("-100.00", "19"), ("-50.00", "19")], total_gross=D("-200.00")
+    )
     assert [f.code for f in run(invoice, *ARITHMETIC)] == ["totals.net_tax_gross", "totals.amount_due"]
 
 
@@ -127,10 +139,17 @@ def test_a_negative_invoice_must_be_consistent_in_its_own_signs(db):
 
 
 def test_breakdown_tax_amounts_must_add_up_to_the_vat_total(db):
-    breakdown = [{"category": "S", "rate": "19", "taxable_amount": "100.00", "tax_amount": "19.00"},
-                 {"category": "S", "rate": "7", "taxable_amount": "50.00", "tax_amount": "3.50"}]
-    invoice = make_invoice(lines=[("100.00", "19"), ("50.00", "7")], vat_breakdown=breakdown, tax_total=D("25.00"),
-                           total_gross=D("175.00"), amount_due=D("175.00"))
+    breakdown = [
+        {"category": "S", "rate": "19", "taxable_amount": "100.00", "tax_amount": "19.00"},
+        {"category": "S", "rate": "7", "taxable_amount": "50.00", "tax_amount": "3.50"},
+    ]
+    invoice = make_invoice(
+        lines=[("100.00", "19"), ("50.00", "7")],
+        vat_breakdown=breakdown,
+        tax_total=D("25.00"),
+        total_gross=D("175.00"),
+        amount_due=D("175.00"),
+    )
     [finding] = run(invoice, "vat.breakdown_sum")
     assert "22.50 EUR" in finding.message and "25.00 EUR" in finding.message
     fixed = make_invoice(lines=[("100.00", "19"), ("50.00", "7")], vat_breakdown=breakdown)
@@ -145,8 +164,10 @@ def test_breakdown_taxable_amounts_must_add_up_to_the_net_total(db):
 
 def test_breakdown_row_tax_must_match_its_rate(db):
     wrong = [{"category": "S", "rate": "19", "taxable_amount": "150.00", "tax_amount": "21.00"}]
-    [finding] = run(make_invoice(vat_breakdown=wrong, tax_total=D("21.00"), total_gross=D("171.00"),
-                                 amount_due=D("171.00")), "vat.breakdown_rate")
+    [finding] = run(
+        make_invoice(vat_breakdown=wrong, tax_total=D("21.00"), total_gross=D("171.00"), amount_due=D("171.00")),
+        "vat.breakdown_rate",
+    )
     assert "19 %" in finding.message and "28.50 EUR" in finding.message and "21.00 EUR" in finding.message
 
 

@@ -49,8 +49,7 @@ def test_match_vendor_does_not_change_the_invoice(db):
 def test_an_unknown_seller_is_a_warning(db):
     [finding] = run(make_invoice(), "vendor.unknown")
     assert finding.severity == "warning"
-    assert finding.message == ("The seller Muster Bürobedarf GmbH (VAT id DE136695976) is not in the "
-                               "vendor master.")
+    assert finding.message == ("The seller Muster Bürobedarf GmbH (VAT id DE136695976) is not in the vendor master.")
     make_vendor()
     assert run(make_invoice(), "vendor.unknown") == []
 
@@ -88,8 +87,9 @@ def test_a_vendor_that_requires_purchase_orders_needs_one_on_the_invoice(db):
 def test_above_the_general_limit_the_invoice_needs_approval(db):
     [finding] = run(make_invoice(lines=[("10000.00", "19")]), "approval.threshold")
     assert finding.severity == "error"
-    assert finding.message == ("This invoice needs approval: its total 11900.00 EUR is above the general "
-                               "approval limit (10000.00 EUR).")
+    assert finding.message == (
+        "This invoice needs approval: its total 11900.00 EUR is above the general approval limit (10000.00 EUR)."
+    )
     assert run(make_invoice(lines=[("8403.36", "19")]), "approval.threshold") == []  # 9999.99 gross
 
 
@@ -110,7 +110,8 @@ def test_a_large_credit_note_needs_approval_too(db):
 def test_limits_per_currency(db):
     ensure_rule_settings()
     ValidationRuleSetting.objects.filter(code="approval.threshold").update(
-        parameters={"limit": "10000.00", "limits_by_currency": {"HUF": "4000000.00"}})
+        parameters={"limit": "10000.00", "limits_by_currency": {"HUF": "4000000.00"}}
+    )
     forints = make_invoice(currency="HUF", lines=[("69180.00", "27")])
     assert run(forints, "approval.threshold") == []
     [finding] = run(make_invoice(currency="HUF", lines=[("4000000.00", "27")]), "approval.threshold")
@@ -120,7 +121,8 @@ def test_limits_per_currency(db):
 def test_a_malformed_currency_limit_is_a_rule_error(db):
     ensure_rule_settings()
     ValidationRuleSetting.objects.filter(code="approval.threshold").update(
-        parameters={"limits_by_currency": ["HUF", 4000000]})
+        parameters={"limits_by_currency": ["HUF", 4000000]}
+    )
     [finding] = run(make_invoice(), "approval.threshold")
     assert finding.code == RULE_ERROR
     assert "limits_by_currency" in finding.message

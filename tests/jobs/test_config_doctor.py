@@ -16,14 +16,17 @@ def test_our_configuration_is_clean():
     assert not [m for m in run_checks() if m.level >= 30 and m.id.startswith("jobs.")]
 
 
-@pytest.mark.parametrize(("setting", "value", "problem"), [
-    ("task_serializer", "pickle", "jobs.E001"),
-    ("accept_content", ["json", "pickle"], "jobs.E001"),
-    ("task_reject_on_worker_lost", False, "jobs.W001"),
-    ("worker_prefetch_multiplier", 4, "jobs.W002"),
-    ("result_extended", False, "jobs.W003"),
-    ("timezone", "Europe/Berlin", "jobs.E003"),
-])
+@pytest.mark.parametrize(
+    ("setting", "value", "problem"),
+    [
+        ("task_serializer", "pickle", "jobs.E001"),
+        ("accept_content", ["json", "pickle"], "jobs.E001"),
+        ("task_reject_on_worker_lost", False, "jobs.W001"),
+        ("worker_prefetch_multiplier", 4, "jobs.W002"),
+        ("result_extended", False, "jobs.W003"),
+        ("timezone", "Europe/Berlin", "jobs.E003"),
+    ],
+)
 def test_each_dangerous_setting_is_flagged(setting, value, problem):
     original = current_app.conf[setting]
     current_app.conf[setting] = value

@@ -64,8 +64,10 @@ def test_run_a_job_page_builds_a_form_from_the_schema(admin_client):
 def test_bulk_retry_action(admin_client):
     jobs = [job_enqueue("jobs.sleep", {"seconds": 1, "steps": 1}, countdown=300) for _ in range(3)]
     Job.objects.filter(pk__in=[j.pk for j in jobs[:2]]).update(status=JobStatus.FAILED)
-    admin_client.post(reverse("admin:jobs_job_changelist"),
-                      {"action": "retry_selected", "_selected_action": [str(j.pk) for j in jobs]})
+    admin_client.post(
+        reverse("admin:jobs_job_changelist"),
+        {"action": "retry_selected", "_selected_action": [str(j.pk) for j in jobs]},
+    )
     assert Job.objects.filter(retry_of__in=[j.pk for j in jobs[:2]]).count() == 2
     assert not Job.objects.filter(retry_of=jobs[2]).exists()
 

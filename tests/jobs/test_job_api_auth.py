@@ -23,8 +23,9 @@ def test_users_see_only_their_own_jobs(make_user, client_for):
     assert as_bob.post(f"/api/v1/jobs/{alices.pk}/cancel/", {}, format="json").status_code == 404
     assert as_bob.get("/api/v1/jobs/").json()["results"] == []
     assert client_for(alice).get(f"/api/v1/jobs/{alices.pk}/").status_code == 200
-    assert [j["id"] for j in client_for(make_user("root", superuser=True)).get("/api/v1/jobs/").json()["results"]] \
-        == [str(alices.pk)]
+    assert [j["id"] for j in client_for(make_user("root", superuser=True)).get("/api/v1/jobs/").json()["results"]] == [
+        str(alices.pk)
+    ]
 
 
 def test_viewer_cannot_cancel_or_trigger(make_user, client_for):
@@ -53,8 +54,9 @@ def test_staff_cancel_all_of_a_kind(make_user, client_for):
 
 def test_bad_parameters_get_field_errors(make_user, client_for):
     client = client_for(make_user("root", superuser=True))
-    response = client.post("/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": "lots", "steps": 0}},
-                           format="json")
+    response = client.post(
+        "/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": "lots", "steps": 0}}, format="json"
+    )
     assert response.status_code == 400
     assert set(response.json()["params"]) == {"seconds", "steps"}
     unknown = client.post("/api/v1/jobs/", {"kind": "nope.nothing", "params": {}}, format="json")
@@ -65,18 +67,26 @@ def test_sleep_kind_is_staff_only(make_user, client_for):
     operator = make_user("op", role="operator")
     kinds = [k["name"] for k in client_for(operator).get("/api/v1/jobs/kinds/").json()]
     assert "jobs.sleep" not in kinds
-    staff_kinds = {k["name"]: k for k in client_for(make_user("root", superuser=True)).get(
-        "/api/v1/jobs/kinds/").json()}
+    staff_kinds = {
+        k["name"]: k for k in client_for(make_user("root", superuser=True)).get("/api/v1/jobs/kinds/").json()
+    }
     schema = staff_kinds["jobs.sleep"]["params_schema"]
-    assert schema["properties"]["steps"] == {"type": "integer", "minimum": 1, "maximum": 10000,
-                                             "description": "Progress reports.", "default": 10}
+    assert schema["properties"]["steps"] == {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": 10000,
+        "description": "Progress reports.",
+        "default": 10,
+    }
 
 
 def test_trigger_is_throttled(make_user, client_for, monkeypatch):
     monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "trigger", "3/minute")
     client = client_for(make_user("root", superuser=True))
-    codes = [client.post("/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 0}},
-                         format="json").status_code for _ in range(4)]
+    codes = [
+        client.post("/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 0}}, format="json").status_code
+        for _ in range(4)
+    ]
     assert codes == [202, 202, 202, 429]
 
 

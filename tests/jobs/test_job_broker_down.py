@@ -41,8 +41,9 @@ def test_enqueue_while_broker_down_then_recovers(private_broker, make_user, clie
         staff = make_user("ops", superuser=True)
 
         started = time.monotonic()
-        response = client_for(staff).post("/api/v1/jobs/", {"kind": "jobs.sleep",
-                                                            "params": {"seconds": 0.2, "steps": 2}}, format="json")
+        response = client_for(staff).post(
+            "/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 0.2, "steps": 2}}, format="json"
+        )
         answered_in = time.monotonic() - started
 
         assert response.status_code == 202

@@ -36,8 +36,9 @@ def test_cancelled_queued_job_never_starts(celery_worker, operator, client_for):
 
 def test_cancel_running_job_stops_at_next_progress(celery_worker, operator, client_for):
     client = client_for(operator)
-    job_id = client.post("/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 30, "steps": 300}},
-                         format="json").json()["id"]
+    job_id = client.post(
+        "/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 30, "steps": 300}}, format="json"
+    ).json()["id"]
     wait_for(lambda: Job.objects.get(pk=job_id).progress_done > 0, what="running with progress")
 
     asked_at = time.monotonic()
@@ -56,8 +57,9 @@ def test_cancel_running_job_stops_at_next_progress(celery_worker, operator, clie
 def test_staff_terminates_a_stuck_job(celery_worker, operator, client_for):
     client = client_for(operator)
     # One slice of 60 s: no progress call, so a plain cancel would not stop it.
-    job_id = client.post("/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 60, "steps": 1}},
-                         format="json").json()["id"]
+    job_id = client.post(
+        "/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 60, "steps": 1}}, format="json"
+    ).json()["id"]
     running = wait_for(lambda: (j := Job.objects.get(pk=job_id)).status == JobStatus.RUNNING and j)
     pool_pid = running.worker_pid
     assert pool_pid in celery_worker.child_pids()
@@ -70,8 +72,9 @@ def test_staff_terminates_a_stuck_job(celery_worker, operator, client_for):
     time.sleep(1)
     assert Job.objects.get(pk=job_id).status == JobStatus.CANCELLED  # a redelivery did not revive it
     # The worker lives on and serves the next job.
-    next_id = client.post("/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 0.1, "steps": 1}},
-                          format="json").json()["id"]
+    next_id = client.post(
+        "/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 0.1, "steps": 1}}, format="json"
+    ).json()["id"]
     wait_for(lambda: Job.objects.get(pk=next_id).status == JobStatus.SUCCEEDED, timeout=20)
 
 

@@ -41,8 +41,9 @@ def test_a_delivery_runs_the_job_once_and_stores_its_result_row():
 
 
 def test_an_expired_job_is_cancelled_not_run():
-    job = job_enqueue("jobs.sleep", {"seconds": 0, "steps": 1}, expires=timezone.now() - timedelta(seconds=5),
-                      publish=False)
+    job = job_enqueue(
+        "jobs.sleep", {"seconds": 0, "steps": 1}, expires=timezone.now() - timedelta(seconds=5), publish=False
+    )
 
     deliver(job)
 

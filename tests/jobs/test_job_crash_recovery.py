@@ -73,8 +73,7 @@ def test_job_survives_a_killed_worker(no_session_worker, fast_sweeper, what_dies
         survivor = WorkerProcess(name="survivor", concurrency=1, env=FAST_HEARTBEAT).start()
     killed_at = time.monotonic()
     try:
-        sweep_until(lambda: Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED,
-                    timeout=RECOVERY_BOUND_SECONDS)
+        sweep_until(lambda: Job.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED, timeout=RECOVERY_BOUND_SECONDS)
         recovered_in = time.monotonic() - killed_at
     finally:
         survivor.stop()

@@ -24,8 +24,11 @@ def fast_sweeper(settings):
 
 
 def running_in_new_process(job, *, not_pid=None):
-    return wait_for(lambda: (j := Job.objects.get(pk=job.pk)).status == JobStatus.RUNNING
-                    and j.worker_pid != not_pid and j, timeout=60, what="job running")
+    return wait_for(
+        lambda: (j := Job.objects.get(pk=job.pk)).status == JobStatus.RUNNING and j.worker_pid != not_pid and j,
+        timeout=60,
+        what="job running",
+    )
 
 
 @pytest.mark.worker
@@ -80,9 +83,16 @@ def test_job_that_keeps_killing_its_worker_becomes_a_dead_letter(no_session_work
 def stale_running_job(kind, params, *, lost_runs=0, attempts=1):
     job = job_enqueue(kind, params, publish=False)
     long_ago = timezone.now() - timedelta(minutes=5)
-    Job.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING, claim_token=uuid.uuid4(), attempts=attempts,
-                                         lost_runs=lost_runs, started_at=long_ago, heartbeat_at=long_ago,
-                                         worker="gone@host", worker_pid=4242)
+    Job.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING,
+        claim_token=uuid.uuid4(),
+        attempts=attempts,
+        lost_runs=lost_runs,
+        started_at=long_ago,
+        heartbeat_at=long_ago,
+        worker="gone@host",
+        worker_pid=4242,
+    )
     return job
 
 

@@ -59,13 +59,16 @@ def test_api_trigger_with_countdown_or_run_at(make_user, client_for):
     assert Job.objects.get(pk=response.json()["id"]).not_before == at
 
 
-@pytest.mark.parametrize("body, field", [
-    ({"run_at": "2001-01-01T00:00:00Z"}, "run_at"),
-    ({"run_at": "2999-01-01T00:00:00Z"}, "run_at"),
-    ({"countdown": -5}, "countdown"),
-    ({"countdown": 10 ** 9}, "countdown"),
-    ({"countdown": 60, "run_at": "2030-01-01T00:00:00Z"}, "non_field_errors"),
-])
+@pytest.mark.parametrize(
+    "body, field",
+    [
+        ({"run_at": "2001-01-01T00:00:00Z"}, "run_at"),
+        ({"run_at": "2999-01-01T00:00:00Z"}, "run_at"),
+        ({"countdown": -5}, "countdown"),
+        ({"countdown": 10**9}, "countdown"),
+        ({"countdown": 60, "run_at": "2030-01-01T00:00:00Z"}, "non_field_errors"),
+    ],
+)
 def test_api_refuses_a_start_time_in_the_past_or_too_far(make_user, client_for, body, field):
     api = client_for(make_user("ops", superuser=True))
     response = api.post("/api/v1/jobs/", {**SLEEP, **body}, format="json")
@@ -92,12 +95,15 @@ def test_command_run_at_and_in(make_user):
 def test_admin_run_form_takes_a_start_time(make_user, client):
     client.force_login(make_user("ops", superuser=True))
     at = (timezone.now() + timedelta(hours=2)).replace(second=0, microsecond=0)
-    response = client.post("/admin/jobs/job/run/", {"kind": "jobs.sleep", "seconds": "0.1", "steps": "1",
-                                                   "run_at": at.strftime("%Y-%m-%d %H:%M:%S")})
+    response = client.post(
+        "/admin/jobs/job/run/",
+        {"kind": "jobs.sleep", "seconds": "0.1", "steps": "1", "run_at": at.strftime("%Y-%m-%d %H:%M:%S")},
+    )
     assert response.status_code == 302, response.content.decode()[-2000:]
     assert Job.objects.get().not_before == at
-    response = client.post("/admin/jobs/job/run/", {"kind": "jobs.sleep", "seconds": "0.1", "steps": "1",
-                                                   "run_at": "2001-01-01 00:00:00"})
+    response = client.post(
+        "/admin/jobs/job/run/", {"kind": "jobs.sleep", "seconds": "0.1", "steps": "1", "run_at": "2001-01-01 00:00:00"}
+    )
     assert response.status_code == 200 and "past" in response.content.decode()
     assert Job.objects.count() == 1
 

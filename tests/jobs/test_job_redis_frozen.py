@@ -52,8 +52,9 @@ def test_frozen_redis_api_answers_and_job_runs_after_thaw(private_redis, make_us
     ids = []
     for _ in range(2):
         started = time.monotonic()
-        response = client.post("/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 0.2, "steps": 2}},
-                               format="json")
+        response = client.post(
+            "/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 0.2, "steps": 2}}, format="json"
+        )
         latencies.append(time.monotonic() - started)
         assert response.status_code == 202, response.content[:500]
         ids.append(response.json()["id"])
@@ -82,6 +83,7 @@ def test_frozen_redis_api_answers_and_job_runs_after_thaw(private_redis, make_us
     os.kill(private_redis.process.pid, signal.SIGCONT)
     worker = WorkerProcess(name="thawed", concurrency=1, env={"REDIS_URL": private_redis.url}).start()
     try:
+
         def all_done():
             jobs_sweep()
             return set(Job.objects.filter(pk__in=ids).values_list("status", flat=True)) == {JobStatus.SUCCEEDED}

@@ -17,7 +17,8 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db]
 def make_jobs(count, status, age_days):
     finished = timezone.now() - timedelta(days=age_days)
     jobs = Job.objects.bulk_create(
-        [Job(kind="jobs.sleep", queue="default", status=status, finished_at=finished) for _ in range(count)])
+        [Job(kind="jobs.sleep", queue="default", status=status, finished_at=finished) for _ in range(count)]
+    )
     TaskResult.objects.bulk_create([TaskResult(task_id=str(j.pk), status="SUCCESS") for j in jobs])
     return jobs
 

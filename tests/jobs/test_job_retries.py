@@ -22,7 +22,11 @@ def test_transient_error_retries_with_growing_delays_then_succeeds(celery_worker
     assert job.attempts == 4
     assert job.result == {"calls": 4}
     assert list(job.executions.order_by("started_at").values_list("outcome", flat=True)) == [
-        "retry", "retry", "retry", "succeeded"]
+        "retry",
+        "retry",
+        "retry",
+        "succeeded",
+    ]
     times = [float(t) for t in redis.Redis.from_url(settings.REDIS_URL).lrange("tests:flaky:net:times", 0, -1)]
     gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
     assert len(gaps) == 3

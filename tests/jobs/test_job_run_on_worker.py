@@ -12,8 +12,7 @@ def test_sleep_job_runs_on_worker_and_shows_progress(celery_worker, make_user, c
     staff = make_user("ops", staff=True, role="operator")
     client = client_for(staff)
 
-    response = client.post("/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 3, "steps": 6}},
-                           format="json")
+    response = client.post("/api/v1/jobs/", {"kind": "jobs.sleep", "params": {"seconds": 3, "steps": 6}}, format="json")
     assert response.status_code == 202, response.content
     job_id = response.json()["id"]
     assert response.json()["status"] == "queued"

@@ -36,8 +36,9 @@ def mallory(make_user):
     from django.contrib.auth.models import Group
 
     user = make_user("mallory")
-    user.user_permissions.set(Group.objects.get(name="ap_clerk").permissions.exclude(
-        content_type__app_label="invoices", codename="view_all"))
+    user.user_permissions.set(
+        Group.objects.get(name="ap_clerk").permissions.exclude(content_type__app_label="invoices", codename="view_all")
+    )
     return user
 
 
@@ -57,7 +58,8 @@ def test_someone_elses_invoice_is_answered_like_a_missing_one_and_nothing_is_wri
 
     assert others.status_code == missing.status_code == 404
     assert others.json()["detail"].replace(str(invoice.pk), "N") == missing.json()["detail"].replace(
-        str(invoice.pk + 1000), "N")
+        str(invoice.pk + 1000), "N"
+    )
     assert Job.objects.count() == jobs_before and AuditEntry.objects.count() == audit_before
     assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.APPROVED
     assert trigger(client, "invoices.validate_invoice", invoice_id=invoice.pk).status_code == 404
@@ -88,11 +90,14 @@ def test_a_409_shows_only_what_the_caller_may_see(alice, make_user, client_for):
     showing the staff member's job (params, owner, id, result)."""
     mailbox = Mailbox.objects.create(name="alice-ap", host="imap.example.com", username="alice", owner=alice)
     admin = make_user("root", superuser=True)
-    staff_job = job_enqueue("emailsync.sync_mailbox", {"mailbox_id": mailbox.pk, "months": 7}, owner=admin,
-                            publish=False)
+    staff_job = job_enqueue(
+        "emailsync.sync_mailbox", {"mailbox_id": mailbox.pk, "months": 7}, owner=admin, publish=False
+    )
 
-    for response in (client_for(alice).post(f"/api/v1/mailboxes/{mailbox.pk}/sync/", {}, format="json"),
-                     trigger(client_for(alice), "emailsync.sync_mailbox", mailbox_id=mailbox.pk)):
+    for response in (
+        client_for(alice).post(f"/api/v1/mailboxes/{mailbox.pk}/sync/", {}, format="json"),
+        trigger(client_for(alice), "emailsync.sync_mailbox", mailbox_id=mailbox.pk),
+    ):
         assert response.status_code == 409
         body = response.json()
         assert body["status"] == "queued" and body["detail"]
@@ -109,8 +114,10 @@ def test_a_decided_invoice_is_not_reprocessed_without_force(alice, client_for):
     Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.APPROVED)
     client = client_for(alice)
 
-    for response in (trigger(client, "invoices.process_invoice", invoice_id=invoice.pk),
-                     client.post(f"/api/v1/invoices/{invoice.pk}/reprocess/", {}, format="json")):
+    for response in (
+        trigger(client, "invoices.process_invoice", invoice_id=invoice.pk),
+        client.post(f"/api/v1/invoices/{invoice.pk}/reprocess/", {}, format="json"),
+    ):
         assert response.status_code == 409 and "force" in response.json()["detail"]
     assert not Job.objects.filter(kind="invoices.process_invoice").exists()
     assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.APPROVED
@@ -131,8 +138,9 @@ def test_forcing_needs_the_right_to_decide(make_user, client_for):
 def test_a_forced_reprocess_drops_the_decision_and_audits_it(celery_worker, alice, client_for):
     invoice = invoice_import_sync(content=UBL.read_bytes(), filename="a.xml", owner=alice)
     Invoice.objects.filter(pk=invoice.pk).update(status=InvoiceStatus.APPROVED)
-    response = client_for(alice).post(f"/api/v1/invoices/{invoice.pk}/reprocess/",
-                                      {"force": True, "reason": "misread total"}, format="json")
+    response = client_for(alice).post(
+        f"/api/v1/invoices/{invoice.pk}/reprocess/", {"force": True, "reason": "misread total"}, format="json"
+    )
     assert response.status_code == 202
 
     job = wait_for(lambda: Job.objects.filter(pk=response.json()["id"], status="succeeded").first(), timeout=30)
@@ -161,6 +169,7 @@ def test_the_command_line_refuses_the_same_way(alice, mallory):
 
     invoice = invoice_import_sync(content=UBL.read_bytes(), filename="a.xml", owner=alice)
     with pytest.raises(CommandError, match="There is no invoice"):
-        call_command("jobs", "--as", "mallory", "run", "invoices.process_invoice", "--param",
-                     f"invoice_id={invoice.pk}")
+        call_command(
+            "jobs", "--as", "mallory", "run", "invoices.process_invoice", "--param", f"invoice_id={invoice.pk}"
+        )
     assert not Job.objects.filter(kind="invoices.process_invoice").exists()

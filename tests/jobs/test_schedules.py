@@ -15,7 +15,8 @@ def test_ensure_schedules_creates_missing_and_keeps_admin_edits():
     names = {s.name for s in default_schedules()}
     assert set(PeriodicTask.objects.values_list("name", flat=True)) >= names
     assert {"jobs.sweep", "jobs.prune", "invoices.scan_inbox", "emailsync.sync_all_mailboxes"} <= set(
-        PeriodicTask.objects.values_list("task", flat=True))
+        PeriodicTask.objects.values_list("task", flat=True)
+    )
     every_default_expires = PeriodicTask.objects.filter(name__in=names, expire_seconds__isnull=True)
     assert not every_default_expires.exists()
 
@@ -32,7 +33,8 @@ def test_a_beat_send_is_a_tracked_job_from_the_start():
     from celery import current_app
 
     result = current_app.tasks["jobs.prune"].apply_async(
-        kwargs={}, headers={"periodic_task_name": "jobs: delete old jobs and results"}, expires=60)
+        kwargs={}, headers={"periodic_task_name": "jobs: delete old jobs and results"}, expires=60
+    )
     job = Job.objects.get(pk=result.id)
     assert job.source == "schedule"
     assert job.schedule_name == "jobs: delete old jobs and results"

@@ -69,9 +69,13 @@ class WebhookReceiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 expected = "sha256=" + hmac.new(receiver.secret.encode(), body, hashlib.sha256).hexdigest()
                 offered = self.headers.get("X-APIntake-Signature", "")
-                receiver.received.append({"valid": hmac.compare_digest(expected, offered),
-                                          "event": self.headers.get("X-APIntake-Event"),
-                                          "payload": json.loads(body)})
+                receiver.received.append(
+                    {
+                        "valid": hmac.compare_digest(expected, offered),
+                        "event": self.headers.get("X-APIntake-Event"),
+                        "payload": json.loads(body),
+                    }
+                )
                 status = receiver.responses.popleft() if receiver.responses else 200
                 self.send_response(status)
                 self.end_headers()

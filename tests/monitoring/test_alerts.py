@@ -57,15 +57,22 @@ class OldestWaiting(Scenario):
         Job.objects.filter(pk=self.job.pk).update(created_at=timezone.now() - timedelta(minutes=15))
 
     def fix_it(self):
-        Job.objects.filter(pk=self.job.pk).update(status="succeeded", started_at=timezone.now(),
-                                                  finished_at=timezone.now())
+        Job.objects.filter(pk=self.job.pk).update(
+            status="succeeded", started_at=timezone.now(), finished_at=timezone.now()
+        )
 
 
 def _finished(status: str, count: int, ago: timedelta = timedelta(minutes=10)):
     end = timezone.now() - ago
     for _ in range(count):
-        Job.objects.create(kind="invoices.process_invoice", queue="invoices", status=status,
-                           started_at=end - timedelta(seconds=1), finished_at=end, is_dead_letter=status == "failed")
+        Job.objects.create(
+            kind="invoices.process_invoice",
+            queue="invoices",
+            status=status,
+            started_at=end - timedelta(seconds=1),
+            finished_at=end,
+            is_dead_letter=status == "failed",
+        )
 
 
 class FailureRate(Scenario):
@@ -115,8 +122,9 @@ class JobOverBudget(Scenario):
     rule = {"kind": "job_over_budget", "threshold": 60}
 
     def break_it(self):
-        self.job = Job.objects.create(kind="jobs.sleep", queue="default", status="running",
-                                      started_at=timezone.now() - timedelta(minutes=5))
+        self.job = Job.objects.create(
+            kind="jobs.sleep", queue="default", status="running", started_at=timezone.now() - timedelta(minutes=5)
+        )
 
     def fix_it(self):
         Job.objects.filter(pk=self.job.pk).update(status="succeeded", finished_at=timezone.now())
@@ -132,8 +140,16 @@ class HealthCheckFailing(Scenario):
         self.request.getfixturevalue("settings").MONITORING_DISK_MIN_FREE_MB = 1
 
 
-SCENARIOS = [QueueBacklog, OldestWaiting, FailureRate, DeadLettersGrowing, WorkersBelow, BeatStale, JobOverBudget,
-             HealthCheckFailing]
+SCENARIOS = [
+    QueueBacklog,
+    OldestWaiting,
+    FailureRate,
+    DeadLettersGrowing,
+    WorkersBelow,
+    BeatStale,
+    JobOverBudget,
+    HealthCheckFailing,
+]
 
 
 @pytest.mark.services
@@ -146,8 +162,12 @@ def test_rule_fires_once_and_resolves_once_with_notifications(scenario_class, re
     for fixture in scenario.needs:
         request.getfixturevalue(fixture)
     AlertRule.objects.all().delete()  # only this test's rule
-    rule = AlertRule.objects.create(name=f"test {scenario.rule['kind']}", email_to="ops@example.com",
-                                    webhook_url=webhook_receiver.url, **scenario.rule)
+    rule = AlertRule.objects.create(
+        name=f"test {scenario.rule['kind']}",
+        email_to="ops@example.com",
+        webhook_url=webhook_receiver.url,
+        **scenario.rule,
+    )
 
     scenario.break_it()
     first = alerts_evaluate()
@@ -165,10 +185,14 @@ def test_rule_fires_once_and_resolves_once_with_notifications(scenario_class, re
     alert = Alert.objects.get(rule=rule)
     assert alert.status == "resolved" and alert.resolved_at >= alert.fired_at
 
-    subjects = [email.message_from_bytes(message.content, policy=email.policy.default)["Subject"]
-                for message in smtp_sink.messages]
-    assert subjects == [f"[AP Intake] FIRING: {rule.name}" + (f" ({alert.key})" if alert.key else ""),
-                        f"[AP Intake] RESOLVED: {rule.name}" + (f" ({alert.key})" if alert.key else "")]
+    subjects = [
+        email.message_from_bytes(message.content, policy=email.policy.default)["Subject"]
+        for message in smtp_sink.messages
+    ]
+    assert subjects == [
+        f"[AP Intake] FIRING: {rule.name}" + (f" ({alert.key})" if alert.key else ""),
+        f"[AP Intake] RESOLVED: {rule.name}" + (f" ({alert.key})" if alert.key else ""),
+    ]
     assert [message.rcpt_tos for message in smtp_sink.messages] == [["ops@example.com"], ["ops@example.com"]]
     assert webhook_receiver.events() == ["alert.fired", "alert.resolved"]
     assert all(entry["valid"] for entry in webhook_receiver.received)

@@ -25,9 +25,12 @@ def test_beat_records_its_heartbeat_when_it_starts(settings, no_session_worker):
     started = time.monotonic()
     beat = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO", "-s", f"{schedule}/schedule"],
-        cwd=REPO_ROOT, env={**os.environ, "DATABASE_URL": subprocess_database_url(),
-                            "MONITORING_BEAT_HEARTBEAT_SECONDS": "30"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        cwd=REPO_ROOT,
+        env={**os.environ, "DATABASE_URL": subprocess_database_url(), "MONITORING_BEAT_HEARTBEAT_SECONDS": "30"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         wait_for(lambda: beat_heartbeat_age() is not None, timeout=20, interval=0.2, what="beat heartbeat row")
         took = time.monotonic() - started

@@ -19,11 +19,20 @@ _numbers = itertools.count(1)
 
 def make_invoice(**fields) -> Invoice:
     n = next(_numbers)
-    values = {"status": "validated", "source": "upload", "original": f"originals/{n}.xml",
-              "original_filename": f"{n}.xml", "sha256": hashlib.sha256(str(n).encode()).hexdigest(), "size": 100,
-              "invoice_number": f"INV-{n}", "seller_name": "Seller", "currency": "EUR",
-              "total_gross": Decimal("100.00"), "purchase_order_reference": "PO-1",
-              "due_date": timezone.localdate() + timedelta(days=30)}
+    values = {
+        "status": "validated",
+        "source": "upload",
+        "original": f"originals/{n}.xml",
+        "original_filename": f"{n}.xml",
+        "sha256": hashlib.sha256(str(n).encode()).hexdigest(),
+        "size": 100,
+        "invoice_number": f"INV-{n}",
+        "seller_name": "Seller",
+        "currency": "EUR",
+        "total_gross": Decimal("100.00"),
+        "purchase_order_reference": "PO-1",
+        "due_date": timezone.localdate() + timedelta(days=30),
+    }
     values.update(fields)
     return Invoice.objects.create(**values)
 
@@ -52,18 +61,17 @@ def test_each_rule_kind_finds_the_invoices_that_break_it():
     blocked = Vendor.objects.create(name="Shady", vat_id="DE2", status="blocked")
     needs_po = Vendor.objects.create(name="Strict", vat_id="DE3", requires_purchase_order=True)
     over_limit = make_invoice(vendor=vendor, total_gross=Decimal("1000.01"))
-    approved = make_invoice(vendor=vendor, total_gross=Decimal("5000.00"), status="approved",
-                            decided_at=timezone.now())
+    approved = make_invoice(vendor=vendor, total_gross=Decimal("5000.00"), status="approved", decided_at=timezone.now())
     at_limit = make_invoice(vendor=vendor, total_gross=Decimal("1000.00"))
     from_blocked = make_invoice(vendor=blocked)
     big_without_po = make_invoice(vendor=vendor, total_gross=Decimal("900.00"), purchase_order_reference="")
     strict_without_po = make_invoice(vendor=needs_po, purchase_order_reference="")
     original = make_invoice(vendor=vendor, seller_vat_id="DE1", invoice_number="A-7", issue_date=timezone.localdate())
-    second_copy = make_invoice(vendor=vendor, seller_vat_id="DE1", invoice_number="A-7",
-                               issue_date=timezone.localdate())
+    second_copy = make_invoice(
+        vendor=vendor, seller_vat_id="DE1", invoice_number="A-7", issue_date=timezone.localdate()
+    )
     overdue = make_invoice(vendor=vendor, due_date=timezone.localdate() - timedelta(days=3))
-    overdue_exported = make_invoice(vendor=vendor, due_date=timezone.localdate() - timedelta(days=3),
-                                    status="exported")
+    overdue_exported = make_invoice(vendor=vendor, due_date=timezone.localdate() - timedelta(days=3), status="exported")
     wrong_iban = make_invoice(vendor=vendor, payment_iban="DE99999")
     unknown = make_invoice(vendor=None, total_gross=Decimal("1500.00"))
     rejected = make_invoice(vendor=blocked, status="rejected", total_gross=Decimal("99999.00"))
@@ -90,7 +98,8 @@ def test_each_rule_kind_finds_the_invoices_that_break_it():
         "unknown vendor over 1000": {unknown.pk},
     }
     assert {approved.pk, at_limit.pk, original.pk, overdue_exported.pk, rejected.pk}.isdisjoint(
-        set().union(*found.values()))
+        set().union(*found.values())
+    )
     assert (scan.status, scan.mode, scan.violations_found, scan.violations_opened) == ("succeeded", "full", 8, 8)
     assert scan.records_scanned == Invoice.objects.exclude(status="rejected").count()
 
@@ -145,8 +154,10 @@ def test_a_vendor_change_or_a_rule_change_rescans_the_invoices_it_affects():
     vendor = Vendor.objects.create(name="Acme", vat_id="DE1")
     invoices = [make_invoice(vendor=vendor) for _ in range(4)]
     make_invoice(vendor=None)
-    blocked_rule, po_rule = only_rules({"name": "blocked", "kind": "blocked_vendor"},
-                                       {"name": "po over 500", "kind": "missing_po", "amount": Decimal("500.00")})
+    blocked_rule, po_rule = only_rules(
+        {"name": "blocked", "kind": "blocked_vendor"},
+        {"name": "po over 500", "kind": "missing_po", "amount": Decimal("500.00")},
+    )
     compliance_scan_run(mode="full")
     backdate_everything()
 
@@ -174,8 +185,12 @@ def test_an_invoice_becoming_overdue_is_found_without_being_changed():
     due = timezone.localdate() - timedelta(days=1)
     invoice = make_invoice(due_date=due)
     (rule,) = only_rules({"name": "overdue", "kind": "overdue_not_exported", "days": 0})
-    ScanRun.objects.create(mode="full", status="succeeded", started_at=timezone.now() - timedelta(days=2),
-                           watermark=timezone.now() - timedelta(days=2))
+    ScanRun.objects.create(
+        mode="full",
+        status="succeeded",
+        started_at=timezone.now() - timedelta(days=2),
+        watermark=timezone.now() - timedelta(days=2),
+    )
     make_invoice(due_date=timezone.localdate() - timedelta(days=30))  # overdue long ago: found by earlier scans
     Invoice.objects.update(updated_at=timezone.now() - timedelta(days=3))
     PolicyRule.objects.update(updated_at=timezone.now() - timedelta(days=3))
@@ -213,8 +228,15 @@ def test_status_endpoint_returns_exactly_its_fields(make_user, client_for):
 
     scan = compliance_scan_run(mode="full")
     body = client.get("/api/v1/monitoring/status/").json()
-    assert set(body) == {"is_monitoring_active", "last_scan_time", "last_scan_status", "violations_found_last_scan",
-                         "records_scanned_last_scan", "total_scans_today", "next_scheduled_scan"}
+    assert set(body) == {
+        "is_monitoring_active",
+        "last_scan_time",
+        "last_scan_status",
+        "violations_found_last_scan",
+        "records_scanned_last_scan",
+        "total_scans_today",
+        "next_scheduled_scan",
+    }
     assert body["is_monitoring_active"] is True
     assert body["last_scan_status"] == "succeeded"
     assert body["violations_found_last_scan"] == 1 and body["records_scanned_last_scan"] == 1
@@ -228,7 +250,8 @@ def test_status_endpoint_returns_exactly_its_fields(make_user, client_for):
 
 @pytest.mark.django_db
 def test_scan_endpoint_needs_the_permission_and_answers_409_while_one_is_active(
-        make_user, client_for, django_capture_on_commit_callbacks):
+    make_user, client_for, django_capture_on_commit_callbacks
+):
     assert client_for(make_user("viewer-x", role="viewer")).post("/api/v1/monitoring/scan/").status_code == 403
     clerk = client_for(make_user("clerk-x", role="ap_clerk"))
     with django_capture_on_commit_callbacks(execute=False):
@@ -249,8 +272,9 @@ def test_a_scan_runs_as_a_tracked_job_on_a_real_worker(celery_worker, make_user,
 
     only_rules({"name": "unknown vendor", "kind": "unknown_vendor", "amount": Decimal("10.00")})
     make_invoice(vendor=None)
-    response = client_for(make_user("op-w", role="operator")).post("/api/v1/monitoring/scan/", {"mode": "full"},
-                                                                   format="json")
+    response = client_for(make_user("op-w", role="operator")).post(
+        "/api/v1/monitoring/scan/", {"mode": "full"}, format="json"
+    )
     job_id = response.json()["id"]
     job = wait_for(lambda: Job.objects.filter(pk=job_id, status="succeeded").first(), timeout=60, what="scan job")
     scan = ScanRun.objects.get(job_id=job_id)

@@ -36,21 +36,46 @@ def test_dashboard_is_for_staff_only(make_user):
 def test_dashboard_shows_health_queues_running_jobs_failures_alerts_and_chart(staff_client, settings):
     settings.ADMINS = []
     now = timezone.now()
-    running = Job.objects.create(kind="jobs.sleep", queue="default", status="running", started_at=now,
-                                 progress_done=3, progress_total=4, progress_message="slept 3 of 4 slices")
-    Job.objects.create(kind="invoices.process_invoice", queue="invoices", status="failed",
-                       started_at=now - timedelta(minutes=5), finished_at=now - timedelta(minutes=4),
-                       error="InvalidInvoice: the total is not a number")
+    running = Job.objects.create(
+        kind="jobs.sleep",
+        queue="default",
+        status="running",
+        started_at=now,
+        progress_done=3,
+        progress_total=4,
+        progress_message="slept 3 of 4 slices",
+    )
+    Job.objects.create(
+        kind="invoices.process_invoice",
+        queue="invoices",
+        status="failed",
+        started_at=now - timedelta(minutes=5),
+        finished_at=now - timedelta(minutes=4),
+        error="InvalidInvoice: the total is not a number",
+    )
     for _ in range(3):
-        Job.objects.create(kind="jobs.sleep", queue="default", status="succeeded",
-                           started_at=now - timedelta(hours=2), finished_at=now - timedelta(hours=2))
+        Job.objects.create(
+            kind="jobs.sleep",
+            queue="default",
+            status="succeeded",
+            started_at=now - timedelta(hours=2),
+            finished_at=now - timedelta(hours=2),
+        )
     AlertRule.objects.all().delete()
     AlertRule.objects.create(name="Beat stale", kind="beat_stale")
     alerts_evaluate()
 
     page = staff_client.get("/monitoring/").content.decode()
-    for section in ("Health", "Queues", "Workers", "Jobs finished per hour", "Running jobs", "Recent failures",
-                    "Open alerts", "Compliance scans"):
+    for section in (
+        "Health",
+        "Queues",
+        "Workers",
+        "Jobs finished per hour",
+        "Running jobs",
+        "Recent failures",
+        "Open alerts",
+        "Compliance scans",
+    ):
         assert f"<h2>{section}" in page
     assert f'data-job-id="{running.pk}"' in page and 'data-percent="75"' in page
     assert "InvalidInvoice: the total is not a number" in page

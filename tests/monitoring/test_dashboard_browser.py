@@ -14,11 +14,21 @@ from tests.support.waiting import wait_for
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1500,1900"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1500,1900",
+]
 
-pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                                reason="Chromium and chromedriver are needed (scripts/setup-system.sh installs them)")
+pytestmark = pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="Chromium and chromedriver are needed (scripts/setup-system.sh installs them)",
+)
 
 
 @pytest.fixture
@@ -43,7 +53,9 @@ def progress_of(driver, job_id: str) -> tuple[int, str] | None:
         "const bar = document.querySelector(`tr[data-job-id='${arguments[0]}'] [role=progressbar]`);"
         "if (!bar || !bar.dataset.percent) { return null; }"
         "const fill = bar.querySelector('.mon-bar-fill');"
-        "return [parseInt(bar.dataset.percent, 10), fill ? fill.style.width : ''];", job_id)
+        "return [parseInt(bar.dataset.percent, 10), fill ? fill.style.width : ''];",
+        job_id,
+    )
     return tuple(found) if found else None
 
 
@@ -60,15 +72,21 @@ def test_dashboard_progress_bar_moves_without_reload(browser, live_server, celer
     browser.find_element(By.NAME, "username").send_keys("watcher")
     browser.find_element(By.NAME, "password").send_keys("pw-watcher")
     browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait_for(lambda: "/monitoring/" in browser.current_url and browser.find_elements(By.ID, "monitoring-dashboard"),
-             timeout=20, what="dashboard after login")
+    wait_for(
+        lambda: "/monitoring/" in browser.current_url and browser.find_elements(By.ID, "monitoring-dashboard"),
+        timeout=20,
+        what="dashboard after login",
+    )
     browser.execute_script("window.loadedOnce = true;")  # gone if the page reloads
 
     job = job_enqueue("jobs.sleep", {"seconds": 16, "steps": 16}, source="api")
     job_id = str(job.pk)
     first, _ = wait_for(lambda: progress_of(browser, job_id), timeout=30, what="progress bar of the running job")
-    later, width = wait_for(lambda: (p := progress_of(browser, job_id)) and p[0] >= first + 15 and p, timeout=30,
-                            what="the progress bar to move")
+    later, width = wait_for(
+        lambda: (p := progress_of(browser, job_id)) and p[0] >= first + 15 and p,
+        timeout=30,
+        what="the progress bar to move",
+    )
     assert later > first
     assert width == f"{later}%"
     assert browser.execute_script("return window.loadedOnce === true;")

@@ -25,8 +25,14 @@ def verdict(name: str):
 
 def run_health_command(database_url: str) -> tuple[int, dict]:
     env = {**os.environ, "DATABASE_URL": database_url}
-    done = subprocess.run([sys.executable, "manage.py", "health", "--json"], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "health", "--json"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.stdout, done.stderr
     return done.returncode, json.loads(done.stdout)
 
@@ -59,8 +65,10 @@ def test_migrations_check_names_the_missing_migration_and_recovers():
     assert f"monitoring.{latest}" in failing.error
 
     with connection.cursor() as cursor:
-        cursor.execute("INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, %s)",
-                       ["monitoring", latest, timezone.now()])
+        cursor.execute(
+            "INSERT INTO django_migrations (app, name, applied) VALUES (%s, %s, %s)",
+            ["monitoring", latest, timezone.now()],
+        )
     assert verdict("migrations").ok
 
 
@@ -83,9 +91,13 @@ def test_broker_check_follows_a_redis_that_stops_and_starts(settings, private_re
 @pytest.mark.services
 @pytest.mark.django_db
 def test_cache_check_follows_a_redis_that_stops_and_starts(settings, private_redis):
-    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
-                                   "LOCATION": private_redis.url,
-                                   "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1}}}
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": private_redis.url,
+            "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1},
+        }
+    }
     assert verdict("cache").ok
 
     private_redis.stop()

@@ -79,13 +79,19 @@ def test_configuration_backup_has_no_secrets_and_restores(tmp_path):
     from emailsync.models import Mailbox
 
     schedules_ensure()
-    AlertRule.objects.create(name="big backlog", kind="queue_backlog", threshold=5000,
-                             webhook_url="https://hooks.example.com/x")
+    AlertRule.objects.create(
+        name="big backlog", kind="queue_backlog", threshold=5000, webhook_url="https://hooks.example.com/x"
+    )
     PolicyRule.objects.create(name="po over 10k", kind="missing_po", amount=Decimal("10000.00"))
     RuntimeBudget.objects.create(kind="jobs.sleep", max_seconds=30)
     Vendor.objects.create(name="Acme", vat_id="DE123", approval_limit=Decimal("2500.50"), status="blocked")
-    Mailbox.objects.create(name="ap inbox", host="imap.example.com", username="ap@example.com",
-                           secret_ciphertext="gAAAA-encrypted-password", folders=["INBOX"])
+    Mailbox.objects.create(
+        name="ap inbox",
+        host="imap.example.com",
+        username="ap@example.com",
+        secret_ciphertext="gAAAA-encrypted-password",
+        folders=["INBOX"],
+    )
     path = tmp_path / "config.json"
     call_command("backup_config", output=str(path))
     text = path.read_text()

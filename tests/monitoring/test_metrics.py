@@ -17,12 +17,20 @@ from monitoring.models import RuntimeBudget
 TOKEN = "metrics-token-for-tests"
 
 
-def finished_job(kind: str, *, status: str, runtime: float, ended_ago: timedelta, wait: float = 0.0,
-                 error: str = "") -> Job:
+def finished_job(
+    kind: str, *, status: str, runtime: float, ended_ago: timedelta, wait: float = 0.0, error: str = ""
+) -> Job:
     finished_at = timezone.now() - ended_ago
     started_at = finished_at - timedelta(seconds=runtime)
-    job = Job.objects.create(kind=kind, queue="default", status=status, started_at=started_at,
-                             finished_at=finished_at, error=error, is_dead_letter=status == "failed")
+    job = Job.objects.create(
+        kind=kind,
+        queue="default",
+        status=status,
+        started_at=started_at,
+        finished_at=finished_at,
+        error=error,
+        is_dead_letter=status == "failed",
+    )
     Job.objects.filter(pk=job.pk).update(created_at=started_at - timedelta(seconds=wait))
     return job
 
@@ -32,12 +40,23 @@ def known_jobs(db):
     """jobs.sleep: ten successes of 1..10 s (waits 0.5..5 s) half an hour ago, two 20 s failures two hours ago;
     invoices.validate_invoice: one 3 s success 20 s ago."""
     for seconds in range(1, 11):
-        finished_job("jobs.sleep", status="succeeded", runtime=seconds, ended_ago=timedelta(minutes=30),
-                     wait=seconds / 2)
-    finished_job("jobs.sleep", status="failed", runtime=20, ended_ago=timedelta(hours=2),
-                 error="ValueError: bad input\nTraceback ...")
-    finished_job("jobs.sleep", status="failed", runtime=20, ended_ago=timedelta(hours=2, minutes=1),
-                 error="ConnectionError: refused")
+        finished_job(
+            "jobs.sleep", status="succeeded", runtime=seconds, ended_ago=timedelta(minutes=30), wait=seconds / 2
+        )
+    finished_job(
+        "jobs.sleep",
+        status="failed",
+        runtime=20,
+        ended_ago=timedelta(hours=2),
+        error="ValueError: bad input\nTraceback ...",
+    )
+    finished_job(
+        "jobs.sleep",
+        status="failed",
+        runtime=20,
+        ended_ago=timedelta(hours=2, minutes=1),
+        error="ConnectionError: refused",
+    )
     finished_job("invoices.validate_invoice", status="succeeded", runtime=3, ended_ago=timedelta(seconds=20))
 
 
@@ -58,8 +77,10 @@ def test_metrics_per_kind_from_known_durations(known_jobs, make_user, client_for
     assert sleep["wait_seconds"]["p50"] == 2.25
     assert sleep["wait_seconds"]["p95"] == pytest.approx(4.5 + 0.45 * 0.5, abs=0.001)
     assert sleep["slow_threshold_source"] == "p95" and sleep["slow_jobs"] == []
-    assert [failure["error"] for failure in sleep["recent_failures"]] == ["ValueError: bad input",
-                                                                           "ConnectionError: refused"]
+    assert [failure["error"] for failure in sleep["recent_failures"]] == [
+        "ValueError: bad input",
+        "ConnectionError: refused",
+    ]
     validate = kind_entry(body, "invoices.validate_invoice")
     assert validate["throughput"] == {"last_minute": 1, "last_hour": 1, "last_day": 1}
     assert [failure["kind"] for failure in body["recent_failures"]] == ["jobs.sleep", "jobs.sleep"]
@@ -97,7 +118,8 @@ def value(samples: dict, name: str, **labels) -> float:
 @pytest.mark.services
 @pytest.mark.django_db
 def test_prometheus_counters_histogram_queue_length_and_age(
-        known_jobs, settings, no_session_worker, django_capture_on_commit_callbacks):
+    known_jobs, settings, no_session_worker, django_capture_on_commit_callbacks
+):
     settings.METRICS_TOKEN = TOKEN
     broker_client().delete(*priority_queue_names("default"))
     with django_capture_on_commit_callbacks(execute=True):

@@ -29,7 +29,8 @@ def sleep_jobs(count: int, *, priority: int, capture) -> list[Job]:
 @pytest.mark.services
 @pytest.mark.django_db
 def test_queue_length_and_oldest_job_age_with_real_waiting_jobs(
-        no_session_worker, empty_default_queue, django_capture_on_commit_callbacks, make_user, client_for):
+    no_session_worker, empty_default_queue, django_capture_on_commit_callbacks, make_user, client_for
+):
     urgent = sleep_jobs(2, priority=2, capture=django_capture_on_commit_callbacks)
     bulk = sleep_jobs(3, priority=7, capture=django_capture_on_commit_callbacks)
     # A job due in an hour waits in its row, not in the broker, and is not "waiting" yet.
@@ -45,8 +46,9 @@ def test_queue_length_and_oldest_job_age_with_real_waiting_jobs(
 
     redis_lengths = {step: broker_client().llen(name) for step, name in enumerate(priority_queue_names("default"))}
     assert default["length"] == 5 == sum(redis_lengths.values())
-    assert {step: count for step, count in default["by_priority"].items() if count} == \
-        {str(step): count for step, count in redis_lengths.items() if count}
+    assert {step: count for step, count in default["by_priority"].items() if count} == {
+        str(step): count for step, count in redis_lengths.items() if count
+    }
     assert len([count for count in redis_lengths.values() if count]) == 2  # two priority sub-queues in use
     assert default["waiting_jobs"] == 5
     assert default["delayed_jobs"] == 1

@@ -16,8 +16,15 @@ from monitoring.periodic import schedule_report
 
 
 def scheduled_run(name: str, at) -> Job:
-    job = Job.objects.create(kind="jobs.sleep", queue="default", status="succeeded", source="schedule",
-                             schedule_name=name, started_at=at, finished_at=at)
+    job = Job.objects.create(
+        kind="jobs.sleep",
+        queue="default",
+        status="succeeded",
+        source="schedule",
+        schedule_name=name,
+        started_at=at,
+        finished_at=at,
+    )
     Job.objects.filter(pk=job.pk).update(created_at=at)
     return job
 
@@ -26,11 +33,19 @@ def scheduled_run(name: str, at) -> Job:
 def test_ensure_schedules_creates_the_monitoring_schedules():
     created = schedules_ensure()
     monitoring = sorted(name for name in created if name.startswith("monitoring:"))
-    assert monitoring == sorted([
-        "monitoring: beat heartbeat", "monitoring: evaluate alert rules",
-        "monitoring: compliance scan (incremental)", "monitoring: compliance scan (full, daily)",
-        "monitoring: health snapshot", "monitoring: worker snapshot", "monitoring: delete temporary files",
-        "monitoring: system report", "monitoring: configuration backup"])
+    assert monitoring == sorted(
+        [
+            "monitoring: beat heartbeat",
+            "monitoring: evaluate alert rules",
+            "monitoring: compliance scan (incremental)",
+            "monitoring: compliance scan (full, daily)",
+            "monitoring: health snapshot",
+            "monitoring: worker snapshot",
+            "monitoring: delete temporary files",
+            "monitoring: system report",
+            "monitoring: configuration backup",
+        ]
+    )
     scan = PeriodicTask.objects.get(name="monitoring: compliance scan (incremental)")
     assert (scan.task, scan.interval.every, scan.interval.period) == ("monitoring.compliance_scan", 300, "seconds")
 
@@ -92,20 +107,28 @@ def test_an_untracked_task_shows_its_last_run_only(make_user, client_for):
 
 
 @pytest.mark.django_db
-def test_run_now_creates_an_audited_job_linked_to_the_schedule(make_user, client_for,
-                                                               django_capture_on_commit_callbacks):
+def test_run_now_creates_an_audited_job_linked_to_the_schedule(
+    make_user, client_for, django_capture_on_commit_callbacks
+):
     schedules_ensure()
     task = PeriodicTask.objects.get(name="monitoring: system report")
     admin_user = make_user("root-s", superuser=True)
-    assert client_for(make_user("staff-n", staff=True)).post(
-        f"/api/v1/monitoring/schedules/{task.pk}/run/").status_code == 403
+    assert (
+        client_for(make_user("staff-n", staff=True)).post(f"/api/v1/monitoring/schedules/{task.pk}/run/").status_code
+        == 403
+    )
     with django_capture_on_commit_callbacks(execute=False):
-        response = client_for(admin_user).post(f"/api/v1/monitoring/schedules/{task.pk}/run/",
-                                               {"reason": "testing"}, format="json")
+        response = client_for(admin_user).post(
+            f"/api/v1/monitoring/schedules/{task.pk}/run/", {"reason": "testing"}, format="json"
+        )
     assert response.status_code == 202
     job = Job.objects.get(pk=response.json()["job_id"])
     assert (job.kind, job.schedule_name, job.source, job.params) == (
-        "monitoring.system_report", task.name, "api", {"hours": 12})
+        "monitoring.system_report",
+        task.name,
+        "api",
+        {"hours": 12},
+    )
     entry = AuditEntry.objects.get(action="schedule.run_now")
     assert (entry.actor, entry.reason, entry.target_label) == (admin_user, "testing", str(task))
     # a manual run does not count as the schedule running twice
@@ -113,16 +136,20 @@ def test_run_now_creates_an_audited_job_linked_to_the_schedule(make_user, client
 
 
 @pytest.mark.django_db
-def test_run_now_from_the_beat_admin_is_the_same_checked_and_audited_service(make_user, client,
-                                                                           django_capture_on_commit_callbacks):
+def test_run_now_from_the_beat_admin_is_the_same_checked_and_audited_service(
+    make_user, client, django_capture_on_commit_callbacks
+):
     from django.contrib.auth.models import Permission
 
     schedules_ensure()
     task = PeriodicTask.objects.get(name="monitoring: system report")
     # Staff who may edit schedules but not start this kind: the admin used to send it anyway.
     editor = make_user("beat-editor", staff=True)
-    editor.user_permissions.add(*Permission.objects.filter(
-        content_type__app_label="django_celery_beat", codename__in=["view_periodictask", "change_periodictask"]))
+    editor.user_permissions.add(
+        *Permission.objects.filter(
+            content_type__app_label="django_celery_beat", codename__in=["view_periodictask", "change_periodictask"]
+        )
+    )
     client.force_login(editor)
     url = "/admin/django_celery_beat/periodictask/"
     with django_capture_on_commit_callbacks(execute=False):

@@ -15,8 +15,16 @@ from monitoring.models import AlertNotification, AlertRule
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
 
-@pytest.mark.parametrize("url", ["file:///etc/hostname", "http://127.0.0.1:8000/", "http://169.254.169.254/latest",
-                                 "http://[64:ff9b::7f00:1]/", "http://8.8.8.8:0/"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "file:///etc/hostname",
+        "http://127.0.0.1:8000/",
+        "http://169.254.169.254/latest",
+        "http://[64:ff9b::7f00:1]/",
+        "http://8.8.8.8:0/",
+    ],
+)
 def test_a_rule_with_an_internal_webhook_is_refused_at_save(url, settings):
     settings.MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS = False
     rule = AlertRule(name="beat", kind="beat_stale", email_to="none", webhook_url=url)
@@ -28,9 +36,19 @@ def test_a_rule_with_an_internal_webhook_is_refused_at_save(url, settings):
 def test_the_admin_form_refuses_an_internal_webhook(make_user, client, settings):
     settings.MONITORING_WEBHOOK_ALLOW_PRIVATE_HOSTS = False
     client.force_login(make_user("root", superuser=True))
-    response = client.post("/admin/monitoring/alertrule/add/", {
-        "name": "beat", "kind": "beat_stale", "severity": "warning", "window_minutes": 60, "min_jobs": 5,
-        "email_to": "none", "webhook_url": "http://127.0.0.1:6379/", "enabled": "on"})
+    response = client.post(
+        "/admin/monitoring/alertrule/add/",
+        {
+            "name": "beat",
+            "kind": "beat_stale",
+            "severity": "warning",
+            "window_minutes": 60,
+            "min_jobs": 5,
+            "email_to": "none",
+            "webhook_url": "http://127.0.0.1:6379/",
+            "enabled": "on",
+        },
+    )
     assert response.status_code == 200 and b"loopback" in response.content
     assert not AlertRule.objects.filter(name="beat").exists()
 
@@ -48,8 +66,9 @@ def test_restore_refuses_internal_webhooks_and_mailbox_hosts(settings):
     ]
     data["mailboxes"] = [{"name": "inside", "host": "10.0.0.5", "username": "u", "folders": ["INBOX"]}]
     summary = config_restore(data=json.loads(json.dumps(data)))
-    assert list(AlertRule.objects.filter(name__in=["exfiltrate", "metadata", "fine"]).values_list("name", flat=True)) \
-        == ["fine"]
+    assert list(
+        AlertRule.objects.filter(name__in=["exfiltrate", "metadata", "fine"]).values_list("name", flat=True)
+    ) == ["fine"]
     assert not Mailbox.objects.filter(name="inside").exists()
     skipped = "\n".join(summary.skipped)
     assert "exfiltrate" in skipped and "http:// or https://" in skipped

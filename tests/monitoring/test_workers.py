@@ -17,10 +17,10 @@ from tests.support.workers import WorkerProcess
 @pytest.mark.worker
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True)
-def test_worker_overview_shows_pid_pool_queues_active_job_and_processed_count(no_session_worker, make_user,
-                                                                             client_for):
-    worker = WorkerProcess(name="overview", queues="default,maintenance", concurrency=2,
-                           env={"JOB_HEARTBEAT_SECONDS": "1"}).start()
+def test_worker_overview_shows_pid_pool_queues_active_job_and_processed_count(no_session_worker, make_user, client_for):
+    worker = WorkerProcess(
+        name="overview", queues="default,maintenance", concurrency=2, env={"JOB_HEARTBEAT_SECONDS": "1"}
+    ).start()
     try:
         job = job_enqueue("jobs.sleep", {"seconds": 4, "steps": 4})
         wait_for(lambda: Job.objects.filter(pk=job.pk, status="running").exists(), timeout=30, what="job running")

@@ -16,8 +16,16 @@ from tests.support.waiting import wait_for
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,1000"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1000",
+]
 
 
 def _policy(response) -> dict[str, str]:
@@ -63,18 +71,24 @@ def browser():
 
 
 def _violations(browser) -> list[str]:
-    return [entry["message"] for entry in browser.get_log("browser")
-            if "Content Security Policy" in entry["message"] or "Content-Security-Policy" in entry["message"]]
+    return [
+        entry["message"]
+        for entry in browser.get_log("browser")
+        if "Content Security Policy" in entry["message"] or "Content-Security-Policy" in entry["message"]
+    ]
 
 
-@pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                    reason="Chromium and chromedriver are needed (scripts/setup-system.sh installs them)")
+@pytest.mark.skipif(
+    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+    reason="Chromium and chromedriver are needed (scripts/setup-system.sh installs them)",
+)
 @pytest.mark.browser
 @pytest.mark.services
 @pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
-def test_admin_dashboard_api_docs_and_review_page_work_under_the_policy(browser, live_server, make_user, settings,
-                                                                       tmp_path):
+def test_admin_dashboard_api_docs_and_review_page_work_under_the_policy(
+    browser, live_server, make_user, settings, tmp_path
+):
     from selenium.webdriver.common.by import By
 
     from tests.invoices.review_support import needs_review_invoice
@@ -92,13 +106,19 @@ def test_admin_dashboard_api_docs_and_review_page_work_under_the_policy(browser,
 
     browser.get(f"{live_server.url}/monitoring/")
     # The refresh script (a static file now) ran: it stamps the time of each refresh.
-    wait_for(lambda: browser.find_element(By.ID, "last-refresh").text != "now", timeout=20,
-             what="the dashboard's first refresh")
+    wait_for(
+        lambda: browser.find_element(By.ID, "last-refresh").text != "now",
+        timeout=20,
+        what="the dashboard's first refresh",
+    )
     assert _violations(browser) == []
 
     browser.get(f"{live_server.url}/api/docs/")
-    wait_for(lambda: browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"), timeout=30,
-             what="Swagger UI rendering the schema")
+    wait_for(
+        lambda: browser.find_elements(By.CSS_SELECTOR, ".swagger-ui .info .title"),
+        timeout=30,
+        what="Swagger UI rendering the schema",
+    )
     assert "AP Intake API" in browser.find_element(By.CSS_SELECTOR, ".swagger-ui .info .title").text
     assert _violations(browser) == []
 

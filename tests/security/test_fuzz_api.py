@@ -50,8 +50,9 @@ def _schema(app) -> schemathesis.specs.openapi.schemas.OpenApiSchema:
 def test_no_operation_answers_a_server_error(in_process_app, make_user):
     staff = make_user("fuzz-staff", superuser=True)
     clerk = make_user("fuzz-clerk", role="ap_clerk")
-    identities = {user.username: {"Authorization": f"Token {Token.objects.create(user=user).key}"}
-                  for user in (staff, clerk)}
+    identities = {
+        user.username: {"Authorization": f"Token {Token.objects.create(user=user).key}"} for user in (staff, clerk)
+    }
     schema = _schema(in_process_app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 40
@@ -64,8 +65,14 @@ def test_no_operation_answers_a_server_error(in_process_app, make_user):
         # A 5xx the operation documents is an answer, not a crash (health: 503 when a check fails).
         documented = {int(code) for code in operation.definition.raw.get("responses", {}) if str(code).isdigit()}
 
-        @hypothesis_settings(max_examples=MAX_EXAMPLES, deadline=None, database=None, derandomize=True,
-                             phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+        @hypothesis_settings(
+            max_examples=MAX_EXAMPLES,
+            deadline=None,
+            database=None,
+            derandomize=True,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+        )
         @given(case=operation.as_strategy())
         def exercise(case):
             for name, headers in identities.items():
@@ -73,8 +80,10 @@ def test_no_operation_answers_a_server_error(in_process_app, make_user):
                 tried[label] = tried.get(label, 0) + 1
                 answers[response.status_code] = answers.get(response.status_code, 0) + 1
                 if response.status_code >= 500 and response.status_code not in documented:
-                    server_errors.append(f"{label} as {name}: {response.status_code} "
-                                         f"{case.formatted_path} query={case.query} body={str(case.body)[:200]}")
+                    server_errors.append(
+                        f"{label} as {name}: {response.status_code} "
+                        f"{case.formatted_path} query={case.query} body={str(case.body)[:200]}"
+                    )
 
         exercise()
 
@@ -82,8 +91,10 @@ def test_no_operation_answers_a_server_error(in_process_app, make_user):
         fuzz(operation)
 
     total = sum(tried.values())
-    print(f"\nfuzz: {total} requests over {len(tried)} operations ({MAX_EXAMPLES} examples each, 2 users); "
-          f"answers {dict(sorted(answers.items()))}")
+    print(
+        f"\nfuzz: {total} requests over {len(tried)} operations ({MAX_EXAMPLES} examples each, 2 users); "
+        f"answers {dict(sorted(answers.items()))}"
+    )
     assert server_errors == []
     # The requests reached the views: many were accepted, not all refused at the door.
     assert sum(n for code, n in answers.items() if 200 <= code < 300) > total // 10

@@ -16,11 +16,14 @@ def staff_client(make_user, client_for):
     return client_for(make_user("root", superuser=True))
 
 
-@pytest.mark.parametrize(("kind", "params", "field"), [
-    ("jobs.prune", {"succeeded_days": 10**9}, "succeeded_days"),
-    ("jobs.prune", {"failed_days": 10**12}, "failed_days"),
-    ("monitoring.cleanup_temp_files", {"older_than_hours": 10**12}, "older_than_hours"),
-])
+@pytest.mark.parametrize(
+    ("kind", "params", "field"),
+    [
+        ("jobs.prune", {"succeeded_days": 10**9}, "succeeded_days"),
+        ("jobs.prune", {"failed_days": 10**12}, "failed_days"),
+        ("monitoring.cleanup_temp_files", {"older_than_hours": 10**12}, "older_than_hours"),
+    ],
+)
 def test_prune_and_cleanup_parameters_have_a_maximum(staff_client, kind, params, field):
     response = staff_client.post("/api/v1/jobs/", {"kind": kind, "params": params}, format="json")
     assert response.status_code == 400, response.content[:300]

@@ -35,10 +35,13 @@ def test_deeply_nested_json_from_a_user_is_a_400(make_user, client_for):
     assert not Job.objects.exists()
 
 
-@pytest.mark.parametrize("url", ["/api/v1/jobs/", "/api/v1/monitoring/alerts/", "/api/v1/monitoring/scans/",
-                                 "/api/v1/monitoring/violations/"])
-@pytest.mark.parametrize("cursor", ["p=not-a-date", "p=2026-13-45T99:99:99", "o=5&p=" + "9" * 400, "r=1&p=%00",
-                                    "p=" + "x" * 5000])
+@pytest.mark.parametrize(
+    "url",
+    ["/api/v1/jobs/", "/api/v1/monitoring/alerts/", "/api/v1/monitoring/scans/", "/api/v1/monitoring/violations/"],
+)
+@pytest.mark.parametrize(
+    "cursor", ["p=not-a-date", "p=2026-13-45T99:99:99", "o=5&p=" + "9" * 400, "r=1&p=%00", "p=" + "x" * 5000]
+)
 def test_a_forged_cursor_is_a_404_not_a_500(make_user, client_for, url, cursor):
     client = client_for(make_user("root", superuser=True))
     response = client.get(f"{url}?cursor={_forged_cursor(cursor)}")

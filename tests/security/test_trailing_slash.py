@@ -22,8 +22,7 @@ def test_post_without_trailing_slash_triggers_the_job(make_user, client_for, deb
 def test_token_without_trailing_slash(make_user, api_client, debug):
     make_user("alice")
     with override_settings(DEBUG=debug):
-        response = api_client.post("/api/v1/auth/token", {"username": "alice", "password": "pw-alice"},
-                                   format="json")
+        response = api_client.post("/api/v1/auth/token", {"username": "alice", "password": "pw-alice"}, format="json")
     assert response.status_code == 200 and response.json()["token"]
 
 

@@ -73,8 +73,14 @@ def test_a_file_within_the_limit_is_still_accepted(make_user, client_for, media)
 
 
 def test_gunicorn_reads_the_header_limits_from_the_checkout():
-    printed = subprocess.run([sys.executable, "-m", "gunicorn", "--print-config", "config.wsgi:application"],
-                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=True).stdout
+    printed = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--print-config", "config.wsgi:application"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     settings = dict(line.split("=", 1) for line in printed.splitlines() if "=" in line)
     limits = {key.strip(): value.strip() for key, value in settings.items() if key.startswith("limit_request")}
     assert limits == {"limit_request_line": "4094", "limit_request_fields": "50", "limit_request_field_size": "8190"}

@@ -70,8 +70,15 @@ class DovecotServer:
     (for `localhost` and 127.0.0.1); clients must trust it explicitly.
     """
 
-    def __init__(self, base_dir: Path, port: int | None = None, *, with_plain_port: bool = True,
-                 shared_folders: bool = False, oauth2_introspection_url: str | None = None) -> None:
+    def __init__(
+        self,
+        base_dir: Path,
+        port: int | None = None,
+        *,
+        with_plain_port: bool = True,
+        shared_folders: bool = False,
+        oauth2_introspection_url: str | None = None,
+    ) -> None:
         self.base_dir = Path(base_dir).resolve()
         self.host = HOST
         self.port = port or free_port()
@@ -305,7 +312,8 @@ class DovecotServer:
             self.oauth2_config_file.write_text(
                 f"introspection_mode = post\nintrospection_url = {self.oauth2_introspection_url}\n"
                 "username_attribute = username\nactive_attribute = active\nactive_value = true\n"
-                "force_introspection = yes\n")
+                "force_introspection = yes\n"
+            )
         self.config_file.write_text(self._config_text(mail_uid=mail_user.pw_uid, mail_gid=mail_user.pw_gid))
         # The config process (root) reads the key; only the auth process (user dovecot) reads passwords.
         self._key_file.chmod(0o600)
@@ -446,8 +454,9 @@ namespace public {{
             time.sleep(0.02)
         message = self._startup_failure()
         self.stop()
-        raise DovecotError(f"Dovecot did not answer on port {self.port} within {_START_TIMEOUT_SECONDS:.0f} s. "
-                           + message)
+        raise DovecotError(
+            f"Dovecot did not answer on port {self.port} within {_START_TIMEOUT_SECONDS:.0f} s. " + message
+        )
 
     def _startup_failure(self) -> str:
         """What Dovecot said about why it could not start: doveconf's validation, stderr and the log."""
@@ -552,9 +561,15 @@ def _write_certificates(*, ca_file: Path, cert_file: Path, key_file: Path) -> No
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=False, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -571,17 +586,13 @@ def _write_certificates(*, ca_file: Path, cert_file: Path, key_file: Path) -> No
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=2))
         .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]
-            ),
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address(HOST))]),
             critical=False,
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(server_key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     ca_file.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))

@@ -22,8 +22,15 @@ class FlakyParams(serializers.Serializer):
     fail_times = serializers.IntegerField(min_value=0)
 
 
-@job_kind("tests.flaky", queue="default", params=FlakyParams, max_attempts=5, backoff_base=0.5,
-          backoff_max=5, user_triggerable=False)
+@job_kind(
+    "tests.flaky",
+    queue="default",
+    params=FlakyParams,
+    max_attempts=5,
+    backoff_base=0.5,
+    backoff_max=5,
+    user_triggerable=False,
+)
 def flaky(job, *, key: str, fail_times: int) -> dict:
     """Fails with a transient error `fail_times` times, then succeeds."""
     calls = _redis().incr(f"tests:flaky:{key}")
@@ -50,8 +57,14 @@ class RecordParams(serializers.Serializer):
     steps = serializers.IntegerField(min_value=1)
 
 
-@job_kind("tests.record", queue="default", params=RecordParams, max_attempts=3, user_triggerable=False,
-          unique_key="record:{key}")
+@job_kind(
+    "tests.record",
+    queue="default",
+    params=RecordParams,
+    max_attempts=3,
+    user_triggerable=False,
+    unique_key="record:{key}",
+)
 def record(job, *, key: str, seconds: float, steps: int) -> dict:
     """Sleeps with progress, writing start/end marks (pid, time) to Redis so a
     test can prove two executions never overlapped."""
@@ -68,8 +81,9 @@ class FragileParams(serializers.Serializer):
     key = serializers.CharField()
 
 
-@job_kind("tests.fragile", queue="default", params=FragileParams, max_attempts=5, max_lost_runs=1,
-          user_triggerable=False)
+@job_kind(
+    "tests.fragile", queue="default", params=FragileParams, max_attempts=5, max_lost_runs=1, user_triggerable=False
+)
 def fragile(job, *, key: str) -> dict:
     """A kind whose poison-pill limit is one lost run (JobKind.max_lost_runs)."""
     return {"key": key}

@@ -39,8 +39,9 @@ class AccessToken:
 class OAuthProvider:
     """Start with `start()`; `url` is its base. Set `login_as` before sending a browser to /authorize."""
 
-    def __init__(self, *, client_id: str = "test-client", client_secret: str = "test-secret",
-                 expires_in: int = 3600) -> None:
+    def __init__(
+        self, *, client_id: str = "test-client", client_secret: str = "test-secret", expires_in: int = 3600
+    ) -> None:
         self.client_id, self.client_secret, self.expires_in = client_id, client_secret, expires_in
         self.login_as = "user@example.com"
         self.deny_with: str | None = None  # e.g. "access_denied": the user said no
@@ -99,15 +100,21 @@ class OAuthProvider:
             return 400, {"error": "invalid_request", "error_description": "unknown client or no redirect_uri"}
         state = query.get("state", "")
         if self.deny_with:
-            target = _with_query(redirect_uri, {"error": self.deny_with, "error_description": "The user declined.",
-                                                "state": state})
+            target = _with_query(
+                redirect_uri, {"error": self.deny_with, "error_description": "The user declined.", "state": state}
+            )
             return 302, {"Location": target}
         if query.get("code_challenge_method") != "S256" or not query.get("code_challenge"):
             return 400, {"error": "invalid_request", "error_description": "PKCE (S256) is required"}
         code = secrets.token_urlsafe(24)
         with self._lock:
-            self.codes[code] = {"user": self.login_as, "redirect_uri": redirect_uri, "scope": query.get("scope", ""),
-                                "challenge": query["code_challenge"], "nonce": query.get("nonce")}
+            self.codes[code] = {
+                "user": self.login_as,
+                "redirect_uri": redirect_uri,
+                "scope": query.get("scope", ""),
+                "challenge": query["code_challenge"],
+                "nonce": query.get("nonce"),
+            }
         return 302, {"Location": _with_query(redirect_uri, {"code": code, "state": state})}
 
     def token(self, form: dict, authorization: str | None) -> tuple[int, dict]:
@@ -123,8 +130,10 @@ class OAuthProvider:
             if form.get("grant_type") == "refresh_token":
                 grant = self.refresh_tokens.get(form.get("refresh_token", ""))
                 if grant is None or grant.revoked or form["refresh_token"] != grant.refresh_tokens[-1]:
-                    return 400, {"error": "invalid_grant",
-                                 "error_description": "The refresh token was revoked or has expired."}
+                    return 400, {
+                        "error": "invalid_grant",
+                        "error_description": "The refresh token was revoked or has expired.",
+                    }
                 return 200, self._issue(grant, with_id_token=False)
         return 400, {"error": "unsupported_grant_type"}
 
@@ -149,13 +158,28 @@ class OAuthProvider:
         self.access_tokens[access] = AccessToken(grant=grant, expires_at=time.time() + self.expires_in)
         grant.refresh_tokens.append(refresh)
         self.refresh_tokens[refresh] = grant
-        body = {"access_token": access, "token_type": "Bearer", "expires_in": self.expires_in,
-                "refresh_token": refresh, "scope": grant.scope}
+        body = {
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+            "refresh_token": refresh,
+            "scope": grant.scope,
+        }
         if with_id_token:
             now = int(time.time())
-            body["id_token"] = jwt.encode({"iss": self.url, "aud": self.client_id, "sub": f"sub-{grant.user}",
-                                           "email": grant.user, "preferred_username": grant.user, "iat": now,
-                                           "exp": now + 3600}, self.client_secret, algorithm="HS256")
+            body["id_token"] = jwt.encode(
+                {
+                    "iss": self.url,
+                    "aud": self.client_id,
+                    "sub": f"sub-{grant.user}",
+                    "email": grant.user,
+                    "preferred_username": grant.user,
+                    "iat": now,
+                    "exp": now + 3600,
+                },
+                self.client_secret,
+                algorithm="HS256",
+            )
         return body
 
     def active(self, token: str) -> AccessToken | None:
@@ -170,8 +194,13 @@ class OAuthProvider:
         found = self.active(form.get("token", ""))
         if found is None:
             return 200, {"active": False}
-        return 200, {"active": True, "username": found.grant.user, "email": found.grant.user,
-                     "client_id": self.client_id, "exp": int(found.expires_at)}
+        return 200, {
+            "active": True,
+            "username": found.grant.user,
+            "email": found.grant.user,
+            "client_id": self.client_id,
+            "exp": int(found.expires_at),
+        }
 
     def userinfo(self, authorization: str | None) -> tuple[int, dict]:
         found = self.active((authorization or "").removeprefix("Bearer ").strip())

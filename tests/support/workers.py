@@ -33,8 +33,15 @@ def subprocess_database_url() -> str:
 class WorkerProcess:
     """`celery worker` as a child process; stopped (or killed) by the test."""
 
-    def __init__(self, *, name: str = "test", queues: str = ALL_QUEUES, concurrency: int = 2,
-                 pool: str = "prefork", env: dict | None = None):
+    def __init__(
+        self,
+        *,
+        name: str = "test",
+        queues: str = ALL_QUEUES,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        env: dict | None = None,
+    ):
         self.hostname = f"{name}-{os.getpid()}-{time.monotonic_ns()}@localhost"
         self.queues = queues
         self.concurrency = concurrency
@@ -46,12 +53,29 @@ class WorkerProcess:
     def start(self, *, timeout: float = 30.0) -> WorkerProcess:
         env = {**os.environ, "DATABASE_URL": subprocess_database_url(), "PYTHONUNBUFFERED": "1", **self.extra_env}
         command = [
-            sys.executable, "-m", "celery", "-A", "config", "worker", "-n", self.hostname, "-Q", self.queues,
-            "-c", str(self.concurrency), "-P", self.pool, "-l", "INFO", "--without-mingle", "--without-gossip",
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-n",
+            self.hostname,
+            "-Q",
+            self.queues,
+            "-c",
+            str(self.concurrency),
+            "-P",
+            self.pool,
+            "-l",
+            "INFO",
+            "--without-mingle",
+            "--without-gossip",
         ]
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                            start_new_session=True)
+            self.process = subprocess.Popen(
+                command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
         self.wait_ready(timeout)
         return self
 

@@ -14,8 +14,10 @@ from emailsync.services import MailboxInvalid, mailbox_save
 
 
 class Command(BaseCommand):
-    help = ("Create or update a mailbox. The secret is read from the named environment variable (never from the "
-            "command line, where other users could see it) and stored encrypted.")
+    help = (
+        "Create or update a mailbox. The secret is read from the named environment variable (never from the "
+        "command line, where other users could see it) and stored encrypted."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
@@ -23,8 +25,12 @@ class Command(BaseCommand):
         parser.add_argument("--port", type=int, required=True)
         parser.add_argument("--security", choices=Mailbox.Security.values, required=True)
         parser.add_argument("--username", required=True)
-        parser.add_argument("--password-env", required=True, metavar="VAR",
-                            help="Environment variable holding the password, app password or access token.")
+        parser.add_argument(
+            "--password-env",
+            required=True,
+            metavar="VAR",
+            help="Environment variable holding the password, app password or access token.",
+        )
         parser.add_argument("--auth", choices=Mailbox.Auth.values, default=Mailbox.Auth.PASSWORD)
         parser.add_argument("--oauth-provider", choices=[v for v in Mailbox.OAuthProvider.values if v], default="")
         parser.add_argument("--refresh-token-env", metavar="VAR", help="Environment variable with a refresh token.")
@@ -44,16 +50,28 @@ class Command(BaseCommand):
             if owner is None:
                 raise CommandError(f"No user {options['owner']!r}.")
         existing = Mailbox.objects.filter(name=options["name"]).first()
-        fields = {"host": options["host"], "port": options["port"], "security": options["security"],
-                  "username": options["username"], "auth": options["auth"],
-                  "oauth_provider": options["oauth_provider"],
-                  "folders": [f.strip() for f in options["folders"].split(",") if f.strip()],
-                  "lookback_months": options["months"], "enabled": not options["disabled"]}
+        fields = {
+            "host": options["host"],
+            "port": options["port"],
+            "security": options["security"],
+            "username": options["username"],
+            "auth": options["auth"],
+            "oauth_provider": options["oauth_provider"],
+            "folders": [f.strip() for f in options["folders"].split(",") if f.strip()],
+            "lookback_months": options["months"],
+            "enabled": not options["disabled"],
+        }
         if existing is None:
             fields["name"] = options["name"]
         try:
-            mailbox = mailbox_save(actor=Actor(user=None, source=TriggerSource.COMMAND), mailbox=existing,
-                                   secret=secret, refresh_token=refresh, owner=owner, **fields)
+            mailbox = mailbox_save(
+                actor=Actor(user=None, source=TriggerSource.COMMAND),
+                mailbox=existing,
+                secret=secret,
+                refresh_token=refresh,
+                owner=owner,
+                **fields,
+            )
         except MailboxInvalid as exc:
             raise CommandError(str(exc)) from exc
         if owner is not None and mailbox.owner_id != owner.pk:

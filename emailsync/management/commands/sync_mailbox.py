@@ -25,14 +25,16 @@ class Command(BaseCommand):
         parser.add_argument("mailbox", help="Name or id.")
         parser.add_argument("--months", type=int)
         parser.add_argument("--folders", help="Comma-separated folders (default: the mailbox's).")
-        parser.add_argument("--groups", action="store_true",
-                            help="Scan the shared and other users' folders the mailbox may read instead.")
+        parser.add_argument(
+            "--groups",
+            action="store_true",
+            help="Scan the shared and other users' folders the mailbox may read instead.",
+        )
         parser.add_argument("--sync", action="store_true", help="Run here, without a broker or worker.")
         parser.add_argument("--json", action="store_true", help="Print one summary object.")
         parser.add_argument("--no-wait", action="store_true", help="Queue the job and return at once.")
 
-    def handle(self, *args, mailbox, months, folders, sync, json: bool = False, no_wait=False, groups=False,
-               **options):
+    def handle(self, *args, mailbox, months, folders, sync, json: bool = False, no_wait=False, groups=False, **options):
         box = self._mailbox(mailbox)
         folder_list = [f.strip() for f in folders.split(",") if f.strip()] if folders else None
         if groups and folder_list:
@@ -69,8 +71,13 @@ class Command(BaseCommand):
         return _summary(box, None, "succeeded", result, None)
 
     def _run_as_job(self, box: Mailbox, months, folders, groups: bool, *, wait: bool) -> dict:
-        job = mailbox_sync_enqueue(mailbox=box, actor=Actor(user=None, source=TriggerSource.COMMAND), months=months,
-                                   folders=folders, groups=groups)
+        job = mailbox_sync_enqueue(
+            mailbox=box,
+            actor=Actor(user=None, source=TriggerSource.COMMAND),
+            months=months,
+            folders=folders,
+            groups=groups,
+        )
         while wait and job.status in ACTIVE_STATUSES:
             time.sleep(0.5)
             job.refresh_from_db()

@@ -34,14 +34,35 @@ from invoices.extract.pdf_text.totals import TOTAL_FIELDS, find_totals, resolve_
 from invoices.extract.pdf_text.values import Found, T, find_amounts, find_dates, infer_slash_date_order
 
 __all__ = [
-    "PdfText", "PdfTextExtractor", "detect_document_type", "find_amounts", "find_currency", "find_dates",
-    "find_due_date", "find_invoice_number", "find_issue_date", "find_payment_iban", "find_seller_name",
-    "find_seller_vat_id", "find_totals", "infer_slash_date_order", "read_pdf_text",
+    "PdfText",
+    "PdfTextExtractor",
+    "detect_document_type",
+    "find_amounts",
+    "find_currency",
+    "find_dates",
+    "find_due_date",
+    "find_invoice_number",
+    "find_issue_date",
+    "find_payment_iban",
+    "find_seller_name",
+    "find_seller_vat_id",
+    "find_totals",
+    "infer_slash_date_order",
+    "read_pdf_text",
 ]
 
 KEY_FIELDS = (
-    "invoice_number", "issue_date", "due_date", "currency", "seller_name", "seller_vat_id", "payment_iban",
-    "total_net", "tax_total", "total_gross", "amount_due",
+    "invoice_number",
+    "issue_date",
+    "due_date",
+    "currency",
+    "seller_name",
+    "seller_vat_id",
+    "payment_iban",
+    "total_net",
+    "tax_total",
+    "total_gross",
+    "amount_due",
 )
 # Fewer visible characters than this in the whole document means a scan without a text layer.
 MIN_TEXT_CHARS = 20
@@ -69,8 +90,9 @@ class PdfTextExtractor(Extractor):
         invoice = ExtractedInvoice(format=self.format, warnings=list(pdf.warnings))
         invoice.confidence = dict.fromkeys(KEY_FIELDS, 0.0)
         if len(re.sub(r"\s", "", pdf.plain)) < MIN_TEXT_CHARS:
-            invoice.warnings.append("The PDF has no text layer (a scan?) and OCR did not read it, "
-                                    "so nothing could be read.")
+            invoice.warnings.append(
+                "The PDF has no text layer (a scan?) and OCR did not read it, so nothing could be read."
+            )
             return invoice
         slash_order = infer_slash_date_order(pdf.plain)
         found: dict[str, Found | None] = {
@@ -118,5 +140,6 @@ class PdfTextExtractor(Extractor):
             value = getattr(invoice, name)
             if value is not None:
                 setattr(invoice, name, -value)
-        invoice.warnings.append("The credit note prints its amounts as negative; they were read as positive "
-                                "amounts of a credit note.")
+        invoice.warnings.append(
+            "The credit note prints its amounts as negative; they were read as positive amounts of a credit note."
+        )

@@ -25,23 +25,27 @@ from invoices.extract.pdf_text.values import (
 # --- invoice number -------------------------------------------------------------------------------
 
 _INVOICE_NUMBER_VALUE = r"(?P<number>[A-Z0-9](?:[A-Z0-9]|[-/_.](?=[A-Z0-9])){1,39})"
-_INVOICE_NUMBER_LABELS = compile_pattern(label(
-    r"Rechnungsnummer|Rechnungs-?Nr\.?|Rechnung\s+Nr\.?|Rechnungs-Nummer|Re\.-?Nr\.?|Rechnung\s*#"
-    r"|Belegnummer|Beleg-?Nr\.?|Beleg\s+Nr\.?|Gutschriftsnummer|Gutschrift\s+Nr\.?"
-    r"|Invoice\s+(?:number|no\.?|nr\.?|#|id)|Invoice\s*#|Inv\.\s*No\.?|Credit\s+note\s+(?:number|no\.?)"
-    r"|Num[ée]ro\s+de\s+facture|N[°o]\s*(?:de\s+)?facture|Facture\s+n[°o]\.?|N[°o]\s*d['\u2019]avoir|Avoir\s+n[°o]"
-) + r"[ \t]*[:.#]?[ \t]*" + _INVOICE_NUMBER_VALUE)
+_INVOICE_NUMBER_LABELS = compile_pattern(
+    label(
+        r"Rechnungsnummer|Rechnungs-?Nr\.?|Rechnung\s+Nr\.?|Rechnungs-Nummer|Re\.-?Nr\.?|Rechnung\s*#"
+        r"|Belegnummer|Beleg-?Nr\.?|Beleg\s+Nr\.?|Gutschriftsnummer|Gutschrift\s+Nr\.?"
+        r"|Invoice\s+(?:number|no\.?|nr\.?|#|id)|Invoice\s*#|Inv\.\s*No\.?|Credit\s+note\s+(?:number|no\.?)"
+        r"|Num[ée]ro\s+de\s+facture|N[°o]\s*(?:de\s+)?facture|Facture\s+n[°o]\.?|N[°o]\s*d['\u2019]avoir|Avoir\s+n[°o]"
+    )
+    + r"[ \t]*[:.#]?[ \t]*"
+    + _INVOICE_NUMBER_VALUE
+)
 # "Rechnung R0005532486", "Invoice FA-2017-0008", "Avoir AV-2017-0005" as a document title.
 _TITLE_NUMBER = compile_pattern(
     r"^\s*(?:Rechnung|Invoice|Facture|Avoir|Gutschrift|Credit\s+note|Rechnungskorrektur)"
-    r"[ \t]+(?:Nr\.?[ \t]*|No\.?[ \t]*|#[ \t]*)?"
-    + _INVOICE_NUMBER_VALUE + r"(?![\w/.-])"
+    r"[ \t]+(?:Nr\.?[ \t]*|No\.?[ \t]*|#[ \t]*)?" + _INVOICE_NUMBER_VALUE + r"(?![\w/.-])"
 )
 
 
 def _is_invoice_number(token: str) -> bool:
-    return (any(ch.isdigit() for ch in token) and not find_dates(token)
-            and not re.fullmatch(r"\d{1,2}|\d+[.,]\d{2}", token))
+    return (
+        any(ch.isdigit() for ch in token) and not find_dates(token) and not re.fullmatch(r"\d{1,2}|\d+[.,]\d{2}", token)
+    )
 
 
 def find_invoice_number(text: str) -> Found[str] | None:
@@ -56,12 +60,14 @@ def find_invoice_number(text: str) -> Found[str] | None:
 
 # --- dates ----------------------------------------------------------------------------------------
 
-_ISSUE_DATE_LABELS = compile_pattern(label(
-    r"Rechnungsdatum|Rechnungs-Datum|Datum\s+der\s+Rechnung|Belegdatum|Beleg-Datum|Ausstellungsdatum"
-    r"|Ausgestellt\s+am|Gutschriftsdatum"
-    r"|Invoice\s+date|Date\s+of\s+invoice|Issue\s+date|Date\s+of\s+issue|Issued\s+(?:on|at)|Billing\s+date"
-    r"|Credit\s+note\s+date|Date\s+de\s+(?:la\s+)?facture|Date\s+facture|Date\s+d['\u2019][ée]mission|[ÉE]mise?\s+le"
-))
+_ISSUE_DATE_LABELS = compile_pattern(
+    label(
+        r"Rechnungsdatum|Rechnungs-Datum|Datum\s+der\s+Rechnung|Belegdatum|Beleg-Datum|Ausstellungsdatum"
+        r"|Ausgestellt\s+am|Gutschriftsdatum"
+        r"|Invoice\s+date|Date\s+of\s+invoice|Issue\s+date|Date\s+of\s+issue|Issued\s+(?:on|at)|Billing\s+date"
+        r"|Credit\s+note\s+date|Date\s+de\s+(?:la\s+)?facture|Date\s+facture|Date\s+d['\u2019][ée]mission|[ÉE]mise?\s+le"
+    )
+)
 _GENERIC_DATE_LABEL = compile_pattern(r"^\s*(?:Datum|Date)\s*:?")
 # Lines whose dates are not the issue date (delivery, order, period, due).
 _OTHER_DATE_CONTEXT = compile_pattern(
@@ -81,7 +87,7 @@ def find_issue_date(text: str, *, slash_order: str = "dmy") -> Found[dt.date] | 
     number = find_invoice_number(text)
     if number is not None:
         line_end = text.find("\n", number.position)
-        line = text[number.position:line_end if line_end >= 0 else len(text)]
+        line = text[number.position : line_end if line_end >= 0 else len(text)]
         dates = find_dates(line, slash_order=slash_order)
         if dates:
             return Found(dates[0][0], 0.7, number.position + dates[0][1])
@@ -92,11 +98,13 @@ def find_issue_date(text: str, *, slash_order: str = "dmy") -> Found[dt.date] | 
     return None
 
 
-_DUE_DATE_LABELS = compile_pattern(label(
-    r"F[äa]lligkeitsdatum|F[äa]lligkeitstag|F[äa]lligkeit|F[äa]llig\s+am|Zahlungsziel|Zahlbar\s+bis|Zahlungstermin"
-    r"|Due\s+date|Payment\s+due(?:\s+date)?|Due\s+on|Pay\s+by|Payable\s+by|Please\s+pay\s+by|remit\s+(?:until|by)"
-    r"|Date\s+d['\u2019][ée]ch[ée]ance|[ÉE]ch[ée]ance|[AÀ]\s+payer\s+avant\s+le|Payable\s+avant\s+le"
-))
+_DUE_DATE_LABELS = compile_pattern(
+    label(
+        r"F[äa]lligkeitsdatum|F[äa]lligkeitstag|F[äa]lligkeit|F[äa]llig\s+am|Zahlungsziel|Zahlbar\s+bis|Zahlungstermin"
+        r"|Due\s+date|Payment\s+due(?:\s+date)?|Due\s+on|Pay\s+by|Payable\s+by|Please\s+pay\s+by|remit\s+(?:until|by)"
+        r"|Date\s+d['\u2019][ée]ch[ée]ance|[ÉE]ch[ée]ance|[AÀ]\s+payer\s+avant\s+le|Payable\s+avant\s+le"
+    )
+)
 # "Zahlbar innerhalb 30 Tagen netto bis 04.04.2013", "Bitte überweisen Sie bis zum 09.12.2017".
 _PAYMENT_UNTIL = compile_pattern(
     r"(?:zahlbar|[üu]berweisen|Zahlung|netto)\b[^\n]{0,40}?\bbis(?:\s+zum|\s+sp[äa]testens)?"
@@ -117,8 +125,31 @@ def find_due_date(text: str, *, slash_order: str = "dmy") -> Found[dt.date] | No
 # --- currency -------------------------------------------------------------------------------------
 
 ISO_CURRENCIES = (
-    "EUR", "USD", "GBP", "CHF", "SEK", "NOK", "DKK", "PLN", "CZK", "HUF", "RON", "BGN", "ISK", "TRY",
-    "JPY", "CNY", "CAD", "AUD", "NZD", "SGD", "HKD", "INR", "ZAR", "MXN", "BRL",
+    "EUR",
+    "USD",
+    "GBP",
+    "CHF",
+    "SEK",
+    "NOK",
+    "DKK",
+    "PLN",
+    "CZK",
+    "HUF",
+    "RON",
+    "BGN",
+    "ISK",
+    "TRY",
+    "JPY",
+    "CNY",
+    "CAD",
+    "AUD",
+    "NZD",
+    "SGD",
+    "HKD",
+    "INR",
+    "ZAR",
+    "MXN",
+    "BRL",
 )
 _CURRENCY_SYMBOLS = {"€": "EUR", "£": "GBP", "$": "USD", "¥": "JPY"}
 _CURRENCY_LABEL = compile_pattern(
@@ -201,7 +232,7 @@ def _labelled_seller(lines: list[str]) -> Found[str] | None:
         match = _SELLER_LABEL_LINE.match(line)
         if not match:
             continue
-        candidates = [match.group("rest") or "", *lines[index + 1:index + 4]]
+        candidates = [match.group("rest") or "", *lines[index + 1 : index + 4]]
         for candidate in candidates:
             name = " ".join(candidate.split())
             if name and re.search(r"[^\W\d_]{2}", name) and not _NOT_A_NAME_LINE.search(name):
@@ -213,8 +244,11 @@ def _letterhead_name(lines: list[str], index: int, name: str) -> str:
     """A company name at the top of the page may wrap: 'MVM Musterhafter' / 'Versicherungsverein ... a.G.'."""
     if index == 1 and lines[1].strip() == name:
         first = lines[0].strip()
-        if re.fullmatch(r"[^\W\d_][^\W\d_ .&'-]*(?: [^\W\d_][^\W\d_.&'-]*){0,4}", first) \
-                and not _SELLER_LABEL_LINE.match(first) and not _BUYER_LABEL_LINE.match(first):
+        if (
+            re.fullmatch(r"[^\W\d_][^\W\d_ .&'-]*(?: [^\W\d_][^\W\d_.&'-]*){0,4}", first)
+            and not _SELLER_LABEL_LINE.match(first)
+            and not _BUYER_LABEL_LINE.match(first)
+        ):
             return f"{first} {name}"
     return name
 
@@ -248,14 +282,18 @@ def find_seller_name(text: str) -> Found[str] | None:
         confirmed = labelled.value.casefold() in counts
         return Found(labelled.value, CONFIRMED if confirmed else labelled.confidence)
     if counts:
+
         def score(key: str) -> tuple[float, int]:
             return GUESS + 0.15 * (counts[key] > 1) + 0.1 * (key in at_page_edge), -first_seen[key]
 
         best = max(counts, key=score)
         return Found(display[best], min(score(best)[0], 0.75), first_seen[best])
     first = " ".join(lines[0].split())
-    if re.fullmatch(r"[^\W\d_][^\d:]{1,58}", first) and not _BUYER_LABEL_LINE.match(first) \
-            and not _DOCUMENT_TITLE.match(first):
+    if (
+        re.fullmatch(r"[^\W\d_][^\d:]{1,58}", first)
+        and not _BUYER_LABEL_LINE.match(first)
+        and not _DOCUMENT_TITLE.match(first)
+    ):
         return Found(first, 0.3)
     return None
 

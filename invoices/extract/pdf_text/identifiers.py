@@ -49,8 +49,9 @@ def _vat_status(compact: str) -> str | None:
     return "valid"
 
 
-def _longest_valid(text: str, start: int, raw: str, status_of: Callable[[str], str | None]
-                   ) -> tuple[str, str, int] | None:
+def _longest_valid(
+    text: str, start: int, raw: str, status_of: Callable[[str], str | None]
+) -> tuple[str, str, int] | None:
     """The longest prefix of `raw` ending on a word boundary that `status_of` accepts: (compact, status, end)."""
     fallback = None
     for end in range(len(raw), 0, -1):
@@ -78,7 +79,7 @@ def _line_around(text: str, position: int) -> tuple[str, str, str]:
 def _near_lines(text: str, position: int, radius: int = 2) -> str:
     lines = text.split("\n")
     index = text.count("\n", 0, position)
-    return "\n".join(lines[max(0, index - radius):index + radius + 1])
+    return "\n".join(lines[max(0, index - radius) : index + radius + 1])
 
 
 def find_seller_vat_id(text: str) -> tuple[Found[str] | None, list[str]]:
@@ -118,8 +119,11 @@ def find_seller_vat_id(text: str) -> tuple[Found[str] | None, list[str]]:
     if not ranked:
         return None, []
     score, negative_start, compact, status = max(ranked)
-    warnings = [] if status == "valid" else [
-        f"The seller VAT id {compact} has wrong check digits; please check it against the invoice."]
+    warnings = (
+        []
+        if status == "valid"
+        else [f"The seller VAT id {compact} has wrong check digits; please check it against the invoice."]
+    )
     return Found(compact, round(score, 2), -negative_start), warnings
 
 
@@ -154,7 +158,7 @@ def find_payment_iban(text: str) -> tuple[Found[str] | None, list[str]]:
         if best is None:
             continue
         compact, status, _ = best
-        labelled = bool(_IBAN_LABEL.search(text[max(0, start - 30):start]))
+        labelled = bool(_IBAN_LABEL.search(text[max(0, start - 30) : start]))
         before, _, previous = _line_around(text, start)
         debit = bool(_DEBIT_CONTEXT.search(before) or _DEBIT_CONTEXT.search(previous))
         if status == "valid":
@@ -169,6 +173,9 @@ def find_payment_iban(text: str) -> tuple[Found[str] | None, list[str]]:
     if not ranked:
         return None, []
     score, negative_start, compact, status = max(ranked)
-    warnings = [] if status == "valid" else [
-        f"The IBAN {compact} has wrong check digits; please check it against the invoice."]
+    warnings = (
+        []
+        if status == "valid"
+        else [f"The IBAN {compact} has wrong check digits; please check it against the invoice."]
+    )
     return Found(compact, round(score, 2), -negative_start), warnings

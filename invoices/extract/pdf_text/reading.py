@@ -91,8 +91,9 @@ def read_pdf_text(content: bytes, *, page_texts: dict[int, tuple[str, str]] | No
     if unreadable:
         text.warnings.append(f"The text of page(s) {', '.join(map(str, unreadable))} could not be read.")
     if len(pages) < page_count:
-        text.warnings.append(f"Only the first {MAX_PAGES_HEAD} and last {MAX_PAGES_TAIL} of {page_count} pages "
-                             "were read.")
+        text.warnings.append(
+            f"Only the first {MAX_PAGES_HEAD} and last {MAX_PAGES_TAIL} of {page_count} pages were read."
+        )
     text.layout = "\n\f\n".join(layouts)
     text.plain = "\n\f\n".join(plains)
     return text
@@ -100,8 +101,10 @@ def read_pdf_text(content: bytes, *, page_texts: dict[int, tuple[str, str]] | No
 
 def _decrypt_with_empty_password(reader: pypdf.PdfReader) -> None:
     """Many PDFs are encrypted only to restrict printing or copying, with an empty password to open them."""
-    message = ("The PDF is encrypted with a password, so its text cannot be read. "
-               "Ask the supplier for a copy without a password.")
+    message = (
+        "The PDF is encrypted with a password, so its text cannot be read. "
+        "Ask the supplier for a copy without a password."
+    )
     try:
         opened = reader.decrypt("")
     except (FileNotDecryptedError, PdfReadError, NotImplementedError, ValueError) as exc:

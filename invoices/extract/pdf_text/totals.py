@@ -36,35 +36,52 @@ def _total_label(field_name: str, pattern: str, confidence: float, kind: str = "
     return _TotalLabel(field_name, compile_pattern(label(pattern)), confidence, kind)
 
 
-_TAX_WORD = (r"USt\.?+|MwSt\.?+|Umsatzsteuer|Mehrwertsteuer|Versicherungsteuer|Versicherungssteuer|VAT|TVA|Tax"
-             r"|Sales\s+tax")
+_TAX_WORD = (
+    r"USt\.?+|MwSt\.?+|Umsatzsteuer|Mehrwertsteuer|Versicherungsteuer|Versicherungssteuer|VAT|TVA|Tax"
+    r"|Sales\s+tax"
+)
 TOTAL_LABELS = (
-    _total_label("total_net",
-                 r"Rechnungssumme\s+netto|Summe\s+netto|Gesamt\s*netto|Netto\s*gesamt|Nettobetrag|Nettosumme"
-                 r"|Netto-?Summe|Gesamtsumme\s+netto|Warenwert\s+netto|Net\s+total|Total\s+net|Net\s+amount"
-                 r"|Total\s+(?:excl\.?|excluding|without|before)\s+(?:VAT|tax)|Amount\s+excl\.?\s+VAT"
-                 r"|Total\s+HT|Montant\s+HT|Total\s+hors\s+taxes?|Montant\s+hors\s+taxes?", 0.85),
+    _total_label(
+        "total_net",
+        r"Rechnungssumme\s+netto|Summe\s+netto|Gesamt\s*netto|Netto\s*gesamt|Nettobetrag|Nettosumme"
+        r"|Netto-?Summe|Gesamtsumme\s+netto|Warenwert\s+netto|Net\s+total|Total\s+net|Net\s+amount"
+        r"|Total\s+(?:excl\.?|excluding|without|before)\s+(?:VAT|tax)|Amount\s+excl\.?\s+VAT"
+        r"|Total\s+HT|Montant\s+HT|Total\s+hors\s+taxes?|Montant\s+hors\s+taxes?",
+        0.85,
+    ),
     _total_label("total_net", r"Netto|Subtotal|Sub-total|Zwischensumme|Sous-total", 0.6),
-    _total_label("tax_total",
-                 r"Summe\s+(?:USt\.?|MwSt\.?|Umsatzsteuer|Mehrwertsteuer)|(?:USt\.?|MwSt\.?|Umsatzsteuer)\s+gesamt"
-                 r"|Gesamt\s+(?:USt\.?|MwSt\.?)|VAT\s+total|Total\s+VAT|Tax\s+total|Total\s+tax(?:es)?"
-                 r"|Total\s+TVA|Montant\s+(?:de\s+la\s+)?TVA|Total\s+des\s+taxes", 0.85),
+    _total_label(
+        "tax_total",
+        r"Summe\s+(?:USt\.?|MwSt\.?|Umsatzsteuer|Mehrwertsteuer)|(?:USt\.?|MwSt\.?|Umsatzsteuer)\s+gesamt"
+        r"|Gesamt\s+(?:USt\.?|MwSt\.?)|VAT\s+total|Total\s+VAT|Tax\s+total|Total\s+tax(?:es)?"
+        r"|Total\s+TVA|Montant\s+(?:de\s+la\s+)?TVA|Total\s+des\s+taxes",
+        0.85,
+    ),
     _total_label("tax_total", r"Steuerbetrag|MwSt\.?-?Betrag|USt\.?-?Betrag|VAT\s+amount|Tax\s+amount", 0.7),
     _total_label("tax_total", _TAX_WORD, 0.5, kind="rate"),
-    _total_label("total_gross",
-                 r"Rechnungssumme\s+brutto|Summe\s+brutto|Gesamt\s*brutto|Brutto\s*gesamt|Bruttobetrag|Bruttosumme"
-                 r"|Gesamtbetrag|Rechnungsbetrag|Grand\s+total|Invoice\s+total|Total\s+amount|Total\s+TTC"
-                 r"|Montant\s+TTC|Total\s+(?:incl\.?|including|with)\s+(?:VAT|tax)|Amount\s+incl\.?\s+VAT", 0.85),
+    _total_label(
+        "total_gross",
+        r"Rechnungssumme\s+brutto|Summe\s+brutto|Gesamt\s*brutto|Brutto\s*gesamt|Bruttobetrag|Bruttosumme"
+        r"|Gesamtbetrag|Rechnungsbetrag|Grand\s+total|Invoice\s+total|Total\s+amount|Total\s+TTC"
+        r"|Montant\s+TTC|Total\s+(?:incl\.?|including|with)\s+(?:VAT|tax)|Amount\s+incl\.?\s+VAT",
+        0.85,
+    ),
     _total_label("total_gross", r"Brutto|Gesamtsumme|Endbetrag|Rechnungssumme|Total", 0.6),
-    _total_label("amount_due",
-                 r"Zahlbetrag|Zu\s+zahlen(?:de[rns]?\s+(?:Betrag|Beitrag|Summe))?|Noch\s+zu\s+zahlen|Offener\s+Betrag"
-                 r"|Restbetrag|F[äa]lliger\s+Betrag|Amount\s+due|Balance\s+due|Amount\s+payable|Total\s+due"
-                 r"|Due\s+payable|Solde\s+[àa]\s+payer|Solde\s+d[ûu]|Net\s+[àa]\s+payer|Reste\s+[àa]\s+payer"
-                 r"|Montant\s+d[ûu]|Total\s+[àa]\s+payer|Montant\s+[àa]\s+payer", 0.85),
+    _total_label(
+        "amount_due",
+        r"Zahlbetrag|Zu\s+zahlen(?:de[rns]?\s+(?:Betrag|Beitrag|Summe))?|Noch\s+zu\s+zahlen|Offener\s+Betrag"
+        r"|Restbetrag|F[äa]lliger\s+Betrag|Amount\s+due|Balance\s+due|Amount\s+payable|Total\s+due"
+        r"|Due\s+payable|Solde\s+[àa]\s+payer|Solde\s+d[ûu]|Net\s+[àa]\s+payer|Reste\s+[àa]\s+payer"
+        r"|Montant\s+d[ûu]|Total\s+[àa]\s+payer|Montant\s+[àa]\s+payer",
+        0.85,
+    ),
     _total_label("amount_due", r"Residual|Balance|Solde", 0.6),
-    _total_label("prepaid_amount",
-                 r"Bereits\s+(?:bezahlt|gezahlt)|Anzahlung|Vorauszahlung|Already\s+paid|Amount\s+paid|Paid\s+to\s+date"
-                 r"|Prepaid(?:\s+amount)?|Acompte(?:\s+vers[ée])?|D[ée]j[àa]\s+(?:r[ée]gl[ée]|pay[ée])", 0.85),
+    _total_label(
+        "prepaid_amount",
+        r"Bereits\s+(?:bezahlt|gezahlt)|Anzahlung|Vorauszahlung|Already\s+paid|Amount\s+paid|Paid\s+to\s+date"
+        r"|Prepaid(?:\s+amount)?|Acompte(?:\s+vers[ée])?|D[ée]j[àa]\s+(?:r[ée]gl[ée]|pay[ée])",
+        0.85,
+    ),
 )
 _INCLUDING = compile_pattern(r"(?<![\w-])(?:inkl\.?|inklusive|including|incl\.?|inclusive|y\s+compris)(?![\w-])")
 _PERCENT = re.compile(r"\d\s?%")
@@ -84,8 +101,11 @@ def _hide_wordy_parentheses(line: str) -> str:
 
 def _label_hits(line: str) -> list[_LabelHit]:
     """Label matches on a line, the longest winning where they overlap ('Net total' over 'Total')."""
-    hits = [_LabelHit(total_label, m.start(), m.end())
-            for total_label in TOTAL_LABELS for m in total_label.regex.finditer(line)]
+    hits = [
+        _LabelHit(total_label, m.start(), m.end())
+        for total_label in TOTAL_LABELS
+        for m in total_label.regex.finditer(line)
+    ]
     kept: list[_LabelHit] = []
     for hit in sorted(hits, key=lambda h: (-(h.end - h.start), h.start)):
         if all(hit.end <= other.start or hit.start >= other.end for other in kept):
@@ -96,7 +116,7 @@ def _label_hits(line: str) -> list[_LabelHit]:
 def _column_value_below(lines: list[str], index: int, start: int, end: int) -> Decimal | None:
     """In a totals table with the labels as column headers, the last amount under a header."""
     value = None
-    for line in lines[index + 1:index + 9]:
+    for line in lines[index + 1 : index + 9]:
         if not line.strip():
             continue
         under = [amount for amount, a_start, a_end in find_amounts(line) if a_start < end + 2 and a_end > start - 2]
@@ -115,8 +135,9 @@ def _last_amount_near(lines: list[str], index: int, step: int) -> Decimal | None
     return None
 
 
-def _add_sum_block(candidates: dict[str, list[Found[Decimal]]], lines: list[str], index: int, tax: Decimal,
-                   position: int) -> None:
+def _add_sum_block(
+    candidates: dict[str, list[Found[Decimal]]], lines: list[str], index: int, tax: Decimal, position: int
+) -> None:
     """Net, tax and gross printed on three lines in a row, whatever their labels ("Gesamtbeitrag 50,00 /
     Versicherungsteuer 19 % 9,50 / Rechnungsbeitrag 59,50"): the amounts above and below a tax line are
     net and gross when they add up.
@@ -140,10 +161,10 @@ def total_candidates(text: str) -> tuple[dict[str, list[Found[Decimal]]], bool]:
         header_fields = {hit.label.field for hit in hits if hit.label.kind == "value"} - {"prepaid_amount"}
         for number, hit in enumerate(hits):
             segment_end = hits[number + 1].start if number + 1 < len(hits) else len(line)
-            amounts = find_amounts(line[hit.end:segment_end])
+            amounts = find_amounts(line[hit.end : segment_end])
             target, confidence = hit.label.field, hit.label.confidence
             if hit.label.kind == "rate":
-                if _INCLUDING.search(line[:hit.start]):
+                if _INCLUDING.search(line[: hit.start]):
                     target, confidence = "total_gross", 0.6  # "Beitrag inklusive 19 % Versicherungsteuer 220,00"
                 elif _PERCENT.search(line) and amounts:
                     rate_lines.append(amounts[-1][0])
@@ -177,13 +198,15 @@ def find_totals(text: str) -> tuple[dict[str, Found[Decimal]], list[str]]:
     return resolve_totals(candidates, prepaid_mentioned=prepaid_mentioned)
 
 
-def resolve_totals(candidates: dict[str, list[Found[Decimal]]], *, prepaid_mentioned: bool
-                   ) -> tuple[dict[str, Found[Decimal]], list[str]]:
+def resolve_totals(
+    candidates: dict[str, list[Found[Decimal]]], *, prepaid_mentioned: bool
+) -> tuple[dict[str, Found[Decimal]], list[str]]:
     """Pick one value per total from candidates (see `find_totals`)."""
     warnings: list[str] = []
     chosen: dict[str, Found[Decimal]] = {}
     triples = [
-        (n, t, g) for n, t, g in product(candidates["total_net"], candidates["tax_total"], candidates["total_gross"])
+        (n, t, g)
+        for n, t, g in product(candidates["total_net"], candidates["tax_total"], candidates["total_gross"])
         if n.value + t.value == g.value
     ]
     if triples:

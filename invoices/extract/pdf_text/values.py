@@ -36,9 +36,7 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
 
 # A money amount has exactly two decimals: "1.234,56", "1,234.56", "1234.56", "-7,67".
 # Unit prices with 3-4 decimals, percentages and dates are not amounts.
-_AMOUNT_RE = re.compile(
-    r"(?<![\w.,/])-?(?:\d{1,3}(?:[.,'\u2019]\d{3})+|\d+)[.,]\d{2}(?![\d]|[.,]\d)(?!\s?%)"
-)
+_AMOUNT_RE = re.compile(r"(?<![\w.,/])-?(?:\d{1,3}(?:[.,'\u2019]\d{3})+|\d+)[.,]\d{2}(?![\d]|[.,]\d)(?!\s?%)")
 
 
 def parse_amount(text: str) -> Decimal | None:
@@ -153,7 +151,7 @@ def first_date_after(text: str, label_re: re.Pattern[str], slash_order: str) -> 
     """The first date on the same line after a label, or None."""
     for offset, line in lines_with_offsets(text):
         for hit in label_re.finditer(line):
-            dates = find_dates(line[hit.end():], slash_order=slash_order)
+            dates = find_dates(line[hit.end() :], slash_order=slash_order)
             if dates:
                 return dates[0][0], offset + hit.start()
     return None

@@ -30,9 +30,11 @@ def files_under(paths: list[str]) -> list[Path]:
 
 
 class Command(BaseCommand):
-    help = ("Ingest invoice files (or folders, recursively). --sync runs extraction and validation here, with no "
-            "broker; --json prints one JSON object per file. Exit 0 when every file was ingested, even if some "
-            "ended failed.")
+    help = (
+        "Ingest invoice files (or folders, recursively). --sync runs extraction and validation here, with no "
+        "broker; --json prints one JSON object per file. Exit 0 when every file was ingested, even if some "
+        "ended failed."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("paths", nargs="+")
@@ -51,8 +53,15 @@ class Command(BaseCommand):
                     self._ingest(batch, json)
                     batch = []
                 not_ingested += 1
-                self._report(json, {"file": str(path), "invoice_id": None, "status": "not_ingested",
-                                    "error": f"Cannot read the file: {exc.strerror}"})
+                self._report(
+                    json,
+                    {
+                        "file": str(path),
+                        "invoice_id": None,
+                        "status": "not_ingested",
+                        "error": f"Cannot read the file: {exc.strerror}",
+                    },
+                )
                 continue
             if sync:
                 invoice = invoice_import_sync(content=content, filename=path.name, source=InvoiceSource.COMMAND)
@@ -69,8 +78,9 @@ class Command(BaseCommand):
 
     def _ingest(self, batch: list[tuple[Path, bytes]], as_json: bool) -> None:
         # One commit and one job_enqueue_many per batch, not one job per file.
-        invoices = invoice_ingest_many([(content, path.name, str(path)) for path, content in batch],
-                                       source=InvoiceSource.COMMAND)
+        invoices = invoice_ingest_many(
+            [(content, path.name, str(path)) for path, content in batch], source=InvoiceSource.COMMAND
+        )
         for (path, _), invoice in zip(batch, invoices, strict=True):
             self._report(as_json, invoice_as_dict(invoice, file=str(path)))
 

@@ -20,16 +20,19 @@ class DueBeforeIssueRule(Rule):
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
         if invoice.issue_date is None or invoice.due_date is None or invoice.due_date >= invoice.issue_date:
             return []
-        return [self.finding(
-            f"The payment due date {invoice.due_date.isoformat()} is before the issue date "
-            f"{invoice.issue_date.isoformat()}."
-        )]
+        return [
+            self.finding(
+                f"The payment due date {invoice.due_date.isoformat()} is before the issue date "
+                f"{invoice.issue_date.isoformat()}."
+            )
+        ]
 
 
 class IssueInFutureRule(Rule):
     code = "dates.issue_in_future"
-    description = ("The issue date (BT-2) is not in the future. `grace_days` allows for suppliers in time zones "
-                   "ahead of ours.")
+    description = (
+        "The issue date (BT-2) is not in the future. `grace_days` allows for suppliers in time zones ahead of ours."
+    )
     default_parameters = {"grace_days": 1}
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
@@ -54,7 +57,9 @@ class IssueTooOldRule(Rule):
         age = (timezone.localdate() - invoice.issue_date).days
         if age <= max_age:
             return []
-        return [self.finding(
-            f"The invoice was issued on {invoice.issue_date.isoformat()}, {age} days ago "
-            f"(the limit is {max_age} days)."
-        )]
+        return [
+            self.finding(
+                f"The invoice was issued on {invoice.issue_date.isoformat()}, {age} days ago "
+                f"(the limit is {max_age} days)."
+            )
+        ]

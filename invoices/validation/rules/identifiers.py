@@ -39,9 +39,11 @@ def _has_vat_module(country: str) -> bool:
 
 class SellerVatIdRule(Rule):
     code = "seller.vat_id_checksum"
-    description = ("The seller VAT id (BT-31) is well formed and its check digits are right (python-stdnum, all "
-                   "EU countries and many others). A VAT id of a country python-stdnum does not know is not "
-                   "checked.")
+    description = (
+        "The seller VAT id (BT-31) is well formed and its check digits are right (python-stdnum, all "
+        "EU countries and many others). A VAT id of a country python-stdnum does not know is not "
+        "checked."
+    )
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
         number = normalise_vat_id(invoice.seller_vat_id)
@@ -55,35 +57,53 @@ class SellerVatIdRule(Rule):
         except InvalidChecksum:
             return [self.finding(f"The seller VAT id {invoice.seller_vat_id} has wrong check digits.")]
         except ValidationError as exc:
-            return [self.finding(f"The seller VAT id {invoice.seller_vat_id} is not a valid {located[0]} VAT id: "
-                                 f"{_lower_first(exc.message)}")]
+            return [
+                self.finding(
+                    f"The seller VAT id {invoice.seller_vat_id} is not a valid {located[0]} VAT id: "
+                    f"{_lower_first(exc.message)}"
+                )
+            ]
         return []
 
 
 class IbanRule(Rule):
     code = "payment.iban_checksum"
-    description = ("The IBAN to pay to (BT-84) has a known country, the right length and correct check digits. "
-                   "Account numbers that do not start with two letters (national account numbers) are not "
-                   "checked.")
+    description = (
+        "The IBAN to pay to (BT-84) has a known country, the right length and correct check digits. "
+        "Account numbers that do not start with two letters (national account numbers) are not "
+        "checked."
+    )
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
         account = "".join(invoice.payment_iban.split()).upper()
         if not account[:2].isalpha():
             return []
         if not IBAN_SHAPE.fullmatch(account):
-            return [self.finding(f"The payment account '{invoice.payment_iban}' is not an IBAN (a country code, "
-                                 "two check digits and up to 30 letters and digits).")]
+            return [
+                self.finding(
+                    f"The payment account '{invoice.payment_iban}' is not an IBAN (a country code, "
+                    "two check digits and up to 30 letters and digits)."
+                )
+            ]
         if not _is_iban_country(account[:2]):
-            return [self.finding(f"The IBAN {invoice.payment_iban} starts with {account[:2]}, "
-                                 "which is not a country that uses IBANs.")]
+            return [
+                self.finding(
+                    f"The IBAN {invoice.payment_iban} starts with {account[:2]}, "
+                    "which is not a country that uses IBANs."
+                )
+            ]
         try:
             iban.validate(account)
         except InvalidChecksum:
-            return [self.finding(f"The IBAN {invoice.payment_iban} has wrong check digits; "
-                                 "a payment to it would fail.")]
+            return [
+                self.finding(f"The IBAN {invoice.payment_iban} has wrong check digits; a payment to it would fail.")
+            ]
         except ValidationError as exc:
-            return [self.finding(f"The IBAN {invoice.payment_iban} is not valid for {account[:2]}: "
-                                 f"{_lower_first(exc.message)}")]
+            return [
+                self.finding(
+                    f"The IBAN {invoice.payment_iban} is not valid for {account[:2]}: {_lower_first(exc.message)}"
+                )
+            ]
         return []
 
 

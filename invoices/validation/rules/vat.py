@@ -32,8 +32,10 @@ def describe_row(row: dict) -> str:
 
 class BreakdownSumRule(Rule):
     code = "vat.breakdown_sum"
-    description = ("The VAT breakdown adds up: the sum of its tax amounts (BT-117) equals the VAT total "
-                   "(BT-110) and the sum of its taxable amounts (BT-116) equals the total without VAT (BT-109).")
+    description = (
+        "The VAT breakdown adds up: the sum of its tax amounts (BT-117) equals the VAT total "
+        "(BT-110) and the sum of its taxable amounts (BT-116) equals the total without VAT (BT-109)."
+    )
     default_parameters = {"tolerance": "0.01"}
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
@@ -53,18 +55,22 @@ class BreakdownSumRule(Rule):
             if stated is None or None in amounts:
                 continue
             if not sums_agree(stated, plus=amounts, tolerance=tolerance, credit_note=credit_note):
-                findings.append(self.finding(
-                    f"The VAT breakdown's {what} add up to {money_label(sum(amounts, Decimal(0)), currency)}, but "
-                    f"{total_name} is {money_label(stated, currency)}."
-                ))
+                findings.append(
+                    self.finding(
+                        f"The VAT breakdown's {what} add up to {money_label(sum(amounts, Decimal(0)), currency)}, but "
+                        f"{total_name} is {money_label(stated, currency)}."
+                    )
+                )
         return findings
 
 
 class BreakdownRateRule(Rule):
     code = "vat.breakdown_rate"
-    description = ("Each VAT breakdown row's tax amount (BT-117) is its taxable amount (BT-116) times its rate "
-                   "(BT-119), within the tolerance; a row without a rate (category O, not subject to VAT) "
-                   "carries no tax.")
+    description = (
+        "Each VAT breakdown row's tax amount (BT-117) is its taxable amount (BT-116) times its rate "
+        "(BT-119), within the tolerance; a row without a rate (category O, not subject to VAT) "
+        "carries no tax."
+    )
     # The official EN 16931 validation artefacts accept BR-CO-17 within one currency unit, because
     # VAT computed and rounded per line legitimately differs from VAT computed on the total.
     default_parameters = {"tolerance": "1.00"}
@@ -80,16 +86,20 @@ class BreakdownRateRule(Rule):
                 continue
             if rate is None:
                 if tax != 0:
-                    findings.append(self.finding(
-                        f"The VAT breakdown row {describe_row(row)} has no rate but a tax amount of "
-                        f"{money_label(tax, currency)}."
-                    ))
+                    findings.append(
+                        self.finding(
+                            f"The VAT breakdown row {describe_row(row)} has no rate but a tax amount of "
+                            f"{money_label(tax, currency)}."
+                        )
+                    )
                 continue
             expected = base * rate / HUNDRED
             if not sums_agree(tax, plus=[expected], tolerance=tolerance, credit_note=credit_note):
-                findings.append(self.finding(
-                    f"VAT {describe_row(row)} on {money_label(base, currency)} is "
-                    f"{money_label(expected, currency)}, but the "
-                    f"VAT breakdown states {money_label(tax, currency)}."
-                ))
+                findings.append(
+                    self.finding(
+                        f"VAT {describe_row(row)} on {money_label(base, currency)} is "
+                        f"{money_label(expected, currency)}, but the "
+                        f"VAT breakdown states {money_label(tax, currency)}."
+                    )
+                )
         return findings

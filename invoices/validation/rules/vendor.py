@@ -30,8 +30,9 @@ def match_vendor(invoice: Invoice) -> Vendor | None:
     """
     vat_id = normalise_vat_id(invoice.seller_vat_id)
     if vat_id:
-        compact = Upper(Replace(Replace(Replace(F("vat_id"), Value(" "), Value("")), Value("."), Value("")),
-                                Value("-"), Value("")))
+        compact = Upper(
+            Replace(Replace(Replace(F("vat_id"), Value(" "), Value("")), Value("."), Value("")), Value("-"), Value(""))
+        )
         vendor = Vendor.objects.annotate(vat_compact=compact).filter(vat_compact=vat_id).order_by("pk").first()
         if vendor is not None:
             return vendor
@@ -84,10 +85,12 @@ class UnknownVendorRule(Rule):
             who = seller or f"with VAT id {invoice.seller_vat_id}"
         namesake = Vendor.objects.filter(name__iexact=seller).exclude(vat_id="").first() if seller else None
         if namesake is not None:
-            return [self.finding(
-                f"The seller {who} is not in the vendor master. A vendor named {namesake.name} exists, but with "
-                f"VAT id {namesake.vat_id}: check whose invoice this is before paying it."
-            )]
+            return [
+                self.finding(
+                    f"The seller {who} is not in the vendor master. A vendor named {namesake.name} exists, but with "
+                    f"VAT id {namesake.vat_id}: check whose invoice this is before paying it."
+                )
+            ]
         return [self.finding(f"The seller {who} is not in the vendor master.")]
 
 
@@ -113,16 +116,22 @@ class PurchaseOrderRequiredRule(Rule):
         vendor = invoice_vendor(invoice)
         if not purchase_order_missing(invoice, vendor):
             return []
-        return [self.finding(f"The vendor {vendor.name} requires a purchase order number (BT-13) on every invoice; "
-                             "this one has none.")]
+        return [
+            self.finding(
+                f"The vendor {vendor.name} requires a purchase order number (BT-13) on every invoice; "
+                "this one has none."
+            )
+        ]
 
 
 class ApprovalThresholdRule(Rule):
     code = "approval.threshold"
     uses_database = True
-    description = ("Invoices whose total with VAT (BT-112, its absolute value, so credit notes too) is above the "
-                   "vendor's approval limit need approval. Without a vendor limit: the limit for the invoice "
-                   "currency in `limits_by_currency`, else the general `limit`.")
+    description = (
+        "Invoices whose total with VAT (BT-112, its absolute value, so credit notes too) is above the "
+        "vendor's approval limit need approval. Without a vendor limit: the limit for the invoice "
+        "currency in `limits_by_currency`, else the general `limit`."
+    )
     default_parameters = {"limit": "10000.00", "limits_by_currency": {}}
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
@@ -134,10 +143,12 @@ class ApprovalThresholdRule(Rule):
         if amount <= limit:
             return []
         document = "credit note" if is_credit_note(invoice) else "invoice"
-        return [self.finding(
-            f"This {document} needs approval: its total {money_label(amount, invoice.currency)} is above {whose} "
-            f"({money_label(limit, invoice.currency)})."
-        )]
+        return [
+            self.finding(
+                f"This {document} needs approval: its total {money_label(amount, invoice.currency)} is above {whose} "
+                f"({money_label(limit, invoice.currency)})."
+            )
+        ]
 
     @staticmethod
     def _limit(invoice: Invoice, vendor: Vendor | None, params: dict) -> tuple[Decimal, str]:
@@ -145,8 +156,10 @@ class ApprovalThresholdRule(Rule):
             return vendor.approval_limit, f"the approval limit of {vendor.name}"
         by_currency = params.get("limits_by_currency") or {}
         if not isinstance(by_currency, dict):
-            raise RuleParameterError("the parameter 'limits_by_currency' must be an object such as "
-                                     f'{{"USD": "12000.00"}}, not {by_currency!r}')
+            raise RuleParameterError(
+                "the parameter 'limits_by_currency' must be an object such as "
+                f'{{"USD": "12000.00"}}, not {by_currency!r}'
+            )
         if invoice.currency in by_currency:
             limit = decimal_parameter(by_currency, invoice.currency)
             return limit, f"the approval limit for {invoice.currency}"

@@ -61,8 +61,9 @@ class Command(OperatorCommand):
         run.add_argument("--reason", default="")
         when = run.add_mutually_exclusive_group()
         when.add_argument("--at", dest="run_at", help="Start at this ISO 8601 time (e.g. 2026-03-01T09:00:00+01:00).")
-        when.add_argument("--in", dest="countdown", type=float, metavar="SECONDS",
-                          help="Start this many seconds from now.")
+        when.add_argument(
+            "--in", dest="countdown", type=float, metavar="SECONDS", help="Start this many seconds from now."
+        )
         run.add_argument("--wait", action="store_true", help="Show progress until it ends; non-zero if it fails.")
 
     def _visible_jobs(self):
@@ -96,8 +97,10 @@ class Command(OperatorCommand):
         self.stdout.write(f"{'id':36}  {'kind':28} {'status':10} {'progress':>9}  {'attempts':>8}  created")
         for job in rows:
             progress = f"{job.progress_done}/{job.progress_total}" if job.progress_total else "-"
-            self.stdout.write(f"{job.pk}  {job.kind:28} {job.status:10} {progress:>9}  "
-                              f"{job.attempts}/{job.max_attempts:<6}  {job.created_at:%Y-%m-%d %H:%M:%S}")
+            self.stdout.write(
+                f"{job.pk}  {job.kind:28} {job.status:10} {progress:>9}  "
+                f"{job.attempts}/{job.max_attempts:<6}  {job.created_at:%Y-%m-%d %H:%M:%S}"
+            )
 
     def do_show(self, *, job_id, json: bool = False, **_):
         job = self._job(job_id)
@@ -125,8 +128,15 @@ class Command(OperatorCommand):
                 raise CommandError(f"--at {run_at!r} is not an ISO 8601 date and time.")
             run_at = parsed if timezone.is_aware(parsed) else timezone.make_aware(parsed)
         try:
-            job = job_trigger(kind=kind, params=params, actor=self.actor, priority=priority, reason=reason,
-                              run_at=run_at or None, countdown=countdown)
+            job = job_trigger(
+                kind=kind,
+                params=params,
+                actor=self.actor,
+                priority=priority,
+                reason=reason,
+                run_at=run_at or None,
+                countdown=countdown,
+            )
         except JobParamsInvalid as exc:
             raise CommandError(f"Invalid parameters: {json.dumps(exc.errors)}") from exc
         note = " (already active: not started again)" if job.deduplicated else ""
@@ -159,13 +169,28 @@ class Command(OperatorCommand):
 
 def _job_dict(job: Job) -> dict:
     return {
-        "id": str(job.pk), "kind": job.kind, "status": job.status, "params": job.params, "queue": job.queue,
-        "priority": job.priority, "source": job.source, "owner": getattr(job.owner, "username", None),
-        "subject": job.subject_label or None, "progress_done": job.progress_done,
-        "progress_total": job.progress_total, "message": job.progress_message, "attempts": job.attempts,
-        "max_attempts": job.max_attempts, "lost_runs": job.lost_runs, "result": job.result, "error": job.error or None,
-        "dead_letter": job.is_dead_letter, "created_at": job.created_at, "started_at": job.started_at,
-        "finished_at": job.finished_at, "worker": job.worker or None,
+        "id": str(job.pk),
+        "kind": job.kind,
+        "status": job.status,
+        "params": job.params,
+        "queue": job.queue,
+        "priority": job.priority,
+        "source": job.source,
+        "owner": getattr(job.owner, "username", None),
+        "subject": job.subject_label or None,
+        "progress_done": job.progress_done,
+        "progress_total": job.progress_total,
+        "message": job.progress_message,
+        "attempts": job.attempts,
+        "max_attempts": job.max_attempts,
+        "lost_runs": job.lost_runs,
+        "result": job.result,
+        "error": job.error or None,
+        "dead_letter": job.is_dead_letter,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "worker": job.worker or None,
         "retry_of": str(job.retry_of_id) if job.retry_of_id else None,
     }
 

@@ -11,12 +11,16 @@ from monitoring.backup import config_backup_data, config_backup_write
 
 
 class Command(BaseCommand):
-    help = ("Back up schedules, alert and policy rules, runtime budgets, validation rule settings, vendors and "
-            "mailboxes (without secrets) to a JSON file; restore with restore_config.")
+    help = (
+        "Back up schedules, alert and policy rules, runtime budgets, validation rule settings, vendors and "
+        "mailboxes (without secrets) to a JSON file; restore with restore_config."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument("--output", help="File to write ('-' for standard output). Default: a new "
-                                             "config-<time>.json in MONITORING_BACKUP_DIR.")
+        parser.add_argument(
+            "--output",
+            help="File to write ('-' for standard output). Default: a new config-<time>.json in MONITORING_BACKUP_DIR.",
+        )
 
     def handle(self, *args, **options):
         output = options.get("output")

@@ -13,8 +13,10 @@ from monitoring.backup import BackupInvalid, config_backup_read, config_restore
 
 
 class Command(BaseCommand):
-    help = ("Restore a backup made by backup_config: rows are matched by name (vendors by VAT id), updated or "
-            "created; nothing is deleted. Secrets are not in backups: set mailbox passwords with add_mailbox.")
+    help = (
+        "Restore a backup made by backup_config: rows are matched by name (vendors by VAT id), updated or "
+        "created; nothing is deleted. Secrets are not in backups: set mailbox passwords with add_mailbox."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("path", help="The backup file.")
@@ -26,14 +28,17 @@ class Command(BaseCommand):
             data = config_backup_read(Path(options["path"]))
         except BackupInvalid as exc:
             raise CommandError(str(exc)) from exc
-        summary = config_restore(data=data, actor=Actor(user=None, source=TriggerSource.COMMAND),
-                                 dry_run=options["dry_run"])
+        summary = config_restore(
+            data=data, actor=Actor(user=None, source=TriggerSource.COMMAND), dry_run=options["dry_run"]
+        )
         if options["json"]:
             self.stdout.write(json.dumps({**summary.as_dict(), "dry_run": options["dry_run"]}))
             return
         prefix = "Would restore" if options["dry_run"] else "Restored"
         for section in sorted(set(summary.created) | set(summary.updated)):
-            self.stdout.write(f"{prefix} {section}: {summary.created.get(section, 0)} created, "
-                              f"{summary.updated.get(section, 0)} updated")
+            self.stdout.write(
+                f"{prefix} {section}: {summary.created.get(section, 0)} created, "
+                f"{summary.updated.get(section, 0)} updated"
+            )
         for skipped in summary.skipped:
             self.stdout.write(self.style.WARNING(f"skipped {skipped}"))

@@ -14,8 +14,10 @@ from monitoring.services import scan_trigger
 
 
 class Command(BaseCommand):
-    help = ("Run a compliance scan: as a job for the workers (default), or in this process with --sync. "
-            "Incremental unless --full.")
+    help = (
+        "Run a compliance scan: as a job for the workers (default), or in this process with --sync. "
+        "Incremental unless --full."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("--full", action="store_true", help="Check every invoice against every rule.")
@@ -29,14 +31,19 @@ class Command(BaseCommand):
                 scan = compliance_scan_run(mode=mode)
             except Exception as exc:
                 raise CommandError(f"The scan failed: {exc}") from exc
-            outcome = {"scan_id": scan.pk, "mode": scan.mode, "status": scan.status,
-                       "records_scanned": scan.records_scanned, "violations_found": scan.violations_found,
-                       "violations_opened": scan.violations_opened, "violations_resolved": scan.violations_resolved,
-                       "duration_seconds": scan.duration_seconds}
+            outcome = {
+                "scan_id": scan.pk,
+                "mode": scan.mode,
+                "status": scan.status,
+                "records_scanned": scan.records_scanned,
+                "violations_found": scan.violations_found,
+                "violations_opened": scan.violations_opened,
+                "violations_resolved": scan.violations_resolved,
+                "duration_seconds": scan.duration_seconds,
+            }
         else:
             job = scan_trigger(actor=Actor(user=None, source=TriggerSource.COMMAND), mode=mode)
-            outcome = {"job_id": str(job.pk), "mode": mode, "status": job.status,
-                       "already_running": job.deduplicated}
+            outcome = {"job_id": str(job.pk), "mode": mode, "status": job.status, "already_running": job.deduplicated}
         if options["json"]:
             self.stdout.write(json.dumps(outcome))
         else:
