@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, ClassVar
+
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest
@@ -36,6 +39,31 @@ def apply_to_each(
     model_admin.message_user(request, f"{verb} {done} {noun}.", messages.SUCCESS if done else messages.WARNING)
     if refused:
         model_admin.message_user(request, "Skipped " + "; ".join(refused[:10]), messages.WARNING)
+
+
+class SavedByService:
+    """A ModelAdmin mixin: the admin form's save goes through the app's save service
+    (`save_service(actor=..., <save_target>=existing or None, **fields)`), so a row saved
+    here is checked and audited exactly like one saved by the API or a configuration restore.
+
+    Only the fields the form changed are passed on a change (all of them on a create),
+    which also covers the change list's editable columns.
+    """
+
+    save_service: ClassVar[Callable[..., Any]]
+    save_target: ClassVar[str]
+
+    def save_model(self, request, obj, form, change):
+        names = {model_field.name for model_field in obj._meta.concrete_fields}
+        fields = {
+            name: value
+            for name, value in form.cleaned_data.items()
+            if name in names and (not change or name in form.changed_data)
+        }
+        saved = type(self).save_service(
+            actor=admin_actor(request), **{self.save_target: obj if change else None}, **fields
+        )
+        obj.pk = saved.pk
 
 
 @admin.register(AuditEntry)
