@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from core.admin import REFUSALS, admin_actor, apply_to_each
+from core.admin import REFUSALS, SavedByService, admin_actor, apply_to_each
 from invoices.api import original_response, searchable_pdf_response
 from invoices.exports import export_create
 from invoices.models import (
@@ -34,6 +34,8 @@ from invoices.services import (
     invoice_ingest,
     invoice_reprocess,
     invoice_revalidate,
+    validation_rule_setting_save,
+    vendor_save,
 )
 from jobs.admin import STATUS_COLOURS, EstimatedCountPaginator
 from jobs.models import Job
@@ -446,7 +448,9 @@ class InvoiceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Vendor)
-class VendorAdmin(admin.ModelAdmin):
+class VendorAdmin(SavedByService, admin.ModelAdmin):
+    # Saved through invoices.services.vendor_save: VAT id and IBAN checked, audited.
+    save_service, save_target = vendor_save, "vendor"
     list_display = ["name", "vat_id", "country", "status", "approval_limit", "requires_purchase_order"]
     list_filter = ["status", "country", "requires_purchase_order"]
     search_fields = ["name", "=vat_id"]
@@ -460,6 +464,13 @@ class ValidationRuleSettingAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # one row per rule in code, created with its defaults
+
+    def save_model(self, request, obj, form, change):
+        # Through the service, audited like an API change or a configuration restore.
+        fields = {
+            name: form.cleaned_data[name] for name in form.changed_data if name in ("enabled", "severity", "parameters")
+        }
+        validation_rule_setting_save(actor=admin_actor(request), code=obj.code, **fields)
 
 
 @admin.register(ExportBatch)

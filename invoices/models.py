@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from invoices.identity import normalise_invoice_number, seller_key_for
+from invoices.identity import (
+    iban_problem,
+    normalise_iban,
+    normalise_invoice_number,
+    normalise_vat_id,
+    seller_key_for,
+    vat_id_problem,
+)
 
 # The fields seller_key and number_key are made from.
 KEY_SOURCES = frozenset({"seller_vat_id", "seller_name", "invoice_number"})
@@ -47,6 +55,25 @@ class Vendor(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def clean(self):
+        """The VAT id and IBAN as compared (normalised), and well formed: the same checks the
+        validation rules make of an invoice's seller (invoices.identity)."""
+        super().clean()
+        self.vat_id, self.iban, self.country = (
+            normalise_vat_id(self.vat_id),
+            normalise_iban(self.iban),
+            self.country.upper(),
+        )
+        errors = {}
+        vat_problem = vat_id_problem(self.vat_id, country=self.country)
+        if vat_problem:
+            errors["vat_id"] = vat_problem
+        account_problem = iban_problem(self.iban)
+        if account_problem:
+            errors["iban"] = account_problem
+        if errors:
+            raise ValidationError(errors)
 
 
 class InvoiceStatus(models.TextChoices):
@@ -309,6 +336,11 @@ class ValidationRuleSetting(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self):
+        super().clean()
+        if not isinstance(self.parameters, dict):
+            raise ValidationError({"parameters": 'The parameters must be a JSON object, e.g. {"max_age_days": 365}.'})
 
 
 class ExportFormat(models.TextChoices):

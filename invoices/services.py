@@ -21,7 +21,8 @@ from django.utils import timezone
 
 from core.actors import Actor, require_permission
 from core.audit import audit_record
-from core.errors import Conflict
+from core.errors import Conflict, Invalid
+from core.saves import audited_save
 from invoices import corrections as fields
 from invoices.corrections import InvalidCorrection
 from invoices.extract import extract
@@ -36,10 +37,12 @@ from invoices.models import (
     InvoiceType,
     Severity,
     ValidationIssue,
+    ValidationRuleSetting,
     Vendor,
 )
 from invoices.ocr import OcrOutcome, apply_word_confidence, document_ocr, extract_scanned
 from invoices.selectors import invoice_approval_need, invoices_visible_to
+from invoices.validation import RULES
 from jobs.services import job_enqueue
 
 logger = logging.getLogger(__name__)
@@ -739,6 +742,55 @@ def vendor_create_from_invoice(*, invoice: Invoice, actor: Actor, revalidate: bo
     if revalidate:
         invoice_validate(invoice=invoice)
     return vendor
+
+
+# What an operator edits of a vendor (the admin form's fields).
+VENDOR_FIELDS = ("name", "vat_id", "iban", "country", "status", "approval_limit", "requires_purchase_order", "notes")
+
+
+def vendor_save(*, actor: Actor, vendor: Vendor | None = None, reason: str = "", **fields) -> Vendor:
+    """Create or change a vendor of the master: VAT id and IBAN normalised and checked
+    (Vendor.clean: the validation rules' own checks), the VAT id unique; Invalid says which
+    field is wrong. Audited as vendor.create / vendor.change."""
+    require_permission(actor.user, "invoices.change_vendor" if vendor else "invoices.add_vendor")
+    return audited_save(
+        vendor or Vendor(),
+        actor=actor,
+        action="vendor.change" if vendor else "vendor.create",
+        fields=fields,
+        allowed=VENDOR_FIELDS,
+        reason=reason,
+    )
+
+
+VALIDATION_RULE_SETTING_FIELDS = ("enabled", "severity", "parameters")
+
+
+def validation_rule_setting_save(*, actor: Actor, code: str, reason: str = "", **fields) -> ValidationRuleSetting:
+    """Switch a validation rule on or off, set its severity or its parameters (a JSON object:
+    ValidationRuleSetting.clean), audited as validation_rule.change. Only rules this version
+    has (a missing row starts from the rule's defaults); the description is the rule's own."""
+    require_permission(actor.user, "invoices.change_validationrulesetting")
+    rule = RULES.get(code)
+    if rule is None:
+        raise Invalid(
+            f"There is no validation rule {code!r} in this version.", field_errors={"code": ["Unknown rule."]}
+        )
+    setting = ValidationRuleSetting.objects.filter(code=code).first() or ValidationRuleSetting(
+        code=code,
+        severity=rule.default_severity,
+        parameters=dict(rule.default_parameters),
+        description=rule.description,
+    )
+    return audited_save(
+        setting,
+        actor=actor,
+        action="validation_rule.change",
+        fields=fields,
+        allowed=VALIDATION_RULE_SETTING_FIELDS,
+        reason=reason,
+        details={"code": code},
+    )
 
 
 def exports_visible_to(user):

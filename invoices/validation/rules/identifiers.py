@@ -1,40 +1,11 @@
-"""Check digits of the seller's VAT id (BT-31) and of the IBAN to pay to (BT-84), with python-stdnum."""
+"""Check digits of the seller's VAT id (BT-31) and of the IBAN to pay to (BT-84), with python-stdnum
+(the checks themselves are invoices.identity's, shared with the vendor master)."""
 
 from __future__ import annotations
 
-import re
-
-from stdnum import iban, numdb, vatin
-from stdnum.exceptions import InvalidChecksum, ValidationError
-from stdnum.util import get_cc_module
-
-from invoices.identity import normalise_vat_id
+from invoices.identity import iban_problem, vat_id_problem
 from invoices.models import Invoice
 from invoices.validation.base import Finding, Rule
-
-IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
-
-
-def _vat_country(number: str, seller_country: str) -> tuple[str, str] | None:
-    """(country code, number with that prefix) for a VAT id, or None when the country is unknown.
-
-    VAT ids start with their country code ('DE…', 'EL…' for Greece, 'CHE…' for
-    Switzerland); one without a prefix is read with the seller's country (BT-40).
-    """
-    prefix = number[:2]
-    if prefix.isalpha():
-        country = {"EL": "GR", "XI": "GB"}.get(prefix, prefix)
-        return country, number
-    if len(seller_country) == 2 and seller_country.isalpha():
-        return seller_country.upper(), seller_country.upper() + number
-    return None
-
-
-def _has_vat_module(country: str) -> bool:
-    try:
-        return get_cc_module(country.lower(), "vat") is not None
-    except ImportError:  # pragma: no cover - get_cc_module returns None for unknown countries
-        return False
 
 
 class SellerVatIdRule(Rule):
@@ -46,24 +17,8 @@ class SellerVatIdRule(Rule):
     )
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
-        number = normalise_vat_id(invoice.seller_vat_id)
-        if not number:
-            return []
-        located = _vat_country(number, invoice.seller_country)
-        if located is None or not _has_vat_module(located[0]):
-            return []
-        try:
-            vatin.validate(located[1])
-        except InvalidChecksum:
-            return [self.finding(f"The seller VAT id {invoice.seller_vat_id} has wrong check digits.")]
-        except ValidationError as exc:
-            return [
-                self.finding(
-                    f"The seller VAT id {invoice.seller_vat_id} is not a valid {located[0]} VAT id: "
-                    f"{_lower_first(exc.message)}"
-                )
-            ]
-        return []
+        problem = vat_id_problem(invoice.seller_vat_id, country=invoice.seller_country, what="seller VAT id")
+        return [self.finding(problem)] if problem else []
 
 
 class IbanRule(Rule):
@@ -75,42 +30,5 @@ class IbanRule(Rule):
     )
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:
-        account = "".join(invoice.payment_iban.split()).upper()
-        if not account[:2].isalpha():
-            return []
-        if not IBAN_SHAPE.fullmatch(account):
-            return [
-                self.finding(
-                    f"The payment account '{invoice.payment_iban}' is not an IBAN (a country code, "
-                    "two check digits and up to 30 letters and digits)."
-                )
-            ]
-        if not _is_iban_country(account[:2]):
-            return [
-                self.finding(
-                    f"The IBAN {invoice.payment_iban} starts with {account[:2]}, "
-                    "which is not a country that uses IBANs."
-                )
-            ]
-        try:
-            iban.validate(account)
-        except InvalidChecksum:
-            return [
-                self.finding(f"The IBAN {invoice.payment_iban} has wrong check digits; a payment to it would fail.")
-            ]
-        except ValidationError as exc:
-            return [
-                self.finding(
-                    f"The IBAN {invoice.payment_iban} is not valid for {account[:2]}: {_lower_first(exc.message)}"
-                )
-            ]
-        return []
-
-
-def _is_iban_country(country: str) -> bool:
-    """Is this one of the countries in python-stdnum's IBAN registry?"""
-    return bool(numdb.get("iban").info(country + "00")[0][1])
-
-
-def _lower_first(text: str) -> str:
-    return text[:1].lower() + text[1:]
+        problem = iban_problem(invoice.payment_iban)
+        return [self.finding(problem)] if problem else []
