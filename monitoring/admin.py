@@ -1,5 +1,6 @@
-"""Admin of monitoring: alert and policy rules are edited here; alerts, scans,
-violations, snapshots and reports are read here. Actions call monitoring.services."""
+"""Admin of monitoring: alert and policy rules and runtime budgets are edited here (saved
+through monitoring.services, checked and audited); alerts, scans, violations, snapshots
+and reports are read here. Actions call monitoring.services."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from core.admin import REFUSALS, admin_actor
+from core.admin import REFUSALS, SavedByService, admin_actor
 from monitoring.models import (
     Alert,
     AlertNotification,
@@ -23,7 +24,7 @@ from monitoring.models import (
     Violation,
     WorkerSnapshot,
 )
-from monitoring.services import scan_trigger
+from monitoring.services import alert_rule_save, policy_rule_save, runtime_budget_save, scan_trigger
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -37,7 +38,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(AlertRule)
-class AlertRuleAdmin(admin.ModelAdmin):
+class AlertRuleAdmin(SavedByService, admin.ModelAdmin):
+    save_service, save_target = alert_rule_save, "rule"
     list_display = (
         "name",
         "kind",
@@ -98,7 +100,8 @@ class AlertAdmin(ReadOnlyAdmin):
 
 
 @admin.register(PolicyRule)
-class PolicyRuleAdmin(admin.ModelAdmin):
+class PolicyRuleAdmin(SavedByService, admin.ModelAdmin):
+    save_service, save_target = policy_rule_save, "rule"
     list_display = ("name", "kind", "enabled", "severity", "amount", "days", "open_violations", "updated_at")
     list_filter = ("enabled", "kind", "severity")
     list_editable = ("enabled",)
@@ -194,7 +197,8 @@ class ViolationAdmin(ReadOnlyAdmin):
 
 
 @admin.register(RuntimeBudget)
-class RuntimeBudgetAdmin(admin.ModelAdmin):
+class RuntimeBudgetAdmin(SavedByService, admin.ModelAdmin):
+    save_service, save_target = runtime_budget_save, "budget"
     list_display = ("kind", "max_seconds", "note")
     search_fields = ("kind",)
 
