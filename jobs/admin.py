@@ -15,18 +15,28 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, path, reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django_celery_beat.admin import PeriodicTaskAdmin
+from django_celery_beat.admin import PeriodicTaskAdmin, PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
 from core.admin import REFUSALS, admin_actor, apply_to_each
 from core.audit import audit_record
+from core.errors import Invalid
 from core.models import AuditEntry
 from jobs.admin_forms import form_params, params_form_class
 from jobs.errors import JobParamsInvalid, UnknownJobKind
 from jobs.kinds import all_kinds, get_kind, kinds_for_user
 from jobs.models import Job, JobExecution, JobStatus
 from jobs.selectors import job_actual_duration, job_time_left, jobs_visible_to
-from jobs.services import job_cancel, job_retry, job_terminate, job_trigger, schedule_run_now
+from jobs.services import (
+    SCHEDULE_FIELDS,
+    job_cancel,
+    job_retry,
+    job_terminate,
+    job_trigger,
+    schedule_check,
+    schedule_run_now,
+    schedule_save,
+)
 
 STATUS_COLOURS = {
     JobStatus.QUEUED: "#6c757d",
@@ -456,18 +466,34 @@ class JobAdmin(admin.ModelAdmin):
 admin.site.unregister(PeriodicTask)
 
 
+class ScheduleForm(PeriodicTaskForm):
+    def clean(self):
+        data = super().clean()
+        try:  # the service's own check, shown beside the fields instead of failing at save
+            schedule_check(task=data.get("task", ""), args=data.get("args"), kwargs=data.get("kwargs"))
+        except Invalid as exc:
+            for name, errors in exc.field_errors.items():
+                self.add_error(name if name in self.fields else None, errors)
+        return data
+
+
 @admin.register(PeriodicTask)
 class AuditedPeriodicTaskAdmin(PeriodicTaskAdmin):
-    """django-celery-beat's schedule admin, with every change in the audit log."""
+    """django-celery-beat's schedule admin, saved through jobs.services.schedule_save (checked,
+    audited)."""
+
+    form = ScheduleForm
 
     def save_model(self, request, obj, form, change):
-        super().save_model(request, obj, form, change)
-        audit_record(
-            actor=admin_actor(request),
-            action="schedule.change" if change else "schedule.create",
-            target=obj,
-            details={"changed": form.changed_data, "task": obj.task, "enabled": obj.enabled},
-        )
+        # Through jobs.services.schedule_save: checked and audited like a restored schedule.
+        changed = set(form.changed_data) | ({"task"} if "regtask" in form.changed_data else set())
+        fields = {
+            name: value
+            for name, value in form.cleaned_data.items()
+            if name in SCHEDULE_FIELDS and (not change or name in changed)
+        }
+        saved = schedule_save(actor=admin_actor(request), schedule=obj if change else None, **fields)
+        obj.pk = saved.pk
 
     def delete_model(self, request, obj):
         audit_record(actor=admin_actor(request), action="schedule.delete", target=obj, details={"task": obj.task})

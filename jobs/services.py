@@ -18,15 +18,17 @@ from functools import partial
 from celery import current_app
 from celery.app.task import Task
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from core.actors import Actor, require_permission
 from core.audit import audit_record
-from core.errors import NotAllowed
+from core.errors import Invalid, NotAllowed
 from core.models import TriggerSource, model_label
+from core.saves import audited_save, invalid_from
 from jobs.durability import relaxed_from
 from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound
 from jobs.kinds import JobKind, find_kind, get_kind
@@ -483,3 +485,92 @@ def schedule_run_now(*, task: PeriodicTask, actor: Actor, reason: str = "") -> d
         details={"task": task.task, "task_id": task_id},
     )
     return {"schedule": task.name, "task": task.task, "task_id": task_id, "job_id": None, "deduplicated": False}
+
+
+# What an operator sets on a schedule (django-celery-beat's form); run bookkeeping
+# (last_run_at, total_run_count, date_changed) is beat's own.
+SCHEDULE_FIELDS = (
+    "name",
+    "task",
+    "enabled",
+    "description",
+    "interval",
+    "crontab",
+    "solar",
+    "clocked",
+    "start_time",
+    "one_off",
+    "args",
+    "kwargs",
+    "expires",
+    "expire_seconds",
+    "queue",
+    "exchange",
+    "routing_key",
+    "priority",
+    "headers",
+)
+
+
+def schedule_check(*, task: str, args: str | None, kwargs: str | None) -> None:
+    """What django-celery-beat's model does not check itself: a task name, `args` a JSON list and
+    `kwargs` a JSON object (a task is called with them). Invalid with the field errors."""
+    errors = {}
+    if not (task or "").strip():
+        errors["task"] = ["Name the task to run."]
+    for name, text, kind, label in (("args", args, list, "list"), ("kwargs", kwargs, dict, "object")):
+        try:
+            value = json.loads(text or ("[]" if kind is list else "{}"))
+        except ValueError as exc:
+            errors[name] = [f"Unable to parse JSON: {exc}"]
+            continue
+        if not isinstance(value, kind):
+            errors[name] = [f"Must be a JSON {label}."]
+    if errors:
+        message = "; ".join(f"{name}: {' '.join(messages)}" for name, messages in errors.items())
+        raise Invalid(message, field_errors=errors)
+
+
+def schedule_save(*, actor: Actor, schedule: PeriodicTask | None = None, reason: str = "", **fields) -> PeriodicTask:
+    """Create or change a periodic task (staff): schedule_check, then the model's own checks
+    (exactly one of interval / crontab / solar / clocked); Invalid says what is wrong.
+    Audited as schedule.create / schedule.change; beat re-reads it."""
+    require_permission(
+        actor.user,
+        "django_celery_beat.change_periodictask" if schedule else "django_celery_beat.add_periodictask",
+        staff=True,
+    )
+    target = schedule or PeriodicTask()
+    schedule_check(
+        task=fields.get("task", target.task),
+        args=fields.get("args", target.args),
+        kwargs=fields.get("kwargs", target.kwargs),
+    )
+    return audited_save(
+        target,
+        actor=actor,
+        action="schedule.change" if schedule else "schedule.create",
+        fields=fields,
+        allowed=SCHEDULE_FIELDS,
+        reason=reason,
+        details={"task": fields.get("task", target.task), "enabled": fields.get("enabled", target.enabled)},
+    )
+
+
+def schedule_timing(*, interval: dict | None = None, crontab: dict | None = None) -> dict:
+    """The schedule fields of a periodic task from plain values ({"every", "period"} or the
+    crontab's fields and timezone), reusing an equal schedule row; Invalid when they make none."""
+    try:
+        if interval is not None:
+            IntervalSchedule(**interval).full_clean(validate_unique=False)
+            found, _ = IntervalSchedule.objects.get_or_create(**interval)
+            return {"interval": found, "crontab": None, "solar": None, "clocked": None}
+        if crontab is not None:
+            CrontabSchedule(**crontab).full_clean(validate_unique=False)
+            found, _ = CrontabSchedule.objects.get_or_create(**crontab)
+            return {"interval": None, "crontab": found, "solar": None, "clocked": None}
+    except ValidationError as exc:
+        raise invalid_from(exc) from None
+    except TypeError as exc:  # a key the schedule does not have
+        raise Invalid(f"Not a schedule: {exc}.") from None
+    raise Invalid("A schedule needs an interval or a crontab.")
