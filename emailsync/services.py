@@ -8,13 +8,22 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from core.actors import Actor, require_permission
 from core.audit import audit_record
 from core.errors import Invalid
-from emailsync.errors import MailboxAuthError, MailboxError, MailboxFolderMissing, MailboxTLSError, UnparseableMessage
+from core.saves import validation_message
+from emailsync.errors import (
+    MailboxAuthError,
+    MailboxDNSError,
+    MailboxError,
+    MailboxFolderMissing,
+    MailboxTLSError,
+    UnparseableMessage,
+)
 from emailsync.hostcheck import check_host_allowed
 from emailsync.imap import ImapConnection, ImapSettings
 from emailsync.models import Mailbox, MailMessage, MailRule, SyncRun
@@ -48,8 +57,8 @@ MAILBOX_FIELDS = (
 class MailboxInvalid(Invalid, ValueError):
     """A mailbox setting is not acceptable; the message says why, `field` which setting (400)."""
 
-    def __init__(self, message: str, *, field: str | None = None) -> None:
-        super().__init__(message, field_errors={field: [message]} if field else None)
+    def __init__(self, message: str, *, field: str | None = None, field_errors: dict | None = None) -> None:
+        super().__init__(message, field_errors=field_errors or ({field: [message]} if field else None))
 
 
 def imap_settings_for(mailbox: Mailbox) -> ImapSettings:
@@ -67,8 +76,13 @@ def imap_settings_for(mailbox: Mailbox) -> ImapSettings:
     )
 
 
-def mailbox_validate_settings(*, host: str, security: str, port: int | None = None) -> None:
-    """Refuse plain IMAP and internal hosts unless the settings allow them, and a port outside 1-65535."""
+def mailbox_validate_settings(
+    *, host: str, security: str, port: int | None = None, require_resolvable: bool = True
+) -> None:
+    """Refuse plain IMAP and internal hosts unless the settings allow them, and a port outside 1-65535.
+
+    With `require_resolvable=False` a host name that does not resolve here and now passes (it
+    is no danger: the host is checked again before each connection)."""
     if port is not None and not 1 <= port <= 65535:
         raise MailboxInvalid(f"The port {port} is outside 1-65535.", field="port")
     if security == Mailbox.Security.PLAIN and not settings.EMAILSYNC_ALLOW_INSECURE:
@@ -78,6 +92,9 @@ def mailbox_validate_settings(*, host: str, security: str, port: int | None = No
         )
     try:
         check_host_allowed(host, allow_private=settings.EMAILSYNC_ALLOW_PRIVATE_HOSTS)
+    except MailboxDNSError as exc:
+        if require_resolvable:
+            raise MailboxInvalid(str(exc), field="host") from exc
     except MailboxError as exc:
         raise MailboxInvalid(str(exc), field="host") from exc
 
@@ -90,9 +107,13 @@ def mailbox_save(
     refresh_token: str | None = None,
     owner=None,
     reason: str = "",
+    require_resolvable: bool = True,
     **fields,
 ) -> Mailbox:
-    """Create or change a mailbox. `secret` / `refresh_token` replace the stored ones when given."""
+    """Create or change a mailbox (host and security checked: mailbox_validate_settings), audited
+    as mailbox.create / mailbox.change. `secret` / `refresh_token` replace the stored ones when
+    given. `require_resolvable=False` (a configuration restore) accepts a host name that does not
+    resolve here yet."""
     creating = mailbox is None
     require_permission(actor.user, "emailsync.add_mailbox" if creating else "emailsync.change_mailbox")
     mailbox = mailbox or Mailbox(owner=owner if owner is not None else _user_or_none(actor))
@@ -101,8 +122,14 @@ def mailbox_save(
         raise MailboxInvalid(f"Unknown mailbox fields: {', '.join(sorted(unknown))}.")
     for name, value in fields.items():
         setattr(mailbox, name, value)
+    try:
+        mailbox.full_clean()  # the model's own rules (choices, lengths, a unique name), as a form checks them
+    except ValidationError as exc:
+        raise MailboxInvalid(validation_message(exc), field_errors=exc.message_dict) from None
     if fields.keys() & {"host", "security", "port"} or creating:
-        mailbox_validate_settings(host=mailbox.host, security=mailbox.security, port=mailbox.port)
+        mailbox_validate_settings(
+            host=mailbox.host, security=mailbox.security, port=mailbox.port, require_resolvable=require_resolvable
+        )
     if secret is not None:
         mailbox.set_secret(secret)
         mailbox.access_token_expires_at = None

@@ -7,9 +7,15 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 
-from core.admin import admin_actor, apply_to_each
+from core.admin import SavedByService, admin_actor, apply_to_each
 from events.models import Event, EventDelivery, EventSubscription, ReviewDigest
-from events.services import delivery_replay, review_digest_send, subscription_clean, subscription_save
+from events.services import (
+    delivery_replay,
+    review_digest_save,
+    review_digest_send,
+    subscription_clean,
+    subscription_save,
+)
 
 
 class SubscriptionForm(forms.ModelForm):
@@ -116,7 +122,8 @@ class EventDeliveryAdmin(admin.ModelAdmin):
 
 
 @admin.register(ReviewDigest)
-class ReviewDigestAdmin(admin.ModelAdmin):
+class ReviewDigestAdmin(SavedByService, admin.ModelAdmin):
+    save_service, save_target = review_digest_save, "digest"
     list_display = ["name", "group", "enabled", "last_sent_on"]
     actions = ["send_now"]
 

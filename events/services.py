@@ -21,6 +21,7 @@ from django.utils import timezone
 from core.actors import Actor, require_permission
 from core.audit import audit_record
 from core.models import model_label
+from core.saves import audited_save
 from events import webhooks
 from events.models import Event, EventDelivery, EventSubscription, ReviewDigest
 from jobs.services import job_enqueue
@@ -52,7 +53,7 @@ def subscription_clean(*, url: str, events: list) -> list[str]:
 
 
 def subscription_save(
-    *, subscription: EventSubscription, actor: Actor, secret: str | None = None
+    *, subscription: EventSubscription, actor: Actor, secret: str | None = None, reason: str = ""
 ) -> tuple[EventSubscription, str]:
     """Create or update a webhook subscription (checked, audited).
 
@@ -64,6 +65,7 @@ def subscription_save(
         actor.user, "events.change_eventsubscription" if subscription.pk else "events.add_eventsubscription"
     )
     subscription.events = subscription_clean(url=subscription.url, events=subscription.events)
+    subscription.full_clean()  # the model's own rules (name, URL form), as the admin form checks them
     new_secret = ""
     if secret:
         new_secret = secret
@@ -80,6 +82,7 @@ def subscription_save(
             actor=actor,
             action="events.subscription_create" if created else "events.subscription_update",
             target=subscription,
+            reason=reason,
             details={
                 "url": subscription.url,
                 "events": subscription.events,
@@ -89,6 +92,23 @@ def subscription_save(
             },
         )
     return subscription, new_secret
+
+
+REVIEW_DIGEST_FIELDS = ("name", "group", "enabled")
+
+
+def review_digest_save(*, actor: Actor, digest: ReviewDigest | None = None, reason: str = "", **fields) -> ReviewDigest:
+    """Create or change a review digest (checked by the model), audited as
+    events.digest_create / events.digest_update."""
+    require_permission(actor.user, "events.change_reviewdigest" if digest else "events.add_reviewdigest")
+    return audited_save(
+        digest or ReviewDigest(),
+        actor=actor,
+        action="events.digest_update" if digest else "events.digest_create",
+        fields=fields,
+        allowed=REVIEW_DIGEST_FIELDS,
+        reason=reason,
+    )
 
 
 # --- publishing and delivery --------------------------------------------------------------------------
