@@ -84,7 +84,7 @@ def test_configuration_backup_has_no_secrets_and_restores(tmp_path):
     )
     PolicyRule.objects.create(name="po over 10k", kind="missing_po", amount=Decimal("10000.00"))
     RuntimeBudget.objects.create(kind="jobs.sleep", max_seconds=30)
-    Vendor.objects.create(name="Acme", vat_id="DE123", approval_limit=Decimal("2500.50"), status="blocked")
+    Vendor.objects.create(name="Acme", vat_id="DE136695976", approval_limit=Decimal("2500.50"), status="blocked")
     Mailbox.objects.create(
         name="ap inbox",
         host="imap.example.com",
@@ -98,7 +98,7 @@ def test_configuration_backup_has_no_secrets_and_restores(tmp_path):
     data = json.loads(text)
     assert "gAAAA-encrypted-password" not in text and "secret_ciphertext" not in text
     assert {"periodic_tasks", "alert_rules", "policy_rules", "runtime_budgets", "vendors", "mailboxes"} <= set(data)
-    assert next(v for v in data["vendors"] if v["vat_id"] == "DE123")["approval_limit"] == "2500.50"
+    assert next(v for v in data["vendors"] if v["vat_id"] == "DE136695976")["approval_limit"] == "2500.50"
     assert data["mailboxes"] == [next(m for m in data["mailboxes"] if m["name"] == "ap inbox")]
 
     AlertRule.objects.filter(name="big backlog").delete()
@@ -117,7 +117,7 @@ def test_configuration_backup_has_no_secrets_and_restores(tmp_path):
     assert restore.source == "command" and restore.details["created"]["alert_rules"] == 1
     assert AlertRule.objects.get(name="big backlog").threshold == 5000
     assert PolicyRule.objects.get(name="po over 10k").amount == Decimal("10000.00")
-    vendor = Vendor.objects.get(vat_id="DE123")
+    vendor = Vendor.objects.get(vat_id="DE136695976")
     assert (vendor.approval_limit, vendor.status) == (Decimal("2500.50"), "blocked")
     restored = Mailbox.objects.get(name="ap inbox")
     assert (restored.host, restored.folders, restored.secret_ciphertext) == ("imap.example.com", ["INBOX"], "")

@@ -15,7 +15,9 @@ from monitoring.backup import BackupInvalid, config_backup_read, config_restore
 class Command(BaseCommand):
     help = (
         "Restore a backup made by backup_config: rows are matched by name (vendors by VAT id), updated or "
-        "created; nothing is deleted. Secrets are not in backups: set mailbox passwords with add_mailbox."
+        "created through each app's save service (checked and audited as saves by the restorer; a refused "
+        "row is skipped with the reason); nothing is deleted. Secrets are not in backups: set mailbox "
+        "passwords with add_mailbox, and new event subscriptions' signing secrets in the admin."
     )
 
     def add_arguments(self, parser):
@@ -42,3 +44,5 @@ class Command(BaseCommand):
             )
         for skipped in summary.skipped:
             self.stdout.write(self.style.WARNING(f"skipped {skipped}"))
+        for note in summary.notes:
+            self.stdout.write(f"note: {note}")
