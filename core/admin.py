@@ -7,6 +7,7 @@ from typing import Any, ClassVar
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db import models
 from django.http import HttpRequest
 
 from core.actors import Actor
@@ -16,6 +17,9 @@ from core.models import AuditEntry, TriggerSource
 # What a service raises when it refuses: shown to the operator as it is, the
 # same message the API answers with.
 REFUSALS: tuple[type[Exception], ...] = (ApplicationError, PermissionDenied)
+
+# A URL typed without a scheme means https (Django 6's default; webhooks must not go out in clear).
+HTTPS_URL_FIELDS: dict[type, dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
 
 
 def admin_actor(request: HttpRequest) -> Actor:

@@ -19,6 +19,9 @@ from events.services import (
 
 
 class SubscriptionForm(forms.ModelForm):
+    url = forms.URLField(
+        max_length=500, assume_scheme="https", help_text=EventSubscription._meta.get_field("url").help_text
+    )
     events = forms.MultipleChoiceField(choices=Event.choices, widget=forms.CheckboxSelectMultiple)
     new_secret = forms.CharField(
         required=False,

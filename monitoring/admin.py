@@ -10,7 +10,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 from django.views.decorators.http import require_POST
 
-from core.admin import REFUSALS, SavedByService, admin_actor
+from core.admin import HTTPS_URL_FIELDS, REFUSALS, SavedByService, admin_actor
 from monitoring.models import (
     Alert,
     AlertNotification,
@@ -40,6 +40,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 @admin.register(AlertRule)
 class AlertRuleAdmin(SavedByService, admin.ModelAdmin):
     save_service, save_target = alert_rule_save, "rule"
+    formfield_overrides = HTTPS_URL_FIELDS
     list_display = (
         "name",
         "kind",
