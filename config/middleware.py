@@ -7,6 +7,8 @@ from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooMany
 from django.http import JsonResponse
 from django.urls import is_valid_path
 
+from config.uploads import UploadTooLarge
+
 
 class ApiTrailingSlashMiddleware:
     """Serve an API URL written without its trailing slash as if it had one.
@@ -55,8 +57,6 @@ class ApiRequestLimitsMiddleware:
     def process_exception(self, request, exception):
         if not request.path_info.startswith("/api/"):
             return None
-        from config.uploads import UploadTooLarge
-
         if isinstance(exception, UploadTooLarge):
             return _json_error(413, str(exception))
         if isinstance(exception, RequestDataTooBig):

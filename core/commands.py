@@ -19,6 +19,14 @@ class OperatorCommand(BaseCommand):
     user = None
     actor: Actor
 
+    def add_arguments(self, parser):
+        parser.add_argument("--as", dest="as_user", help="Act as this user (their visibility and permissions).")
+        self.add_actions(parser.add_subparsers(dest="action", required=True))
+
+    def add_actions(self, actions) -> None:
+        """Add one sub-parser per action: `actions.add_parser("name", ...)`, handled by `do_name`."""
+        raise NotImplementedError(f"{type(self).__name__} names no actions")
+
     def handle(self, *args, action, as_user=None, **options):
         self.user = command_user(as_user)
         self.actor = Actor(user=self.user, source=TriggerSource.COMMAND)

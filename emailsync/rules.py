@@ -320,21 +320,26 @@ def _search(rule: MailRule, name: str, text: str) -> bool:
         return False
 
 
+def default_decision(parsed: ParsedMessage, *, mailbox: Mailbox, facts: MessageFacts | None = None) -> Decision:
+    """What no rule decides: take the attachments, then the mailbox's after-processing."""
+    return Decision(
+        rule=None,
+        action=MailRule.Action.TAKE_ATTACHMENTS,
+        take=list(parsed.candidates),
+        take_body=False,
+        vendor=None,
+        invoice_owner=None,
+        after_processing=mailbox.after_processing,
+        move_to_folder=mailbox.move_to_folder,
+        facts=facts,
+    )
+
+
 def rules_decide(rules: list[MailRule], facts: MessageFacts, parsed: ParsedMessage, *, mailbox: Mailbox) -> Decision:
     """The first matching rule's decision for a message, or the default (take the attachments)."""
     rule = next((candidate for candidate in rules if rule_matches(candidate, facts)), None)
     if rule is None:
-        return Decision(
-            rule=None,
-            action=MailRule.Action.TAKE_ATTACHMENTS,
-            take=list(parsed.candidates),
-            take_body=False,
-            vendor=None,
-            invoice_owner=None,
-            after_processing=mailbox.after_processing,
-            move_to_folder=mailbox.move_to_folder,
-            facts=facts,
-        )
+        return default_decision(parsed, mailbox=mailbox, facts=facts)
     after, move_to = rule.after_processing, rule.move_to_folder
     if not after:
         # An ignored message is left alone unless its rule says otherwise.

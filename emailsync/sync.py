@@ -33,7 +33,7 @@ from emailsync.bodypdf import BodyNotRenderable, body_to_pdf
 from emailsync.errors import MailboxError, MailboxFolderMissing, MailboxProtocolError, UnparseableMessage
 from emailsync.imap import ImapConnection, MessageSummary
 from emailsync.models import Mailbox, MailLocation, MailMessage, MailRule, SyncRun
-from emailsync.rules import Decision, enabled_rules, message_facts, rules_decide
+from emailsync.rules import Decision, default_decision, enabled_rules, message_facts, rules_decide
 from invoices.models import InvoiceSource, InvoiceStatus
 from invoices.services import invoice_ingest
 
@@ -431,16 +431,7 @@ def message_decision(
 ) -> Decision:
     """What the mailbox's rules (or, without rules, the default) do with a downloaded message."""
     if not rules:  # no rules: no need to read the body or the recipients
-        return Decision(
-            rule=None,
-            action=MailRule.Action.TAKE_ATTACHMENTS,
-            take=list(parsed.candidates),
-            take_body=False,
-            vendor=None,
-            invoice_owner=None,
-            after_processing=mailbox.after_processing,
-            move_to_folder=mailbox.move_to_folder,
-        )
+        return default_decision(parsed, mailbox=mailbox)
     facts = message_facts(raw, parsed, folder=folder)
     return rules_decide(rules, facts, parsed, mailbox=mailbox)
 

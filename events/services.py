@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
 from django.utils import timezone
@@ -27,9 +29,6 @@ from events.models import Event, EventDelivery, EventSubscription, ReviewDigest
 from jobs.services import job_enqueue
 
 logger = logging.getLogger(__name__)
-
-DIGEST_LIST_LIMIT = 25
-
 
 # --- subscriptions ------------------------------------------------------------------------------------
 
@@ -226,6 +225,19 @@ def delivery_replay(*, delivery: EventDelivery, actor: Actor, reason: str = "") 
 
 # --- the review digest ---------------------------------------------------------------------------------
 
+# What waits in a person's review queue is the invoices app's to say, and invoices sits above
+# events (it publishes them): it hands its reader over at start-up (InvoicesConfig.ready) so
+# that events never imports it.
+DigestMessage = tuple[str, str]  # subject, body
+_review_digest_message: Callable[[Any], DigestMessage | None] | None = None
+
+
+def review_digest_source_set(message: Callable[[Any], DigestMessage | None]) -> None:
+    """Name the function that writes one member's digest (subject and body), or None when
+    nothing waits for them."""
+    global _review_digest_message
+    _review_digest_message = message
+
 
 def review_digest_send(*, digest: ReviewDigest, today: date | None = None, force: bool = False) -> dict:
     """Email each active member of the digest's group what waits in their review queue (once a day).
@@ -233,43 +245,19 @@ def review_digest_send(*, digest: ReviewDigest, today: date | None = None, force
     Each member gets the queue as they may see it; members with an empty queue or
     without an email address get nothing. Returns counts for the job's result.
     """
-    from invoices.selectors import review_queue, review_queue_counts
-
+    if _review_digest_message is None:
+        raise ImproperlyConfigured("No review queue is registered for the digest (the invoices app is not loaded).")
     today = today or timezone.localdate()
     if digest.last_sent_on == today and not force:
         return {"digest": digest.name, "sent": 0, "skipped": "already sent today"}
     members = get_user_model().objects.filter(groups=digest.group, is_active=True).exclude(email="")
     sent = 0
     for user in members.order_by("pk"):
-        counts = review_queue_counts(user=user)
-        if not counts["total"]:
+        message = _review_digest_message(user)
+        if message is None:
             continue
-        oldest = list(review_queue(user=user)[:DIGEST_LIST_LIMIT])
-        lines = [
-            f"{counts['total']} invoices wait for review: {counts['needs_review']} need review, "
-            f"{counts['awaiting_approval']} await approval; {counts['due_soon']} are due soon, "
-            f"{counts['unassigned']} are unassigned, {counts['mine']} are yours.",
-            "",
-        ]
-        for invoice in oldest:
-            due = f", due {invoice.due_date.isoformat()}" if invoice.due_date else ""
-            flag = " (DUE SOON)" if invoice.due_soon else ""
-            amount = f" {invoice.total_gross} {invoice.currency}" if invoice.total_gross is not None else ""
-            lines.append(
-                f"- #{invoice.pk} {invoice.seller_name or invoice.original_filename} "
-                f"{invoice.invoice_number}{amount}{due}{flag} [{invoice.get_status_display()}]"
-            )
-        if counts["total"] > len(oldest):
-            lines.append(f"... and {counts['total'] - len(oldest)} more.")
-        if settings.EVENTS_SITE_URL:
-            lines += ["", f"Open the queue: {settings.EVENTS_SITE_URL.rstrip('/')}/admin/invoices/invoice/"]
-        send_mail(
-            f"[AP Intake] {counts['total']} invoices wait for review",
-            "\n".join(lines),
-            settings.DEFAULT_FROM_EMAIL,
-            [user.email],
-            fail_silently=False,
-        )
+        subject, body = message
+        send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, [user.email], fail_silently=False)
         sent += 1
     ReviewDigest.objects.filter(pk=digest.pk).update(last_sent_on=today)
     digest.last_sent_on = today

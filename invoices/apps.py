@@ -34,7 +34,11 @@ class InvoicesConfig(AppConfig):
     def ready(self) -> None:
         from celery.signals import worker_process_init
 
+        from events.services import review_digest_source_set
         from invoices import checks, tasks  # noqa: F401  (registers the system checks and job kinds)
+        from invoices.review_digest import review_digest_message
+
+        review_digest_source_set(review_digest_message)  # the digest events sends is our review queue
 
         worker_process_init.connect(_preload_official_rules, weak=False, dispatch_uid="invoices-preload-rules")
 
@@ -48,6 +52,7 @@ def _preload_official_rules(**kwargs) -> None:
 
     if "invoices" not in current_app.amqp.queues.consume_from:
         return
+    # Here, not at the top: Django imports apps.py before any model exists.
     from invoices.validation.rules.en16931 import preload_official_rules
 
     try:

@@ -5,11 +5,11 @@ from __future__ import annotations
 from django.conf import settings
 from django.core.checks import Tags, Warning, register
 
+from invoices.ocr.engine import ocr_unavailable_reason
+
 
 @register(Tags.compatibility)
 def ocr_installed(app_configs=None, **kwargs):
-    from invoices.ocr.engine import ocr_unavailable_reason
-
     if not settings.OCR_ENABLED:
         return []
     reason = ocr_unavailable_reason()

@@ -12,8 +12,10 @@ from django.utils import timezone
 from core.actors import Actor, require_permission
 from core.audit import audit_record
 from core.errors import Invalid
+from events.services import event_publish, event_wanted
 from invoices.export import WRITERS
 from invoices.models import EXPORTABLE_STATUSES, ExportBatch, ExportItem, Invoice, InvoiceStatus
+from invoices.representation import invoice_as_dict
 from jobs.services import job_enqueue
 
 
@@ -86,9 +88,6 @@ def export_run(*, batch: ExportBatch, progress=None) -> dict:
 
 def _announce_exported(invoices: list[Invoice], now) -> None:
     """The `invoice.exported` event for each invoice this batch exported for the first time."""
-    from events.services import event_publish, event_wanted
-    from invoices.representation import invoice_as_dict
-
     if not invoices or not event_wanted("invoice.exported"):
         return
     for invoice in invoices:

@@ -11,6 +11,7 @@ from pathlib import Path
 from django.conf import settings
 
 from invoices.models import InvoiceSource
+from invoices.services import invoice_ingest_many
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +30,6 @@ def inbox_scan(*, directory: Path | None = None, progress=None, batch_size: int 
     its files move to processed/ only after it: a crash mid-batch leaves them in
     the inbox with nothing recorded, and the next scan ingests them.
     """
-    from invoices.services import invoice_ingest_many
-
     inbox = Path(directory or settings.INVOICE_INBOX_DIR)
     inbox.mkdir(parents=True, exist_ok=True)
     files = [path for path in sorted(inbox.rglob("*")) if _waiting(path, inbox)]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from invoices.models import Invoice
 from invoices.money import money_or_none
+from invoices.selectors import invoice_is_visible
 
 AMOUNT_FIELDS = ("total_net", "tax_total", "total_gross", "amount_due")
 
@@ -46,8 +47,6 @@ def invoice_as_dict(invoice: Invoice, *, file: str | None = None, viewer=None) -
 
 def visible_duplicate_of(invoice: Invoice, viewer) -> int | None:
     """The id of the invoice this one duplicates, if the viewer may see it (else None)."""
-    from invoices.selectors import invoice_is_visible
-
     if invoice.duplicate_of_id is None:
         return None
     if viewer is None or invoice_is_visible(user=viewer, invoice_id=invoice.duplicate_of_id):

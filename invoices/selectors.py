@@ -14,7 +14,10 @@ from django.conf import settings
 from django.db.models import BooleanField, Case, Count, Exists, OuterRef, Q, QuerySet, Value, When
 from django.utils import timezone
 
+from invoices.corrections import field_values
 from invoices.models import Invoice, InvoiceCorrection, InvoiceStatus, ValidationIssue
+from invoices.validation import ensure_rule_settings, rule_parameters
+from invoices.validation.rules.vendor import ApprovalThresholdRule, forget_vendor_match, invoice_vendor
 
 APPROVAL_RULE = "approval.threshold"
 
@@ -53,8 +56,6 @@ def invoice_corrections(*, invoice: Invoice, include_discarded: bool = True) -> 
 
 def invoice_field_values(*, invoice: Invoice) -> dict[str, dict]:
     """Every correctable field by path: its value now, what extraction read, and whether a person changed it."""
-    from invoices.corrections import field_values
-
     now = field_values(invoice)
     extracted = invoice.extracted_values or {}
     corrected = set(invoice.corrections.filter(discarded_at__isnull=True).values_list("field_path", flat=True))
@@ -88,9 +89,6 @@ def invoice_approval_need(*, invoice: Invoice) -> ApprovalNeed | None:
     """Whether the invoice is above its approval threshold (rule `approval.threshold`: the vendor's
     limit, else the one for its currency, else the general one), read live from the rule settings.
     None when it is not, or when the rule is switched off."""
-    from invoices.validation import ensure_rule_settings, rule_parameters
-    from invoices.validation.rules.vendor import ApprovalThresholdRule, forget_vendor_match, invoice_vendor
-
     if invoice.total_gross is None:
         return None
     rule = ApprovalThresholdRule()

@@ -23,10 +23,12 @@ from core.actors import Actor, require_permission
 from core.audit import audit_record
 from core.errors import Conflict, Invalid
 from core.saves import audited_save
+from events.services import event_publish
 from invoices import corrections as fields
 from invoices.corrections import InvalidCorrection
 from invoices.extract import extract
 from invoices.extract.base import ExtractedInvoice, InvalidInvoice
+from invoices.identity import normalise_vat_id
 from invoices.models import (
     ExportBatch,
     Invoice,
@@ -41,9 +43,10 @@ from invoices.models import (
     Vendor,
 )
 from invoices.ocr import OcrOutcome, apply_word_confidence, document_ocr, extract_scanned
+from invoices.representation import invoice_as_dict
 from invoices.selectors import invoice_approval_need, invoices_visible_to
-from invoices.validation import RULES
-from jobs.services import job_enqueue
+from invoices.validation import RULES, match_vendor, validate
+from jobs.services import job_enqueue, job_enqueue_many
 
 logger = logging.getLogger(__name__)
 
@@ -182,8 +185,6 @@ def invoice_ingest_many(
     The invoices and their jobs commit together: a crash before the commit leaves
     no invoice without its job (and the caller's files where they were).
     """
-    from jobs.services import job_enqueue_many
-
     with transaction.atomic():
         invoices = [
             invoice_ingest(
@@ -317,9 +318,6 @@ def _mark_failed(invoice: Invoice, message: str) -> Invoice:
 
 def _emit(event: str, invoice: Invoice) -> None:
     """Tell the event subscriptions (webhooks) about an invoice, once the transaction commits."""
-    from events.services import event_publish
-    from invoices.representation import invoice_as_dict
-
     event_publish(event=event, subject=invoice, payload={"invoice": invoice_as_dict(invoice)})
 
 
@@ -379,8 +377,6 @@ def _text(value: Decimal | None) -> str | None:
 
 def invoice_validate(*, invoice: Invoice) -> Invoice:
     """Run the validation rules; leave the invoice validated or needs_review."""
-    from invoices.validation import match_vendor, validate
-
     if invoice.status in (InvoiceStatus.FAILED, InvoiceStatus.DUPLICATE, InvoiceStatus.RECEIVED):
         raise InvoiceNotAllowed(f"Invoice {invoice.pk} is {invoice.status}; extract it first.")
     with transaction.atomic():
@@ -710,8 +706,6 @@ def vendor_create_from_invoice(*, invoice: Invoice, actor: Actor, revalidate: bo
     name = " ".join(invoice.seller_name.split())
     if not name:
         raise InvoiceNotAllowed("The invoice names no seller; correct the seller name first.")
-    from invoices.identity import normalise_vat_id
-
     vat_id = normalise_vat_id(invoice.seller_vat_id)
     if vat_id:
         existing = Vendor.objects.filter(vat_id=vat_id).first()

@@ -16,7 +16,9 @@ from typing import Any
 from celery import Task, states
 from django_celery_results.models import TaskResult
 
-UPDATED_COLUMNS = _UPDATED = [
+# The columns of a success row we write, task_id first (jobs.tracked inserts them in one statement)...
+RESULT_COLUMNS = (
+    "task_id",
     "status",
     "result",
     "content_type",
@@ -28,8 +30,9 @@ UPDATED_COLUMNS = _UPDATED = [
     "task_kwargs",
     "worker",
     "periodic_task_name",
-    "date_done",
-]
+)
+# ...and what a second write of the same task's row replaces.
+UPDATED_COLUMNS = [*RESULT_COLUMNS[1:], "date_done"]
 
 
 def success_row(task: Task, job_id: str, result: Any, *, schedule_name: str = "") -> TaskResult:
@@ -61,4 +64,6 @@ def success_row(task: Task, job_id: str, result: Any, *, schedule_name: str = ""
 def store_success_row(task: Task, job_id: str, result: Any, *, schedule_name: str = "") -> None:
     """Write the SUCCESS row with one INSERT ... ON CONFLICT (inside the caller's transaction)."""
     row = success_row(task, job_id, result, schedule_name=schedule_name)
-    TaskResult.objects.bulk_create([row], update_conflicts=True, unique_fields=["task_id"], update_fields=_UPDATED)
+    TaskResult.objects.bulk_create(
+        [row], update_conflicts=True, unique_fields=["task_id"], update_fields=UPDATED_COLUMNS
+    )

@@ -33,7 +33,7 @@ from jobs.durability import commit_without_waiting_for_disk, relaxed_from
 from jobs.errors import JobCancelled, JobLost, JobParamsInvalid
 from jobs.kinds import JobKind, get_kind
 from jobs.models import Job, JobExecution, JobStatus
-from jobs.results import UPDATED_COLUMNS, store_success_row, success_row
+from jobs.results import RESULT_COLUMNS, UPDATED_COLUMNS, store_success_row, success_row
 from jobs.services import job_enqueue, job_publish
 from jobs.worker_health import database_unavailable
 
@@ -363,21 +363,6 @@ _FINISH_SQL = """
     SELECT {result_values}, %s, NULL, %s FROM done
     ON CONFLICT (task_id) DO UPDATE SET {result_updates}"""
 
-_RESULT_COLUMNS = (
-    "task_id",
-    "status",
-    "result",
-    "content_type",
-    "content_encoding",
-    "meta",
-    "traceback",
-    "task_name",
-    "task_args",
-    "task_kwargs",
-    "worker",
-    "periodic_task_name",
-)
-
 
 @functools.cache
 def _finish_sql() -> str:
@@ -387,8 +372,8 @@ def _finish_sql() -> str:
         job=Job._meta.db_table,
         execution=JobExecution._meta.db_table,
         result=TaskResult._meta.db_table,
-        result_columns=", ".join(_RESULT_COLUMNS),
-        result_values=", ".join(["%s"] * len(_RESULT_COLUMNS)),
+        result_columns=", ".join(RESULT_COLUMNS),
+        result_values=", ".join(["%s"] * len(RESULT_COLUMNS)),
         result_updates=", ".join(f"{column} = EXCLUDED.{column}" for column in UPDATED_COLUMNS),
     )
 
@@ -408,7 +393,7 @@ def _finish_succeeded(job: Job, token, now, result: Any, task: Task) -> None:
         job.started_at,
         now,
         JobExecution.Outcome.SUCCEEDED,
-        *(getattr(row, column) for column in _RESULT_COLUMNS),
+        *(getattr(row, column) for column in RESULT_COLUMNS),
         now,
         now,
     ]

@@ -22,11 +22,15 @@ from django.db import IntegrityError, transaction
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from emailsync.models import Mailbox
 from jobs.errors import UnknownJobKind
 from jobs.kinds import get_kind
 from jobs.models import Job, JobStatus
+from monitoring.health import beat_heartbeat_age, health_report
 from monitoring.models import Alert, AlertNotification, AlertRule, AlertRuleKind, AlertStatus, RuntimeBudget
 from monitoring.notifications import alert_notify
+from monitoring.queues import queue_overview
+from monitoring.workers import workers_ping
 
 logger = logging.getLogger(__name__)
 
@@ -56,20 +60,14 @@ class EvaluationContext:
 
     @cached_property
     def queues(self) -> dict:
-        from monitoring.queues import queue_overview
-
         return queue_overview(now=self.now)
 
     @cached_property
     def health(self):
-        from monitoring.health import health_report
-
         return health_report()
 
     @cached_property
     def workers_online(self) -> int:
-        from monitoring.workers import workers_ping
-
         try:
             return len(workers_ping(fresh=True))
         except Exception as exc:  # the broker is down: no worker can be reached either
@@ -157,8 +155,6 @@ def _workers_below(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]
 
 
 def _beat_stale(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]:
-    from monitoring.health import beat_heartbeat_age
-
     limit = rule.threshold if rule.threshold is not None else 2 * settings.MONITORING_BEAT_HEARTBEAT_SECONDS
     age = beat_heartbeat_age(now=ctx.now)
     if age is None:
@@ -208,8 +204,6 @@ def _health_check_failing(rule: AlertRule, ctx: EvaluationContext) -> list[Obser
 
 
 def _mailbox_attention(rule: AlertRule, ctx: EvaluationContext) -> list[Observation]:
-    from emailsync.models import Mailbox
-
     observations = []
     for mailbox in Mailbox.objects.filter(enabled=True, needs_attention=True).order_by("pk"):
         what = (

@@ -305,6 +305,20 @@ def compliance_scan_run(
     return scan
 
 
+def scan_outcome(scan: ScanRun) -> dict:
+    """What a scan found, as the job's result and `run_compliance_scan --sync` print it."""
+    return {
+        "scan_id": scan.pk,
+        "mode": scan.mode,
+        "status": scan.status,
+        "records_scanned": scan.records_scanned,
+        "violations_found": scan.violations_found,
+        "violations_opened": scan.violations_opened,
+        "violations_resolved": scan.violations_resolved,
+        "duration_seconds": scan.duration_seconds,
+    }
+
+
 def _finish(scan: ScanRun, started: float) -> None:
     scan.finished_at = timezone.now()
     scan.duration_seconds = round(time.monotonic() - started, 3)

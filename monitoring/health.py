@@ -35,6 +35,9 @@ from health_check.base import HealthCheck
 from health_check.checks import Database, Storage
 from health_check.exceptions import HealthCheckException, ServiceUnavailable
 
+from monitoring.models import Heartbeat
+from monitoring.workers import workers_ping, workers_problems
+
 logger = logging.getLogger(__name__)
 
 MIGRATIONS_OK_CACHE_SECONDS = 300
@@ -183,8 +186,6 @@ class WorkersAnswer(HealthCheck):
     timeout: datetime.timedelta = dataclasses.field(default=datetime.timedelta(seconds=3), repr=False)
 
     def run(self) -> None:
-        from monitoring.workers import workers_ping, workers_problems
-
         try:
             answered = workers_ping()
             problems = workers_problems(answered)
@@ -223,8 +224,6 @@ class BeatAlive(HealthCheck):
 
 def beat_heartbeat_age(*, now: datetime.datetime | None = None) -> float | None:
     """Seconds since beat's heartbeat task last ran, or None if it never did."""
-    from monitoring.models import Heartbeat
-
     beat_at = Heartbeat.objects.filter(name="beat").values_list("beat_at", flat=True).first()
     if beat_at is None:
         return None

@@ -17,6 +17,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from jobs.models import Job, JobStatus
+from monitoring.health import health_report
 from monitoring.models import (
     Alert,
     AlertStatus,
@@ -27,6 +28,8 @@ from monitoring.models import (
     ViolationStatus,
     WorkerSnapshot,
 )
+from monitoring.queues import queue_overview
+from monitoring.workers import workers_overview
 
 logger = logging.getLogger(__name__)
 
@@ -37,8 +40,6 @@ def _prune_before() -> datetime:
 
 def health_snapshot_record() -> HealthSnapshot:
     """Run the health checks, keep the verdicts as history, drop history past MONITORING_HISTORY_DAYS."""
-    from monitoring.health import health_report
-
     report = health_report()
     snapshot = HealthSnapshot.objects.create(
         healthy=report.healthy, duration_ms=report.duration_ms, checks=[check.as_dict() for check in report.checks]
@@ -49,8 +50,6 @@ def health_snapshot_record() -> HealthSnapshot:
 
 def worker_snapshot_record() -> list[WorkerSnapshot]:
     """Ask every worker (waiting the whole timeout, so new workers are found) and keep one row per worker."""
-    from monitoring.workers import workers_overview
-
     overview = workers_overview(discover=True)
     snapshots = []
     for worker in overview["workers"]:
@@ -132,10 +131,6 @@ def temp_files_cleanup(*, older_than: timedelta) -> CleanupResult:
 
 def system_report_data(*, hours: int, now: datetime | None = None) -> dict:
     """Jobs, queues, workers, health, alerts, compliance and disk over the last `hours`."""
-    from monitoring.health import health_report
-    from monitoring.queues import queue_overview
-    from monitoring.workers import workers_overview
-
     now = now or timezone.now()
     since = now - timedelta(hours=hours)
     finished = Job.objects.filter(finished_at__gte=since, finished_at__lte=now)

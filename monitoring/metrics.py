@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from jobs.kinds import all_kinds
 from jobs.models import Job, JobStatus
+from monitoring.models import RuntimeBudget
 
 WINDOWS = {"last_minute": timedelta(minutes=1), "last_hour": timedelta(hours=1), "last_day": timedelta(days=1)}
 SLOW_JOBS_LIMIT = 10
@@ -43,8 +44,6 @@ class _KindRows:
 
 def kind_metrics(*, now: datetime | None = None) -> dict:
     """Metrics of every job kind with jobs in the last day (and every registered kind)."""
-    from monitoring.models import RuntimeBudget
-
     now = now or timezone.now()
     day_ago = now - WINDOWS["last_day"]
     budgets = dict(RuntimeBudget.objects.values_list("kind", "max_seconds"))

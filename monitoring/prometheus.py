@@ -28,6 +28,10 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from jobs.models import ACTIVE_STATUSES, Job
+from monitoring.health import beat_heartbeat_age, health_report_recent
+from monitoring.models import Alert, AlertStatus, JobCounter, MetricsCursor, PolicyRule, ScanRun, ViolationStatus
+from monitoring.queues import broker_queue_lengths, oldest_waiting_since
+from monitoring.workers import workers_ping
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +42,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def job_counters_refresh(*, now: datetime | None = None) -> int:
     """Add jobs finished since the last refresh into the running totals; returns how many."""
-    from monitoring.models import JobCounter, MetricsCursor
-
     now = now or timezone.now()
     until = now - timedelta(seconds=settings.MONITORING_METRICS_SETTLE_SECONDS)
     MetricsCursor.objects.get_or_create(name=CURSOR_NAME, defaults={"position": EPOCH})
@@ -113,8 +115,6 @@ class ApIntakeCollector(Collector):
         yield sources
 
     def _queues_from_broker(self) -> Iterator[Metric]:
-        from monitoring.queues import broker_queue_lengths
-
         lengths, error = broker_queue_lengths()
         if error:
             raise RuntimeError(error)
@@ -132,8 +132,6 @@ class ApIntakeCollector(Collector):
         yield steps
 
     def _jobs(self) -> Iterator[Metric]:
-        from monitoring.queues import oldest_waiting_since
-
         now = timezone.now()
         waiting = oldest_waiting_since(now=now)
         age = GaugeMetricFamily(
@@ -161,8 +159,6 @@ class ApIntakeCollector(Collector):
         yield dead
 
     def _job_totals(self) -> Iterator[Metric]:
-        from monitoring.models import JobCounter
-
         job_counters_refresh()
         finished = CounterMetricFamily(
             "apintake_jobs_finished", "Jobs finished, by kind and final status.", labels=["kind", "status"]
@@ -181,15 +177,11 @@ class ApIntakeCollector(Collector):
         yield runtime
 
     def _workers(self) -> Iterator[Metric]:
-        from monitoring.workers import workers_ping
-
         online = GaugeMetricFamily("apintake_workers_online", "Celery workers answering a ping (cached briefly).")
         online.add_metric([], len(workers_ping()))
         yield online
 
     def _health(self) -> Iterator[Metric]:
-        from monitoring.health import beat_heartbeat_age, health_report_recent
-
         report = health_report_recent()
         checks = GaugeMetricFamily("apintake_health_check_ok", "1 when the health check passes.", labels=["check"])
         for outcome in report.checks:
@@ -202,8 +194,6 @@ class ApIntakeCollector(Collector):
             yield beat
 
     def _alerts(self) -> Iterator[Metric]:
-        from monitoring.models import Alert, AlertStatus
-
         firing = GaugeMetricFamily("apintake_alerts_firing", "Alerts firing now.", labels=["severity"])
         counts = dict(
             Alert.objects.filter(status=AlertStatus.FIRING)
@@ -216,8 +206,6 @@ class ApIntakeCollector(Collector):
         yield firing
 
     def _compliance(self) -> Iterator[Metric]:
-        from monitoring.models import PolicyRule, ScanRun, ViolationStatus
-
         open_violations = GaugeMetricFamily(
             "apintake_compliance_open_violations", "Open policy violations per rule.", labels=["rule"]
         )

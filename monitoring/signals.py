@@ -8,6 +8,8 @@ from celery.signals import beat_embedded_init, beat_init
 from django.db import close_old_connections
 from django.utils import timezone
 
+from monitoring.models import Heartbeat
+
 logger = logging.getLogger(__name__)
 
 
@@ -20,8 +22,6 @@ def record_beat_start(sender=None, **kwargs) -> None:
     heartbeat task first runs) and a fresh stack reports `beat` unhealthy for
     30-60 s. A database that is not there yet must not stop beat starting.
     """
-    from monitoring.models import Heartbeat
-
     try:
         Heartbeat.objects.update_or_create(name="beat", defaults={"beat_at": timezone.now()})
     except Exception as exc:

@@ -17,7 +17,7 @@ from rest_framework import serializers
 from jobs.registry import job_kind
 from monitoring.alerts import alerts_evaluate
 from monitoring.backup import config_backup_write
-from monitoring.compliance import compliance_scan_run
+from monitoring.compliance import compliance_scan_run, scan_outcome
 from monitoring.maintenance import (
     health_snapshot_record,
     system_report_create,
@@ -62,17 +62,7 @@ class ScanParams(serializers.Serializer):
 )
 def compliance_scan(job, *, mode: str) -> dict:
     """Check the stored invoices against the policy rules."""
-    scan = compliance_scan_run(mode=mode, job_id=job.id, progress=job.progress)
-    return {
-        "scan_id": scan.pk,
-        "mode": scan.mode,
-        "status": scan.status,
-        "records_scanned": scan.records_scanned,
-        "violations_found": scan.violations_found,
-        "violations_opened": scan.violations_opened,
-        "violations_resolved": scan.violations_resolved,
-        "duration_seconds": scan.duration_seconds,
-    }
+    return scan_outcome(compliance_scan_run(mode=mode, job_id=job.id, progress=job.progress))
 
 
 @job_kind(

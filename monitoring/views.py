@@ -16,6 +16,7 @@ from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from monitoring.health import health_report
+from monitoring.metrics import recent_failures
 from monitoring.models import SystemReport
 from monitoring.prometheus import registry
 from monitoring.queues import queue_overview
@@ -91,8 +92,6 @@ FRAGMENTS = ("health", "queues", "workers", "charts", "running", "failures", "al
 
 
 def _fragment_context(name: str) -> dict:
-    from monitoring.metrics import recent_failures
-
     if name == "health":
         report = health_report()
         return {

@@ -14,14 +14,23 @@ from lxml import etree
 from invoices.extract.base import ExtractedInvoice, ExtractedLine, VatBreakdown
 from invoices.extract.common import (
     ValueReader,
-    complete_amount_due,
     document_type,
-    fill_confidence,
     one_line,
     parse_cefact_date,
     require_mandatory,
 )
-from invoices.extract.xmlread import TEXT_FIELDS, ChildPaths, XmlExtractor, attribute, raw_text, repeated, text
+from invoices.extract.xmlread import (
+    TEXT_FIELDS,
+    ChildPaths,
+    XmlExtractor,
+    attribute,
+    finish_reading,
+    line_from,
+    raw_text,
+    repeated,
+    text,
+    vat_row_from,
+)
 
 CII_NS = {
     "rsm": "urn:un:unece:uncefact:data:standard:CrossIndustryInvoice:100",
@@ -196,41 +205,17 @@ class CiiSyntax:
         invoice.vat_breakdown = [self._vat_row(row, reader) for row in repeated(found, "vat_rows")]
         invoice.lines = [line for item in repeated(found, "lines") if (line := self._line(item, reader)) is not None]
 
-        invoice.warnings.extend(reader.warnings)
-        if not invoice.seller_name:
-            invoice.warnings.append("The seller name (BT-27) is missing.")
-        complete_amount_due(invoice, stated=raw_text(found, "amount_due") or "")
-        fill_confidence(invoice)
-        return invoice
+        return finish_reading(invoice, found, reader)
 
     def _vat_row(self, row: etree._Element, reader: ValueReader) -> VatBreakdown:
-        found = self.vat_row.read(row)
-        return VatBreakdown(
-            category=text(found, "category"),
-            rate=reader.amount(raw_text(found, "rate"), "VAT category rate (BT-119)"),
-            taxable_amount=reader.amount(raw_text(found, "taxable_amount"), "VAT category taxable amount (BT-116)"),
-            tax_amount=reader.amount(raw_text(found, "tax_amount"), "VAT category tax amount (BT-117)"),
-            exemption_reason=one_line(raw_text(found, "exemption_reason")),
-            exemption_reason_code=text(found, "exemption_reason_code"),
-        )
+        return vat_row_from(self.vat_row.read(row), reader)
 
     def _line(self, item: etree._Element, reader: ValueReader) -> ExtractedLine | None:
         found = self.line.read(item)
-        line_id = text(found, "line_id")
-        if not line_id and not text(found, "line_amount"):
+        if not text(found, "line_id") and not text(found, "line_amount"):
             # ZUGFeRD 1.0 allows text-only items (a note between lines); they are not invoice lines.
             return None
-        where = f"Line {line_id}" if line_id else "A line"
-        return ExtractedLine(
-            line_id=line_id,
-            name=one_line(raw_text(found, "name")),
-            quantity=reader.amount(raw_text(found, "quantity"), f"{where}: quantity (BT-129)"),
-            unit_code=attribute(found, "quantity", "unitCode"),
-            net_price=reader.amount(raw_text(found, "net_price"), f"{where}: net price (BT-146)"),
-            line_amount=reader.amount(raw_text(found, "line_amount"), f"{where}: net amount (BT-131)"),
-            vat_category=text(found, "vat_category"),
-            vat_rate=reader.amount(raw_text(found, "vat_rate"), f"{where}: VAT rate (BT-152)"),
-        )
+        return line_from(found, reader)
 
 
 def _tax_ids(elements: list[etree._Element]) -> dict[str, str]:

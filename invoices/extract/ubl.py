@@ -10,14 +10,24 @@ from lxml import etree
 from invoices.extract.base import ExtractedInvoice, ExtractedLine, VatBreakdown
 from invoices.extract.common import (
     ValueReader,
-    complete_amount_due,
     document_type,
-    fill_confidence,
     one_line,
     parse_iso_date,
     require_mandatory,
 )
-from invoices.extract.xmlread import TEXT_FIELDS, ChildPaths, Found, XmlExtractor, attribute, raw_text, repeated, text
+from invoices.extract.xmlread import (
+    TEXT_FIELDS,
+    ChildPaths,
+    Found,
+    XmlExtractor,
+    attribute,
+    finish_reading,
+    line_from,
+    raw_text,
+    repeated,
+    text,
+    vat_row_from,
+)
 
 INVOICE_NS = "urn:oasis:names:specification:ubl:schema:xsd:Invoice-2"
 CREDIT_NOTE_NS = "urn:oasis:names:specification:ubl:schema:xsd:CreditNote-2"
@@ -143,12 +153,7 @@ class UblExtractor(XmlExtractor):
             invoice.vat_breakdown = [_vat_row(sub, reader) for sub in repeated(tax_total, "subtotals")]
         invoice.lines = [_line(element, reader) for element in repeated(found, "lines")]
 
-        invoice.warnings.extend(reader.warnings)
-        if not invoice.seller_name:
-            invoice.warnings.append("The seller name (BT-27) is missing.")
-        complete_amount_due(invoice, stated=raw_text(found, "amount_due") or "")
-        fill_confidence(invoice)
-        return invoice
+        return finish_reading(invoice, found, reader)
 
 
 def _tax_ids(schemes: list[etree._Element]) -> tuple[str, str]:
@@ -179,28 +184,8 @@ def _document_currency_tax_total(tax_totals: list[etree._Element], currency: str
 
 
 def _vat_row(subtotal: etree._Element, reader: ValueReader) -> VatBreakdown:
-    found = _SUBTOTAL.read(subtotal)
-    return VatBreakdown(
-        category=text(found, "category"),
-        rate=reader.amount(raw_text(found, "rate"), "VAT category rate (BT-119)"),
-        taxable_amount=reader.amount(raw_text(found, "taxable_amount"), "VAT category taxable amount (BT-116)"),
-        tax_amount=reader.amount(raw_text(found, "tax_amount"), "VAT category tax amount (BT-117)"),
-        exemption_reason=one_line(raw_text(found, "exemption_reason")),
-        exemption_reason_code=text(found, "exemption_reason_code"),
-    )
+    return vat_row_from(_SUBTOTAL.read(subtotal), reader)
 
 
 def _line(element: etree._Element, reader: ValueReader) -> ExtractedLine:
-    found = _LINE.read(element)
-    line_id = text(found, "line_id")
-    where = f"Line {line_id}" if line_id else "A line"
-    return ExtractedLine(
-        line_id=line_id,
-        name=one_line(raw_text(found, "name")),
-        quantity=reader.amount(raw_text(found, "quantity"), f"{where}: quantity (BT-129)"),
-        unit_code=attribute(found, "quantity", "unitCode"),
-        net_price=reader.amount(raw_text(found, "net_price"), f"{where}: net price (BT-146)"),
-        line_amount=reader.amount(raw_text(found, "line_amount"), f"{where}: net amount (BT-131)"),
-        vat_category=text(found, "vat_category"),
-        vat_rate=reader.amount(raw_text(found, "vat_rate"), f"{where}: VAT rate (BT-152)"),
-    )
+    return line_from(_LINE.read(element), reader)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from lxml import etree
 
-from invoices.extract.base import ExtractedInvoice, Extractor, InvalidInvoice
+from invoices.extract.base import ExtractedInvoice, ExtractedLine, Extractor, InvalidInvoice, VatBreakdown
+from invoices.extract.common import ValueReader, complete_amount_due, fill_confidence, one_line
 from invoices.extract.xmlsafe import forget_shared, parse_xml_shared, qualified_root_tag
 
 # Plain text fields every XML reader copies as read (one table for UBL and CII).
@@ -122,6 +123,48 @@ def attribute(found: Found, name: str, attr: str) -> str:
 def repeated(found: Found, name: str) -> list[etree._Element]:
     """Every element collected under a repeated name (empty list when none)."""
     return found.get(name, [])
+
+
+# Once the syntax's paths have found the elements under the same names, a VAT row, a line
+# and the end of reading are the same for UBL and CII.
+
+
+def vat_row_from(found: Found, reader: ValueReader) -> VatBreakdown:
+    """A VAT breakdown row (BG-23) from the elements found under its field names."""
+    return VatBreakdown(
+        category=text(found, "category"),
+        rate=reader.amount(raw_text(found, "rate"), "VAT category rate (BT-119)"),
+        taxable_amount=reader.amount(raw_text(found, "taxable_amount"), "VAT category taxable amount (BT-116)"),
+        tax_amount=reader.amount(raw_text(found, "tax_amount"), "VAT category tax amount (BT-117)"),
+        exemption_reason=one_line(raw_text(found, "exemption_reason")),
+        exemption_reason_code=text(found, "exemption_reason_code"),
+    )
+
+
+def line_from(found: Found, reader: ValueReader) -> ExtractedLine:
+    """An invoice line (BG-25) from the elements found under its field names."""
+    line_id = text(found, "line_id")
+    where = f"Line {line_id}" if line_id else "A line"
+    return ExtractedLine(
+        line_id=line_id,
+        name=one_line(raw_text(found, "name")),
+        quantity=reader.amount(raw_text(found, "quantity"), f"{where}: quantity (BT-129)"),
+        unit_code=attribute(found, "quantity", "unitCode"),
+        net_price=reader.amount(raw_text(found, "net_price"), f"{where}: net price (BT-146)"),
+        line_amount=reader.amount(raw_text(found, "line_amount"), f"{where}: net amount (BT-131)"),
+        vat_category=text(found, "vat_category"),
+        vat_rate=reader.amount(raw_text(found, "vat_rate"), f"{where}: VAT rate (BT-152)"),
+    )
+
+
+def finish_reading(invoice: ExtractedInvoice, found: Found, reader: ValueReader) -> ExtractedInvoice:
+    """The reader's warnings, a missing seller name, the amount due and the confidence."""
+    invoice.warnings.extend(reader.warnings)
+    if not invoice.seller_name:
+        invoice.warnings.append("The seller name (BT-27) is missing.")
+    complete_amount_due(invoice, stated=raw_text(found, "amount_due") or "")
+    fill_confidence(invoice)
+    return invoice
 
 
 class XmlExtractor(Extractor):

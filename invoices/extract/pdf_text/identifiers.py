@@ -116,15 +116,18 @@ def find_seller_vat_id(text: str) -> tuple[Found[str] | None, list[str]]:
         else:
             continue
         ranked.append((score, -start, compact, status))
+    return _best(ranked, "seller VAT id")
+
+
+def _best(ranked: list[tuple[float, int, str, str]], what: str) -> tuple[Found[str] | None, list[str]]:
+    """The best-scored candidate (the first in the text on a tie), warned about when its check digits are wrong."""
     if not ranked:
         return None, []
     score, negative_start, compact, status = max(ranked)
-    warnings = (
-        []
-        if status == "valid"
-        else [f"The seller VAT id {compact} has wrong check digits; please check it against the invoice."]
-    )
-    return Found(compact, round(score, 2), -negative_start), warnings
+    found = Found(compact, round(score, 2), -negative_start)
+    if status == "valid":
+        return found, []
+    return found, [f"The {what} {compact} has wrong check digits; please check it against the invoice."]
 
 
 # --- IBAN -----------------------------------------------------------------------------------------
@@ -170,12 +173,4 @@ def find_payment_iban(text: str) -> tuple[Found[str] | None, list[str]]:
         if debit:
             score = min(score, 0.3)
         ranked.append((score, -start, compact, status))
-    if not ranked:
-        return None, []
-    score, negative_start, compact, status = max(ranked)
-    warnings = (
-        []
-        if status == "valid"
-        else [f"The IBAN {compact} has wrong check digits; please check it against the invoice."]
-    )
-    return Found(compact, round(score, 2), -negative_start), warnings
+    return _best(ranked, "IBAN")

@@ -16,9 +16,7 @@ from invoices.services import invoice_correct
 class Command(OperatorCommand):
     help = "The review queue, and corrections of invoice fields."
 
-    def add_arguments(self, parser):
-        parser.add_argument("--as", dest="as_user", help="Act as this user (their visibility and permissions).")
-        sub = parser.add_subparsers(dest="action", required=True)
+    def add_actions(self, sub) -> None:
         queue = sub.add_parser("review-queue", help="Invoices waiting for a person, oldest first.")
         queue.add_argument("--mine", action="store_true", help="Assigned to the --as user.")
         queue.add_argument("--unassigned", action="store_true")

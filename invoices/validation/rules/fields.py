@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from invoices.extract.pdf_text import KEY_FIELDS
 from invoices.models import Invoice, OcrStatus
 from invoices.validation.base import Finding, Rule, decimal_parameter, names_parameter
 
@@ -56,19 +57,7 @@ class LowConfidenceRule(Rule):
     )
     default_parameters = {
         "threshold": "0.6",
-        "fields": [
-            "invoice_number",
-            "issue_date",
-            "due_date",
-            "currency",
-            "seller_name",
-            "seller_vat_id",
-            "payment_iban",
-            "total_net",
-            "tax_total",
-            "total_gross",
-            "amount_due",
-        ],
+        "fields": list(KEY_FIELDS),  # every field the PDF text reader gives a confidence
     }
 
     def check(self, invoice: Invoice, params: dict) -> list[Finding]:

@@ -34,9 +34,7 @@ def parse_param(text: str) -> tuple[str, object]:
 class Command(OperatorCommand):
     help = "List, show, run, cancel and retry jobs."
 
-    def add_arguments(self, parser):
-        parser.add_argument("--as", dest="as_user", help="Act as this user (checks their permissions).")
-        sub = parser.add_subparsers(dest="action", required=True)
+    def add_actions(self, sub) -> None:
         listing = sub.add_parser("list", help="Recent jobs, newest first.")
         listing.add_argument("--status", choices=JobStatus.values)
         listing.add_argument("--kind")

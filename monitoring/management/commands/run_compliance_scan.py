@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from core.actors import Actor
 from core.models import TriggerSource
-from monitoring.compliance import compliance_scan_run
+from monitoring.compliance import compliance_scan_run, scan_outcome
 from monitoring.models import ScanRun
 from monitoring.services import scan_trigger
 
@@ -31,16 +31,7 @@ class Command(BaseCommand):
                 scan = compliance_scan_run(mode=mode)
             except Exception as exc:
                 raise CommandError(f"The scan failed: {exc}") from exc
-            outcome = {
-                "scan_id": scan.pk,
-                "mode": scan.mode,
-                "status": scan.status,
-                "records_scanned": scan.records_scanned,
-                "violations_found": scan.violations_found,
-                "violations_opened": scan.violations_opened,
-                "violations_resolved": scan.violations_resolved,
-                "duration_seconds": scan.duration_seconds,
-            }
+            outcome = scan_outcome(scan)
         else:
             job = scan_trigger(actor=Actor(user=None, source=TriggerSource.COMMAND), mode=mode)
             outcome = {"job_id": str(job.pk), "mode": mode, "status": job.status, "already_running": job.deduplicated}
