@@ -373,6 +373,15 @@ class ErrorSerializer(serializers.Serializer):
     code = serializers.CharField()
 
 
+# The same shape with field errors beside detail and code (core.errors.Invalid): field name → messages.
+FIELD_ERRORS_SCHEMA = {
+    "type": "object",
+    "required": ["detail", "code"],
+    "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+    "additionalProperties": {"type": "array", "items": {"type": "string"}},
+}
+
+
 class UploadSerializer(serializers.Serializer):
     files = serializers.ListField(
         child=serializers.FileField(),
@@ -689,7 +698,11 @@ class InvoiceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         request=VendorLinkSerializer,
         responses={
             200: InvoiceDetailSerializer,
-            400: OpenApiResponse(description="Unknown vendor or bad body."),
+            400: OpenApiResponse(
+                FIELD_ERRORS_SCHEMA,
+                description="Unknown vendor, bad body, or seller data the vendor master refuses "
+                "(the field errors name the invoice fields to correct: seller_vat_id, payment_iban).",
+            ),
             403: OpenApiResponse(ErrorSerializer),
             409: OpenApiResponse(ErrorSerializer),
         },

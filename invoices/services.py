@@ -697,7 +697,9 @@ def invoice_link_vendor(*, invoice: Invoice, vendor: Vendor, actor: Actor, reval
 def vendor_create_from_invoice(*, invoice: Invoice, actor: Actor, revalidate: bool = True) -> Vendor:
     """Create a vendor from the invoice's seller data (name, VAT id, IBAN, country) and link it, audited.
 
-    Refused when a vendor with that VAT id exists already (link that one instead).
+    Refused when a vendor with that VAT id exists already (link that one instead), or when
+    vendor_save refuses the seller's VAT id or IBAN (audited as vendor.create, with the invoice
+    named in the reason).
     """
     require_permission(actor.user, "invoices.add_vendor")
     invoice.refresh_from_db()  # the seller data as saved, not as the caller last read it
@@ -716,22 +718,23 @@ def vendor_create_from_invoice(*, invoice: Invoice, actor: Actor, revalidate: bo
             )
     with transaction.atomic():
         try:
-            with transaction.atomic():
-                vendor = Vendor.objects.create(
-                    name=name[:200],
-                    vat_id=vat_id[:40],
-                    iban="".join(invoice.payment_iban.split()).upper()[:40],
-                    country=invoice.seller_country.upper()[:2],
-                    notes=f"Created from invoice {invoice.pk} on the review desk.",
-                )
-        except IntegrityError:
-            raise InvoiceNotAllowed(f"A vendor with the VAT id {vat_id} was just created; link it instead.") from None
-        audit_record(
-            actor=actor,
-            action="vendor.create_from_invoice",
-            target=vendor,
-            details={"invoice_id": invoice.pk, "vat_id": vendor.vat_id, "iban": bool(vendor.iban)},
-        )
+            # The vendor master's own save: the seller's VAT id and IBAN are checked as an
+            # operator's entry would be, so a misread one is corrected on the invoice first.
+            vendor = vendor_save(
+                actor=actor,
+                reason=f"Created from invoice {invoice.pk} on the review desk.",
+                name=name[:200],
+                vat_id=vat_id[:40],
+                iban="".join(invoice.payment_iban.split()).upper()[:40],
+                country=invoice.seller_country.upper()[:2],
+                notes=f"Created from invoice {invoice.pk} on the review desk.",
+            )
+        except Invalid as exc:
+            seller_fields = {"vat_id": "seller_vat_id", "iban": "payment_iban", "country": "seller_country"}
+            raise Invalid(
+                f"The seller data cannot make a vendor ({exc}); correct it on the invoice first.",
+                field_errors={seller_fields.get(field, field): errors for field, errors in exc.field_errors.items()},
+            ) from None
         invoice_link_vendor(invoice=invoice, vendor=vendor, actor=actor, revalidate=False)
     if revalidate:
         invoice_validate(invoice=invoice)

@@ -14,7 +14,7 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from core.admin import admin_actor
+from core.admin import REFUSALS, admin_actor
 from invoices.corrections import InvalidCorrection
 from invoices.documents.errors import DocumentUnreadable, PageOutOfRange
 from invoices.documents.original import NotAPdf, OriginalMissing, invoice_original_view, invoice_page_image
@@ -36,7 +36,6 @@ from invoices.selectors import (
 from invoices.services import (
     CORRECTABLE,
     DECIDABLE,
-    InvoiceNotAllowed,
     invoice_assign,
     invoice_decide,
     invoice_link_vendor,
@@ -44,7 +43,6 @@ from invoices.services import (
 )
 
 # Refusals a person can act on: shown as a message, never a server error.
-REFUSED = (InvoiceNotAllowed, PermissionDenied)
 ACTIONS = {"save", "revalidate", "approve", "reject", "assign_me", "unassign", "link_vendor", "create_vendor"}
 QUEUE_KEYS = ("mine", "unassigned", "assigned_to", "vendor", "rule", "amount_min", "amount_max", "due_before")
 VENDOR_CHOICES = 50
@@ -121,7 +119,7 @@ def _post(model_admin, request, invoice: Invoice, query: str):
             messages.success(request, f"Vendor {vendor.name} created from the seller data and linked.")
         else:
             return _post_form(model_admin, request, invoice, query, action, page)
-    except REFUSED as exc:
+    except REFUSALS as exc:
         messages.error(request, str(exc))
     return HttpResponseRedirect(_review_url(invoice.pk, query, page=page))
 
@@ -147,7 +145,7 @@ def _post_form(model_admin, request, invoice: Invoice, query: str, action: str, 
     except InvalidCorrection as exc:
         messages.error(request, "Nothing was saved: correct the fields marked below.")
         return _render(model_admin, request, invoice, query, posted=request.POST, errors=exc.errors, status=400)
-    except REFUSED as exc:
+    except REFUSALS as exc:
         messages.error(request, f"Nothing was saved: {exc}")
         return _render(model_admin, request, invoice, query, posted=request.POST, status=403)
     saved = f"{len(made)} correction(s) saved" if made else "No field changed"
@@ -160,7 +158,7 @@ def _post_form(model_admin, request, invoice: Invoice, query: str, action: str, 
     approve = action == "approve"
     try:
         invoice_decide(invoice=invoice, approve=approve, actor=actor, reason=decision_reason)
-    except REFUSED as exc:
+    except REFUSALS as exc:
         prefix = f"{saved}, but the invoice was not {'approved' if approve else 'rejected'}: " if made else ""
         messages.error(request, f"{prefix}{exc}")
         return HttpResponseRedirect(_review_url(invoice.pk, query, page=page))
@@ -242,7 +240,7 @@ def review_queue_view(model_admin, request):
             assignee = request.user if request.POST.get("action") == "assign_me" else None
             invoice_assign(invoice=invoice, assignee=assignee, actor=admin_actor(request))
             messages.success(request, f"Invoice {invoice.pk} {'assigned to you' if assignee else 'unassigned'}.")
-        except REFUSED as exc:
+        except REFUSALS as exc:
             messages.error(request, str(exc))
         url = reverse("admin:invoices_invoice_review_queue")
         return HttpResponseRedirect(f"{url}?{query}" if query else url)

@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 
 from invoices.models import Vendor
-from tests.invoices.review_support import PEPPOL, RIGHT_GROSS, needs_review_invoice
+from tests.invoices.review_support import PEPPOL, RIGHT_GROSS, VALID_IBAN, needs_review_invoice
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
@@ -110,6 +110,10 @@ def test_every_invoice_endpoint_answers_what_the_schema_says(clerk, make_user, c
     assert call("get", f"/api/v1/invoices/{invoice.pk}/corrections/").status_code == 200
     assert call("get", "/api/v1/invoices/review-queue/?unassigned=true").status_code == 200
     assert call("post", f"/api/v1/invoices/{invoice.pk}/assign/", {}, format="json").status_code == 200
+    refused = call("post", f"/api/v1/invoices/{invoice.pk}/vendor/", {"create_from_seller": True}, format="json")
+    assert refused.status_code == 400 and {"seller_vat_id", "payment_iban"} <= set(refused.json())
+    seller = {"seller_vat_id": "DE112345670", "payment_iban": VALID_IBAN}  # DE136695976 is Somebody Else's
+    assert call("patch", f"/api/v1/invoices/{invoice.pk}/", seller, format="json").status_code == 200
     assert (
         call("post", f"/api/v1/invoices/{invoice.pk}/vendor/", {"create_from_seller": True}, format="json").status_code
         == 200

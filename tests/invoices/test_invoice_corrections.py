@@ -9,6 +9,7 @@ import pytest
 from django.core.exceptions import PermissionDenied
 
 from core.actors import Actor
+from core.errors import Invalid
 from core.models import AuditEntry, TriggerSource
 from invoices.corrections import InvalidCorrection
 from invoices.models import Invoice, InvoiceCorrection, Vendor
@@ -188,9 +189,25 @@ def test_vendor_created_from_the_seller_data_and_its_rules_apply(clerk):
     with pytest.raises(InvoiceNotAllowed, match="link the invoice to it"):
         vendor_create_from_invoice(invoice=invoice, actor=act(clerk))
 
+    assert AuditEntry.objects.filter(action="vendor.create", target_id=str(vendor.pk)).exists()
+
     Vendor.objects.filter(pk=vendor.pk).update(status="blocked")
     other = Vendor.objects.create(name="Another Ltd", requires_purchase_order=True)
     invoice_link_vendor(invoice=invoice, vendor=other, actor=act(clerk))
     invoice.refresh_from_db()
     assert invoice.vendor == other and "vendor.purchase_order_required" in codes(invoice)
     assert AuditEntry.objects.filter(action="invoice.link_vendor").count() == 2
+
+
+def test_a_vendor_is_not_made_from_a_misread_vat_id_or_iban(clerk):
+    """The sample's own seller VAT id and IBAN fail their check digits: the vendor master refuses
+    them from the desk as from the admin, and says which invoice fields to correct."""
+    invoice = needs_review_invoice()
+    with pytest.raises(Invalid) as refused:
+        vendor_create_from_invoice(invoice=invoice, actor=act(clerk))
+    assert {"seller_vat_id", "payment_iban"} <= set(refused.value.field_errors)
+    assert "correct it on the invoice first" in str(refused.value)
+    assert not Vendor.objects.exists()
+    assert not AuditEntry.objects.filter(action__startswith="vendor.").exists()
+    invoice.refresh_from_db()
+    assert invoice.vendor is None
