@@ -15,6 +15,7 @@ done, and the next sync resumes without downloading those messages again.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -415,7 +416,7 @@ def _decide_message(
     return _Taken(message, [uid], decision, files=files, skipped=skipped, nothing_there=nothing_there)
 
 
-_DONE_FIELDS = [
+_DONE_FIELDS = (
     "status",
     "attachments",
     "invoices_created",
@@ -425,7 +426,19 @@ _DONE_FIELDS = [
     "attempts",
     "rule",
     "rule_name",
-]
+)
+
+
+def _save_done(messages: list[MailMessage]) -> None:
+    """One UPDATE per set of equal values: most messages of a batch end alike (processed, one
+    invoice, nothing skipped), and this costs a fraction of bulk_update's CASE per row."""
+    groups: dict[str, tuple[dict, list[int]]] = {}
+    for message in messages:
+        values = {name: getattr(message, name) for name in _DONE_FIELDS}
+        key = json.dumps({**values, "rule": message.rule_id}, sort_keys=True, default=str)
+        groups.setdefault(key, (values, []))[1].append(message.pk)
+    for values, pks in groups.values():
+        MailMessage.objects.filter(pk__in=pks).update(**values)
 
 
 def _ingest_taken(mailbox: Mailbox, connection: ImapConnection, batch: _TakenBatch, counts: SyncCounts) -> None:
@@ -463,7 +476,7 @@ def _ingest_taken(mailbox: Mailbox, connection: ImapConnection, batch: _TakenBat
             elif work.nothing_there:
                 message.status = MailMessage.Status.NO_CANDIDATES
                 message.error = "No attachment that could be an invoice."
-        MailMessage.objects.bulk_update([work.message for work in works], _DONE_FIELDS)
+        _save_done([work.message for work in works])
     for work in works:
         counts.attachments += len(work.files)
         counts.invoices_created += work.message.invoices_created
