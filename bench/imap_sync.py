@@ -30,12 +30,12 @@ What it measures, in this order (each first sync on a new Mailbox row, so nothin
    * baseline, stricter: `fetch(..., headers_only=True, bulk=True)`, then a full fetch
      (uid_list) of only the messages whose Content-Type is multipart/mixed;
    * ours, ingest excluded: the real `emailsync.services.mailbox_sync`, with
-     `emailsync.sync.invoice_ingest` replaced *in this process only* by a function that
+     `emailsync.sync.invoice_ingest_many` replaced *in this process only* by a function that
      records the sha256 of the bytes it is given (a benchmark-only substitution; no
      emailsync code is changed). Every message is still recorded in PostgreSQL.
-2. Ours end to end: the real `mailbox_sync` with the real `invoice_ingest` (stores the
-   file, creates the Invoice row, creates the process_invoice Job and publishes it to
-   the broker on commit; no worker runs, so the jobs stay queued).
+2. Ours end to end: the real `mailbox_sync` with the real `invoice_ingest_many` (stores
+   the files, creates the Invoice rows, creates the process_invoice Jobs of a download batch
+   with one INSERT and publishes them to the broker together on commit; no worker runs, so the jobs stay queued).
 3. Re-sync with nothing new: `mailbox_sync` again on the end-to-end mailbox, 3 times.
 
 Every figure is checked: the number of messages, and the set of attachment sha256
@@ -445,20 +445,23 @@ def _read_summary(message) -> tuple:
 
 
 class DigestRecorder:
-    """BENCHMARK-ONLY stand-in for invoices.services.invoice_ingest: records the sha256 of the
-    bytes it is given and stores nothing, so a sync can be timed with ingest excluded."""
+    """BENCHMARK-ONLY stand-in for invoices.services.invoice_ingest_many: records the sha256 of
+    the bytes it is given and stores nothing, so a sync can be timed with ingest excluded."""
 
     def __init__(self) -> None:
         self.digests: set[str] = set()
         self.calls = 0
 
-    def __call__(self, *, content: bytes, **ingest_options):
+    def __call__(self, files, **ingest_options):
         from invoices.models import InvoiceStatus
 
-        self.calls += 1
-        self.digests.add(hashlib.sha256(content).hexdigest())
-        # What the sync reads back: a new (not duplicate) invoice, as the real ingest returns for new bytes.
-        return _RecordedInvoice(status=InvoiceStatus.RECEIVED)
+        answer = []
+        for file in files:
+            self.calls += 1
+            self.digests.add(hashlib.sha256(file.content).hexdigest())
+            # What the sync reads back: a new (not duplicate) invoice, as the real ingest returns for new bytes.
+            answer.append(_RecordedInvoice(status=InvoiceStatus.RECEIVED))
+        return answer
 
 
 @dataclass(frozen=True)
@@ -471,12 +474,12 @@ def ingest_replaced_by(recorder: DigestRecorder) -> Iterator[None]:
     """Swap the name the sync module calls for the recorder, and always put the real one back."""
     import emailsync.sync as sync_module
 
-    real = sync_module.invoice_ingest
-    sync_module.invoice_ingest = recorder
+    real = sync_module.invoice_ingest_many
+    sync_module.invoice_ingest_many = recorder
     try:
         yield
     finally:
-        sync_module.invoice_ingest = real
+        sync_module.invoice_ingest_many = real
 
 
 def new_mailbox(server: DovecotServer, name: str):

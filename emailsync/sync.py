@@ -5,14 +5,17 @@ Per folder: SELECT (UIDVALIDITY), UID SEARCH SINCE the lookback date, subtract
 the UIDs already recorded (no header is fetched for them), fetch the headers of
 the rest in bulk, record each message under a unique constraint *before* any
 work is queued for it, then download only the messages with candidate
-attachments. Each message is committed on its own, so a cancel, a crash or a
-dropped connection keeps what was done, and the next sync resumes without
-downloading those messages again.
+attachments. The invoices of a download batch are ingested together, their
+processing jobs queued with one INSERT and one broker round trip
+(invoice_ingest_many), in the same commit that records the batch's messages as
+done; so a cancel, a crash or a dropped connection keeps every batch that was
+done, and the next sync resumes without downloading those messages again.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,7 +38,7 @@ from emailsync.imap import ImapConnection, MessageSummary
 from emailsync.models import Mailbox, MailLocation, MailMessage, MailRule, SyncRun
 from emailsync.rules import Decision, default_decision, enabled_rules, message_facts, rules_decide
 from invoices.models import InvoiceSource, InvoiceStatus
-from invoices.services import invoice_ingest
+from invoices.services import IngestFile, invoice_ingest_many
 
 logger = logging.getLogger(__name__)
 
@@ -127,10 +130,15 @@ def mailbox_scan(
                 ).select_related("message")
             }
             batch = _without_oversize(batch, messages, counts)  # not even downloaded
+            taken = _TakenBatch()
             for uid, raw in connection.fetch_raw(batch, batch_size=batch_size):
-                _process_message(
-                    mailbox, connection, messages.get(uid), uid, raw, counts, rules=rules, folder=plan.name
-                )
+                work = _decide_message(mailbox, messages.get(uid), uid, raw, counts, rules=rules, folder=plan.name)
+                if work is not None:
+                    taken.add(work)
+                if taken.size >= settings.EMAILSYNC_MESSAGE_MAX_EXPANDED_BYTES:  # bounds what waits in memory
+                    _ingest_taken(mailbox, connection, taken, counts)
+                    taken = _TakenBatch()
+            _ingest_taken(mailbox, connection, taken, counts)
             done += len(batch)
             _save_counts(run, counts)
             progress(done, total, f"{plan.name}: attachments of {done} of {total} processed")
@@ -315,9 +323,36 @@ def _record(
     return existing, created
 
 
-def _process_message(
+@dataclass
+class _Taken:
+    """A downloaded message, decided: what to ingest from it and how to record it."""
+
+    message: MailMessage
+    uids: list[int]  # the message's UIDs in this folder (a copy under a second UID is marked too)
+    decision: Decision
+    files: list[IngestFile]
+    skipped: list[SkippedPart]
+    nothing_there: bool
+
+
+@dataclass
+class _TakenBatch:
+    """The decided messages of a download batch, ingested together."""
+
+    by_message: dict[int, _Taken] = field(default_factory=dict)
+    size: int = 0
+
+    def add(self, work: _Taken) -> None:
+        known = self.by_message.get(work.message.pk)
+        if known is not None:  # the same message under a second UID: processed once
+            known.uids.extend(work.uids)
+            return
+        self.by_message[work.message.pk] = work
+        self.size += sum(len(file.content) for file in work.files)
+
+
+def _decide_message(
     mailbox: Mailbox,
-    connection: ImapConnection,
     message: MailMessage | None,
     uid: int,
     raw: bytes,
@@ -325,66 +360,44 @@ def _process_message(
     *,
     rules: list[MailRule],
     folder: str,
-) -> None:
+) -> _Taken | None:
+    """Parse a downloaded message and decide what to take from it; a message that cannot be read
+    (or whose body cannot be rendered) is recorded at once with its error, and None returned."""
     if message is None or message.status not in (MailMessage.Status.PENDING, MailMessage.Status.FAILED):
-        return
+        return None
     message.attempts += 1
     try:
         parsed = parse_message(raw)
         decision = message_decision(mailbox, rules, raw, parsed, folder=folder)
     except MessageOverBudget as exc:
         _skip(message, exc.reason, counts)
-        return
+        return None
     except UnparseableMessage as exc:
         _fail(message, f"The message cannot be read: {exc.reason}", counts)
-        return
+        return None
     except Exception as exc:  # hostile input must never stop the scan
         logger.exception("Unexpected error parsing message %s of %s", uid, mailbox)
         _fail(message, f"The message cannot be read: {type(exc).__name__}: {exc}", counts)
-        return
-    message.rule, message.rule_name = decision.rule, decision.rule_name[:200]
+        return None
     if decision.action == MailRule.Action.IGNORE:
-        message.status = MailMessage.Status.IGNORED
-        message.attachments = message.invoices_created = 0
-        message.skipped_parts, message.error = [], ""
-        message.processed_at = timezone.now()
-        message.save(
-            update_fields=[
-                "status",
-                "attachments",
-                "invoices_created",
-                "skipped_parts",
-                "error",
-                "processed_at",
-                "attempts",
-                "rule",
-                "rule_name",
-            ]
-        )
-        _after_processing(mailbox, connection, uid, decision)
-        return
+        return _Taken(message, [uid], decision, files=[], skipped=[], nothing_there=False)
     owner = decision.invoice_owner or mailbox.owner
-    created = 0
-    for attachment in decision.take:
-        invoice = invoice_ingest(
+    files = [
+        IngestFile(
             content=attachment.content,
             filename=attachment.filename or "attachment",
-            source=InvoiceSource.EMAIL,
+            source_ref=_source_ref(mailbox, message, attachment),
             owner=owner,
             vendor=decision.vendor,
-            source_ref=_source_ref(mailbox, message, attachment),
-            once_per_source_ref=True,
         )
-        counts.attachments += 1
-        if invoice.status != InvoiceStatus.DUPLICATE:
-            created += 1
+        for attachment in decision.take
+    ]
     if decision.take_body:
         try:
-            created += _ingest_body(mailbox, message, raw, parsed, decision, owner, folder)
+            files.append(_body_file(mailbox, message, parsed, decision, owner))
         except BodyNotRenderable as exc:
             _fail(message, str(exc), counts)
-            return
-        counts.attachments += 1
+            return None
     taken = {id(part) for part in decision.take}
     left_out = [part for part in parsed.candidates if id(part) not in taken]
     skipped = [
@@ -399,31 +412,76 @@ def _process_message(
             for part in left_out
         ),
     ]
-    counts.invoices_created += created
-    counts.skipped += len(skipped)
     nothing_there = not parsed.candidates and not parsed.skipped and not decision.take_body
-    message.status = MailMessage.Status.NO_CANDIDATES if nothing_there else MailMessage.Status.PROCESSED
-    message.attachments = len(decision.take) + (1 if decision.take_body else 0)
-    message.invoices_created = created
-    message.skipped_parts = [
-        {"filename": part.filename, "content_type": part.content_type, "reason": part.reason} for part in skipped
-    ]
-    message.error = "No attachment that could be an invoice." if nothing_there else ""
-    message.processed_at = timezone.now()
-    message.save(
-        update_fields=[
-            "status",
-            "attachments",
-            "invoices_created",
-            "skipped_parts",
-            "error",
-            "processed_at",
-            "attempts",
-            "rule",
-            "rule_name",
-        ]
-    )
-    _after_processing(mailbox, connection, uid, decision)
+    return _Taken(message, [uid], decision, files=files, skipped=skipped, nothing_there=nothing_there)
+
+
+_DONE_FIELDS = (
+    "status",
+    "attachments",
+    "invoices_created",
+    "skipped_parts",
+    "error",
+    "processed_at",
+    "attempts",
+    "rule",
+    "rule_name",
+)
+
+
+def _save_done(messages: list[MailMessage]) -> None:
+    """One UPDATE per set of equal values: most messages of a batch end alike (processed, one
+    invoice, nothing skipped), and this costs a fraction of bulk_update's CASE per row."""
+    groups: dict[str, tuple[dict, list[int]]] = {}
+    for message in messages:
+        values = {name: getattr(message, name) for name in _DONE_FIELDS}
+        key = json.dumps({**values, "rule": message.rule_id}, sort_keys=True, default=str)
+        groups.setdefault(key, (values, []))[1].append(message.pk)
+    for values, pks in groups.values():
+        MailMessage.objects.filter(pk__in=pks).update(**values)
+
+
+def _ingest_taken(mailbox: Mailbox, connection: ImapConnection, batch: _TakenBatch, counts: SyncCounts) -> None:
+    """Ingest the batch's files with one invoice_ingest_many (one INSERT of processing jobs, one
+    broker round trip) and record its messages as done in the same commit; then apply the
+    after-processing actions, so a message is marked or moved only once its invoices are safe.
+
+    A crash before the commit leaves the messages pending with nothing ingested; one after it and
+    before the marks leaves them done and unmarked, as before.
+    """
+    works = list(batch.by_message.values())
+    if not works:
+        return
+    now = timezone.now()
+    with transaction.atomic():
+        invoices = invoice_ingest_many(
+            [file for work in works for file in work.files], source=InvoiceSource.EMAIL, once_per_source_ref=True
+        )
+        start = 0
+        for work in works:
+            message, decision = work.message, work.decision
+            mine = invoices[start : start + len(work.files)]
+            start += len(work.files)
+            message.rule, message.rule_name = decision.rule, decision.rule_name[:200]
+            message.processed_at = now
+            message.attachments = len(work.files)
+            message.invoices_created = sum(1 for invoice in mine if invoice.status != InvoiceStatus.DUPLICATE)
+            message.skipped_parts = [
+                {"filename": part.filename, "content_type": part.content_type, "reason": part.reason}
+                for part in work.skipped
+            ]
+            message.status, message.error = MailMessage.Status.PROCESSED, ""
+            if decision.action == MailRule.Action.IGNORE:
+                message.status = MailMessage.Status.IGNORED
+            elif work.nothing_there:
+                message.status = MailMessage.Status.NO_CANDIDATES
+                message.error = "No attachment that could be an invoice."
+        _save_done([work.message for work in works])
+    for work in works:
+        counts.attachments += len(work.files)
+        counts.invoices_created += work.message.invoices_created
+        counts.skipped += len(work.skipped)
+    _after_processing(mailbox, connection, works)
 
 
 def message_decision(
@@ -436,25 +494,20 @@ def message_decision(
     return rules_decide(rules, facts, parsed, mailbox=mailbox)
 
 
-def _ingest_body(
-    mailbox: Mailbox, message: MailMessage, raw: bytes, parsed: ParsedMessage, decision: Decision, owner, folder: str
-) -> int:
-    """Render the body to a PDF and ingest it as the message's invoice; 1 if a new invoice was made."""
+def _body_file(mailbox: Mailbox, message: MailMessage, parsed: ParsedMessage, decision: Decision, owner) -> IngestFile:
+    """The body rendered to a PDF, to be ingested as the message's invoice."""
     facts = decision.facts
     sent = message.sent_at.isoformat() if message.sent_at else ""
     pdf = body_to_pdf(
         subject=parsed.subject, sender=parsed.sender, sent_at=sent, body_html=facts.body_html, body_text=facts.body_text
     )
-    invoice = invoice_ingest(
+    return IngestFile(
         content=pdf,
         filename=_body_filename(parsed.subject),
-        source=InvoiceSource.EMAIL,
+        source_ref=f"email:{mailbox.pk}:{message.pk}:body",
         owner=owner,
         vendor=decision.vendor,
-        source_ref=f"email:{mailbox.pk}:{message.pk}:body",
-        once_per_source_ref=True,
     )
-    return 0 if invoice.status == InvoiceStatus.DUPLICATE else 1
 
 
 def _body_filename(subject: str) -> str:
@@ -498,20 +551,29 @@ def _fail(message: MailMessage, error: str, counts: SyncCounts) -> None:
     message.save(update_fields=["status", "error", "attempts"])
 
 
-def _after_processing(mailbox: Mailbox, connection: ImapConnection, uid: int, decision: Decision) -> None:
-    action = decision.after_processing
-    if action != Mailbox.AfterProcessing.NOTHING and connection.selected_read_only:
-        logger.info("Not %s message %s in %s: the folder may only be read", action, uid, mailbox)
+def _after_processing(mailbox: Mailbox, connection: ImapConnection, works: list[_Taken]) -> None:
+    """The after-processing actions of a batch, one IMAP command per action and target folder."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for work in works:
+        decision = work.decision
+        if decision.after_processing == Mailbox.AfterProcessing.NOTHING:
+            continue
+        if decision.after_processing == Mailbox.AfterProcessing.MOVE and not decision.move_to_folder:
+            continue
+        groups.setdefault((decision.after_processing, decision.move_to_folder), []).extend(work.uids)
+    if groups and connection.selected_read_only:
+        logger.info("Not marking or moving %s message(s) in %s: the folder may only be read", len(works), mailbox)
         return
-    try:
-        if action == Mailbox.AfterProcessing.MARK_SEEN:
-            connection.mark_seen([uid])
-        elif action == Mailbox.AfterProcessing.FLAG:
-            connection.add_flag([uid], "\\Flagged")
-        elif action == Mailbox.AfterProcessing.MOVE and decision.move_to_folder:
-            connection.move([uid], decision.move_to_folder)
-    except MailboxError as exc:  # the invoice is safe; the mark is a courtesy
-        logger.warning("Could not %s message %s in %s: %s", action, uid, mailbox, exc)
+    for (action, folder), uids in groups.items():
+        try:
+            if action == Mailbox.AfterProcessing.MARK_SEEN:
+                connection.mark_seen(uids)
+            elif action == Mailbox.AfterProcessing.FLAG:
+                connection.add_flag(uids, "\\Flagged")
+            elif action == Mailbox.AfterProcessing.MOVE:
+                connection.move(uids, folder)
+        except MailboxError as exc:  # the invoices are safe; the mark is a courtesy
+            logger.warning("Could not %s messages %s in %s: %s", action, uids, mailbox, exc)
 
 
 def _save_counts(run: SyncRun, counts: SyncCounts) -> None:

@@ -10,7 +10,7 @@ import hashlib
 import logging
 from collections.abc import Iterable
 from decimal import Decimal
-from typing import cast
+from typing import Any, NamedTuple, cast
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -175,37 +175,55 @@ def _process_priority(source: str) -> int:
     return 3 if source in (InvoiceSource.UPLOAD, InvoiceSource.ADMIN) else 5
 
 
-def invoice_ingest_many(
-    files: Iterable[tuple[bytes, str, str]], *, source: str, owner=None, once_per_source_ref: bool = False
-) -> list[Invoice]:
-    """Ingest a batch of files, each (content, filename, source_ref), as invoice_ingest
-    does, and queue the processing of those that need it with one job_enqueue_many
-    (one INSERT, one broker round trip) instead of one job per file.
+class IngestFile(NamedTuple):
+    """One file for invoice_ingest_many; owner and vendor, when given, override the batch's
+    (a mail rule decides them per message)."""
 
-    The invoices and their jobs commit together: a crash before the commit leaves
-    no invoice without its job (and the caller's files where they were).
+    content: bytes
+    filename: str
+    source_ref: str = ""
+    owner: Any = None
+    vendor: Any = None
+
+
+def invoice_ingest_many(
+    files: Iterable[tuple], *, source: str, owner=None, once_per_source_ref: bool = False
+) -> list[Invoice]:
+    """Ingest a batch of files, each an IngestFile or (content, filename, source_ref), as
+    invoice_ingest does, and queue the processing of those that need it with one
+    job_enqueue_many (one INSERT, one broker round trip) instead of one job per file;
+    one per owner when files name different owners (a job belongs to its invoice's owner).
+
+    The invoices and their jobs commit together (with the caller's transaction, if any): a
+    crash before the commit leaves no invoice without its job (and the caller's files where
+    they were).
     """
     with transaction.atomic():
-        invoices = [
-            invoice_ingest(
-                content=content,
-                filename=filename,
-                source=source,
-                owner=owner,
-                source_ref=source_ref,
-                process=False,
-                once_per_source_ref=once_per_source_ref,
-            )
-            for content, filename, source_ref in files
-        ]
+        invoices = []
         # Duplicates and over-size files are not processed; a file returned again
         # (once_per_source_ref) whose job is still active is deduplicated by its unique key.
-        waiting = {invoice.pk: invoice for invoice in invoices if invoice.status == InvoiceStatus.RECEIVED}
-        if waiting:
+        waiting: dict[Any, tuple[Any, dict[int, None]]] = {}  # owner pk: (owner, invoice pks)
+        for item in files:
+            file = IngestFile(*item)
+            file_owner = file.owner if file.owner is not None else owner
+            invoice = invoice_ingest(
+                content=file.content,
+                filename=file.filename,
+                source=source,
+                owner=file_owner,
+                source_ref=file.source_ref,
+                process=False,
+                once_per_source_ref=once_per_source_ref,
+                vendor=file.vendor,
+            )
+            invoices.append(invoice)
+            if invoice.status == InvoiceStatus.RECEIVED:
+                waiting.setdefault(getattr(file_owner, "pk", None), (file_owner, {}))[1][invoice.pk] = None
+        for job_owner, pks in waiting.values():
             job_enqueue_many(
                 "invoices.process_invoice",
-                [{"invoice_id": pk} for pk in waiting],
-                owner=owner,
+                [{"invoice_id": pk} for pk in pks],
+                owner=job_owner,
                 priority=_process_priority(source),
             )
     return invoices

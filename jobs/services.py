@@ -112,7 +112,11 @@ def job_enqueue_many(
     by an active job, that job (with `deduplicated` True), as job_enqueue does.
     """
     job_kind = get_kind(kind)
-    jobs = [_new_job(job_kind, params, owner=owner, priority=priority, source=source) for params in params_list]
+    validated = [job_kind.validate(params) for params in params_list]
+    jobs = [
+        _new_job(job_kind, params, owner=owner, subject=subject, priority=priority, source=source, validated=True)
+        for params, subject in zip(validated, _subjects_of(job_kind, validated), strict=True)
+    ]
     with transaction.atomic():
         # Rows whose unique key is taken are skipped by the database, not raised.
         Job.objects.bulk_create(jobs, batch_size=1000, ignore_conflicts=any(job.unique_key for job in jobs))
@@ -151,9 +155,10 @@ def _new_job(
     schedule_name="",
     retry_of=None,
     job_id=None,
+    validated=False,
 ) -> Job:
-    """An unsaved Job of a kind, with validated parameters."""
-    params = job_kind.validate(params)
+    """An unsaved Job of a kind, with validated parameters (`validated`: the caller validated them)."""
+    params = params if validated and params is not None else job_kind.validate(params)
     subject = subject if subject is not None else _subject_of(job_kind, params)
     now = timezone.now()
     if isinstance(expires, int | float):
@@ -211,6 +216,19 @@ def _insert_unless_active(job: Job) -> Job | None:
                 return active
             # The holder finished between our insert and our read: try again.
     raise JobNotAllowed(f"Could not enqueue {job.kind}: unique key {job.unique_key!r} is contended.")
+
+
+def _subjects_of(kind: JobKind, params_list: list[dict]) -> list:
+    """The subjects of many jobs of one kind, read with one query per 1,000 (None where not found:
+    _new_job then asks again, one at a time)."""
+    if kind.subject is None:
+        return [None] * len(params_list)
+    keys = [params.get(kind.subject.param) for params in params_list]
+    wanted = list({key for key in keys if key is not None})
+    found: dict = {}
+    for start in range(0, len(wanted), 1000):
+        found.update(kind.subject.everything().in_bulk(wanted[start : start + 1000]))
+    return [found.get(key) for key in keys]
 
 
 def _subject_of(kind: JobKind, params: dict):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -59,3 +60,22 @@ def zip_attachment(name: str, paths: list[Path]) -> tuple[str, bytes, str]:
 
 def plain_mail(subject: str) -> bytes:
     return invoice_mail(subject, [])
+
+
+def numbered_invoices(count: int, prefix: str) -> list[bytes]:
+    """`count` emails, each with a distinct UBL invoice (its own number, so its own bytes)."""
+    template = UBL.read_bytes()
+    first_id = re.search(rb"<cbc:ID>[^<]*</cbc:ID>", template).group(0)
+    return [
+        invoice_mail(
+            f"Invoice {prefix}-{n}",
+            [
+                (
+                    f"{prefix}-{n}.xml",
+                    template.replace(first_id, f"<cbc:ID>{prefix}-{n}</cbc:ID>".encode(), 1),
+                    "application/xml",
+                )
+            ],
+        )
+        for n in range(count)
+    ]

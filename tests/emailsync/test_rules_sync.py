@@ -18,6 +18,7 @@ from emailsync.models import Mailbox, MailMessage, MailRule
 from emailsync.services import mail_rule_save, mailbox_rules_test, mailbox_sync
 from invoices.models import Invoice, Vendor
 from invoices.services import invoice_process
+from jobs.models import Job
 from tests.emailsync.messages import CII, PLAIN_PDF, UBL, file_attachment, invoice_mail
 
 pytestmark = [pytest.mark.imap, pytest.mark.django_db]
@@ -168,6 +169,10 @@ def test_rules_decide_each_message_of_a_real_sync(imap_settings, imap_user, make
     taken = Invoice.objects.get(source_ref__startswith=f"email:{mailbox.pk}:{supplier.pk}:")
     assert taken.original_filename == UBL.name and taken.owner == payables and taken.vendor == vendor
     assert "\\Flagged" in inbox["Invoice 7 and statement"]
+    # Queued in one batch with the others, its processing job still belongs to the invoice's owner.
+    processing = Job.objects.filter(kind="invoices.process_invoice")
+    assert processing.get(params__invoice_id=taken.pk).owner == payables
+    assert processing.count() == 3 and set(processing.values_list("owner", flat=True)) == {owner.pk, payables.pk}
     # Validation keeps the vendor the rule assigned instead of matching the seller.
     assert invoice_process(invoice=taken).vendor == vendor
     # The body became a PDF invoice linked to its message; nothing was fetched while rendering it.

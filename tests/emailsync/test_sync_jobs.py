@@ -3,8 +3,6 @@ server outage mid-sync, and two mailboxes at once on two workers."""
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from core.actors import Actor
@@ -13,32 +11,13 @@ from emailsync.models import Mailbox, MailMessage, SyncRun
 from emailsync.services import mailbox_sync_enqueue
 from invoices.models import Invoice, InvoiceStatus
 from jobs.models import Job, JobStatus
-from tests.emailsync.messages import UBL, invoice_mail
+from tests.emailsync.messages import numbered_invoices
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 
 pytestmark = [pytest.mark.imap, pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SYSTEM = Actor(user=None, source=TriggerSource.COMMAND)
-
-
-def numbered_invoices(count: int, prefix: str) -> list[bytes]:
-    """`count` emails, each with a distinct UBL invoice (its own number, so its own bytes)."""
-    template = UBL.read_bytes()
-    first_id = re.search(rb"<cbc:ID>[^<]*</cbc:ID>", template).group(0)
-    return [
-        invoice_mail(
-            f"Invoice {prefix}-{n}",
-            [
-                (
-                    f"{prefix}-{n}.xml",
-                    template.replace(first_id, f"<cbc:ID>{prefix}-{n}</cbc:ID>".encode(), 1),
-                    "application/xml",
-                )
-            ],
-        )
-        for n in range(count)
-    ]
 
 
 def mailbox_for(user, name) -> Mailbox:

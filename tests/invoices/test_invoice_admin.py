@@ -62,3 +62,25 @@ def test_reject_from_the_invoice_page_needs_a_reason(admin_client):
     assert Invoice.objects.get(pk=invoice.pk).status != InvoiceStatus.REJECTED
     admin_client.post(url, {"decision": "reject", "reason": "duplicate of paper invoice"})
     assert Invoice.objects.get(pk=invoice.pk).status == InvoiceStatus.REJECTED
+
+
+def test_exporting_n_invoices_queues_one_job_from_the_admin_and_the_api(admin_client, client_for):
+    from django.contrib.auth import get_user_model
+
+    from invoices.models import ExportBatch
+    from jobs.models import Job
+
+    picked = [invoice_import_sync(content=path.read_bytes(), filename=path.name).pk for path in (UBL, PEPPOL)]
+    Invoice.objects.filter(pk__in=picked).update(status=InvoiceStatus.APPROVED)
+    admin_client.post(
+        reverse("admin:invoices_invoice_changelist"), {"action": "export_csv", "_selected_action": picked}
+    )
+    api = client_for(get_user_model().objects.get(username="root"))
+    response = api.post("/api/v1/exports/", {"format": "json", "invoice_ids": picked}, format="json")
+    assert response.status_code == 202, response.content
+
+    exports = Job.objects.filter(kind="invoices.export_invoices")
+    assert exports.count() == 2  # one per export, whatever the number of invoices in it
+    for batch in ExportBatch.objects.all():
+        assert batch.items.count() == 2
+        assert exports.filter(params__export_id=batch.pk).count() == 1
