@@ -27,7 +27,11 @@ per request, from writing the request to reading the whole response (gunicorn's
 sync workers close the connection after each response; wrk reconnects). An
 endpoint's percentiles are over all its rounds (each round's distribution, as 1,000
 quantiles from wrk, weighted by its request count); the POST / trivial p99 ratio is
-given over all rounds and per round (POST and trivial measured a few seconds apart). Any
+given over all rounds and per round (POST and trivial measured a few seconds apart).
+Beside latency, the CPU time the gunicorn workers and the PostgreSQL backends of the
+benchmark database spent per answered request (from /proc; Redis and wrk not
+counted): on a machine shared with other work, a cost that moves far less than
+latency. Any
 answer other than 2xx counts as an error and is printed; the number of Job rows
 is checked against the number of 202 answers.
 
@@ -100,6 +104,14 @@ class Phase:
     max: float
     quantiles: list[float]  # 1,000 quantiles of the latency (ms), each 1/1000 of the requests
     round_p99s: list[float]
+    web_cpu: float = 0.0  # CPU seconds of the gunicorn workers over the phase
+    db_cpu: float = 0.0  # CPU seconds of the PostgreSQL backends serving the benchmark database
+
+    @property
+    def cpu_ms_per_request(self) -> tuple[float, float]:
+        """(gunicorn, PostgreSQL) CPU ms per answered request: a cost the machine's other
+        load changes far less than latency."""
+        return (1000 * self.web_cpu / self.requests, 1000 * self.db_cpu / self.requests) if self.requests else (0, 0)
 
     @property
     def per_second(self) -> float:
@@ -124,6 +136,39 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--budget", type=int, default=600, help="stop after this many seconds (default 600)")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database at the end")
     return parser.parse_args(argv)
+
+
+CPU_METER: dict[str, object] = {}  # "server": the gunicorn master pid, "database": the benchmark database
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    ticks = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _web_pids() -> list[int]:
+    master = CPU_METER.get("server")
+    if master is None:
+        return []
+    found = subprocess.run(["pgrep", "-P", str(master)], capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def _db_pids() -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            [CPU_METER.get("database")],
+        )
+        return [pid for (pid,) in cursor.fetchall()]
 
 
 def free_port() -> int:
@@ -198,6 +243,8 @@ def run_wrk(
     """`clients` connections send requests back to back for `seconds`; wrk's figures."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
+    web_pids, db_pids = _web_pids(), _db_pids()
+    web_before, db_before = _cpu_seconds(web_pids), _cpu_seconds(db_pids)
     try:
         completed = subprocess.run(
             [
@@ -222,6 +269,7 @@ def run_wrk(
     finally:
         os.unlink(handle.name)
     time.sleep(1)  # wrk leaves up to `clients` requests in flight: let the server finish them
+    web_cpu, db_cpu = _cpu_seconds(web_pids) - web_before, _cpu_seconds(db_pids) - db_before
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     quantiles = [line for line in completed.stdout.splitlines() if line.startswith("QUANTILES ")]
     if completed.returncode != 0 or not lines or not quantiles:
@@ -239,6 +287,8 @@ def run_wrk(
         max=data["max"] / 1000,
         quantiles=[int(value) / 1000 for value in quantiles[-1].split()[1:]],
         round_p99s=[data["p99"] / 1000],
+        web_cpu=web_cpu,
+        db_cpu=db_cpu,
     )
 
 
@@ -273,6 +323,8 @@ def merged(rounds: list[Phase]) -> Phase:
         max=max(phase.max for phase in rounds),
         quantiles=[value for value, _ in weighted],
         round_p99s=[p for phase in rounds for p in phase.round_p99s],
+        web_cpu=sum(phase.web_cpu for phase in rounds),
+        db_cpu=sum(phase.db_cpu for phase in rounds),
     )
 
 
@@ -340,6 +392,8 @@ def report(phases: list[Phase]) -> None:
             f"{phase.p90:.1f}",
             f"{phase.p99:.1f}",
             f"{phase.max:.1f}",
+            f"{phase.cpu_ms_per_request[0]:.2f}",
+            f"{phase.cpu_ms_per_request[1]:.2f}",
             "met" if phase.p99 < TARGET_P99_MS else "NOT met",
         ]
         for phase in phases
@@ -355,6 +409,8 @@ def report(phases: list[Phase]) -> None:
             "p90 ms",
             "p99 ms",
             "max ms",
+            "web CPU ms/req",
+            "PG CPU ms/req",
             f"p99 < {TARGET_P99_MS:.0f} ms",
         ],
         rows,
@@ -371,7 +427,9 @@ def report(phases: list[Phase]) -> None:
             per_round = " / ".join(f"{a / b:.2f}" for a, b in zip(post.round_p99s, trivial.round_p99s, strict=True))
             print(
                 f"{setup}: POST p99 / trivial view p99 = {ratio:.2f} over all rounds, per round {per_round} "
-                f"(target <= 2: {'met' if ratio <= 2 else 'NOT met'})"
+                f"(target <= 2: {'met' if ratio <= 2 else 'NOT met'}); "
+                f"CPU per request (web + PostgreSQL) POST / trivial = "
+                f"{sum(post.cpu_ms_per_request) / sum(trivial.cpu_ms_per_request):.2f}"
             )
 
 
@@ -432,6 +490,7 @@ def main(argv: list[str]) -> int:
                 ],
                 env=server_env,
             ).start()
+            CPU_METER.update(server=server.process.pid, database=args.database)
             wait_until(lambda: _answers(port, token), timeout=60, interval=0.2, what="gunicorn answering")
             print(
                 f"server: gunicorn {args.web_workers} x {args.web_worker_class} (threads {args.web_threads}) "

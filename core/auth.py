@@ -14,6 +14,7 @@ fresh on every request: a permission taken away counts from the next request.
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
@@ -22,12 +23,17 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 
 
+def _through(model: Any, name: str) -> Any:
+    """The _meta of a many-to-many field's table."""
+    return model._meta.get_field(name).remote_field.through._meta
+
+
 @cache
 def _all_permissions_sql() -> str:
     user_model = get_user_model()
-    user_permissions = user_model._meta.get_field("user_permissions").remote_field.through._meta
-    user_groups = user_model._meta.get_field("groups").remote_field.through._meta
-    group_permissions = Group._meta.get_field("permissions").remote_field.through._meta
+    user_permissions = _through(user_model, "user_permissions")
+    user_groups = _through(user_model, "groups")
+    group_permissions = _through(Group, "permissions")
     qn = connection.ops.quote_name
 
     def column(meta, model) -> str:

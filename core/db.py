@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import connection, models
 from django.db.models.sql import InsertQuery
 
@@ -19,8 +21,8 @@ def insert_together(*objs: models.Model) -> None:
     """
     parts, params = [], []
     for obj in objs:
-        meta = obj._meta
-        pk_set = obj._is_pk_set()
+        meta: Any = obj._meta
+        pk_set = obj._is_pk_set()  # type: ignore[attr-defined]  # Django 5.2, not in the stubs yet
         fields = [f for f in meta.local_concrete_fields if not f.generated and (pk_set or f is not meta.auto_field)]
         query = InsertQuery(type(obj))
         query.insert_values(fields, [obj])
