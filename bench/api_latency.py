@@ -30,8 +30,8 @@ quantiles from wrk, weighted by its request count); the POST / trivial p99 ratio
 given over all rounds and per round (POST and trivial measured a few seconds apart).
 Beside latency, the CPU time the gunicorn workers and the PostgreSQL backends of the
 benchmark database spent per answered request (from /proc; Redis and wrk not
-counted): on a machine shared with other work, a cost that moves far less than
-latency. Any
+counted; with the Celery worker running, its own database sessions count too): on a
+machine shared with other work, a cost that moves far less than latency. Any
 answer other than 2xx counts as an error and is printed; the number of Job rows
 is checked against the number of 202 answers.
 
@@ -141,15 +141,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 CPU_METER: dict[str, object] = {}  # "server": the gunicorn master pid, "database": the benchmark database
 
 
-def _cpu_seconds(pids: list[int]) -> float:
-    ticks = 0
+def _cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) so far of each process still there."""
+    seconds = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # gone meanwhile
             continue
-        ticks += int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks / os.sysconf("SC_CLK_TCK")
+        seconds[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return seconds
+
+
+def _cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two readings; a process started meanwhile counts in full,
+    one that ended meanwhile is missed (connections live CONN_MAX_AGE, so rarely)."""
+    return sum(now - before.get(pid, 0.0) for pid, now in after.items())
 
 
 def _web_pids() -> list[int]:
@@ -243,8 +250,7 @@ def run_wrk(
     """`clients` connections send requests back to back for `seconds`; wrk's figures."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script)
-    web_pids, db_pids = _web_pids(), _db_pids()
-    web_before, db_before = _cpu_seconds(web_pids), _cpu_seconds(db_pids)
+    web_before, db_before = _cpu_seconds(_web_pids()), _cpu_seconds(_db_pids())
     try:
         completed = subprocess.run(
             [
@@ -269,7 +275,8 @@ def run_wrk(
     finally:
         os.unlink(handle.name)
     time.sleep(1)  # wrk leaves up to `clients` requests in flight: let the server finish them
-    web_cpu, db_cpu = _cpu_seconds(web_pids) - web_before, _cpu_seconds(db_pids) - db_before
+    web_cpu = _cpu_spent(web_before, _cpu_seconds(_web_pids()))
+    db_cpu = _cpu_spent(db_before, _cpu_seconds(_db_pids()))
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     quantiles = [line for line in completed.stdout.splitlines() if line.startswith("QUANTILES ")]
     if completed.returncode != 0 or not lines or not quantiles:
