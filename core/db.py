@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from django.db import connection, models
@@ -21,13 +22,8 @@ def insert_together(*objs: models.Model) -> None:
     """
     parts, params = [], []
     for obj in objs:
-        meta: Any = obj._meta
-        pk_set = obj._is_pk_set()  # type: ignore[attr-defined]  # Django 5.2, not in the stubs yet
-        fields = [f for f in meta.local_concrete_fields if not f.generated and (pk_set or f is not meta.auto_field)]
-        query = InsertQuery(type(obj))
-        query.insert_values(fields, [obj])
-        [(sql, values)] = query.get_compiler(connection=connection).as_sql()
-        parts.append(f"{sql} RETURNING {connection.ops.quote_name(meta.pk.column)}")
+        sql, values = _insert(obj)
+        parts.append(sql)
         params.extend(values)
     names = [f"i{index}" for index in range(len(objs))]
     ctes = ", ".join(f"{name} AS ({part})" for name, part in zip(names, parts, strict=True))
@@ -39,3 +35,33 @@ def insert_together(*objs: models.Model) -> None:
         obj.pk = obj._meta.pk.to_python(key)
         obj._state.adding = False
         obj._state.db = connection.alias
+
+
+def _insert(obj: Any) -> tuple[str, list]:
+    """`INSERT … RETURNING pk` of one object and its parameters: the values
+    `save()` would write (`pre_save`, then `get_db_prep_save`, as Django's insert
+    compiler does, which costs ~0.3 ms per row in Python). A value that is an
+    expression goes through Django's compiler."""
+    pk_set = obj._is_pk_set()
+    model: Any = type(obj)
+    sql, fields = _insert_sql(model, pk_set)
+    values = [field.pre_save(obj, True) for field in fields]
+    if any(hasattr(value, "resolve_expression") for value in values):
+        query = InsertQuery(type(obj))
+        query.insert_values(fields, [obj])
+        [(sql, params)] = query.get_compiler(connection=connection).as_sql()
+        return f"{sql} RETURNING {connection.ops.quote_name(obj._meta.pk.column)}", list(params)
+    return sql, [
+        field.get_db_prep_save(value, connection=connection) for field, value in zip(fields, values, strict=True)
+    ]
+
+
+@cache
+def _insert_sql(model: Any, pk_set: bool) -> tuple[str, list]:
+    meta = model._meta
+    fields = [f for f in meta.local_concrete_fields if not f.generated and (pk_set or f is not meta.auto_field)]
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(field.column) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    sql = f"INSERT INTO {qn(meta.db_table)} ({columns}) VALUES ({placeholders}) RETURNING {qn(meta.pk.column)}"  # noqa: S608 (names only)
+    return sql, fields
