@@ -16,7 +16,7 @@ import threading
 import time
 
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
 from redis.exceptions import RedisError
 
 logger = logging.getLogger(__name__)
@@ -25,11 +25,30 @@ CACHE_ERRORS = (RedisError, OSError)
 _METHODS = ("add", "get", "set", "touch", "delete", "get_many", "has_key", "incr", "set_many", "delete_many", "clear")
 
 
+class ReusedClientRedisCacheClient(RedisCacheClient):
+    """Django's client builds a new `redis.Redis` (and its table of ~300 response
+    callbacks) for every cache call: 0.08 ms of CPU each, six times per job trigger.
+    A `redis.Redis` is safe to share (it takes a connection from the pool per
+    command), so keep one per connection pool."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._clients: dict[int, object] = {}
+
+    def get_client(self, key=None, *, write=False):
+        index = self._get_connection_pool_index(write)
+        client = self._clients.get(index)
+        if client is None:
+            client = self._clients[index] = super().get_client(key, write=write)
+        return client
+
+
 class ResilientRedisCache(RedisCache):
     """RedisCache with a per-process fallback while Redis does not answer."""
 
     def __init__(self, server, params):
         super().__init__(server, params)
+        self._class = ReusedClientRedisCacheClient
         self.retry_after = float(params.get("RETRY_AFTER", 10.0))
         self._fallback = LocMemCache(
             f"fallback-{id(self)}",

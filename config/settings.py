@@ -151,6 +151,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "/admin/login/"
+# ModelBackend with a user's permissions read in one statement instead of two ORM queries (core/auth.py).
+AUTHENTICATION_BACKENDS = ["core.auth.OneQueryModelBackend"]
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")

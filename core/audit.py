@@ -13,6 +13,16 @@ def audit_record(
 
     `actor.user` may be None for the system.
     """
+    entry = audit_entry(actor=actor, action=action, job=job, target=target, reason=reason, details=details)
+    entry.save()
+    return entry
+
+
+def audit_entry(
+    *, actor: Actor, action: str, job=None, target=None, reason: str = "", details: dict | None = None
+) -> AuditEntry:
+    """The entry audit_record writes, unsaved (for a caller that inserts it together
+    with the row it records, core.db.insert_together)."""
     user = actor.user if getattr(actor.user, "pk", None) else None
     entry = AuditEntry(
         actor=user,
@@ -27,5 +37,4 @@ def audit_record(
         entry.target_type = model_label(target)
         entry.target_id = str(target.pk)
         entry.target_label = str(target)[:200]
-    entry.save()
     return entry

@@ -25,9 +25,10 @@ from django.utils import timezone
 from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
 from core.actors import Actor, require_permission
-from core.audit import audit_record
+from core.audit import audit_entry, audit_record
+from core.db import insert_together
 from core.errors import Invalid, NotAllowed
-from core.models import TriggerSource, model_label
+from core.models import AuditEntry, TriggerSource, model_label
 from core.saves import audited_save, invalid_from
 from jobs.durability import relaxed_from
 from jobs.errors import JobNotAllowed, JobParamsInvalid, JobSubjectNotFound
@@ -366,15 +367,29 @@ def job_trigger(
             )
     if job_kind.authorize is not None and actor.user is not None:
         job_kind.authorize(user=actor.user, subject=subject, params=params)
+
+    def audited(job: Job) -> AuditEntry:
+        details = {"kind": kind, "params": job.params}
+        if start_at is not None:
+            details["run_at"] = start_at.isoformat()
+        return audit_entry(actor=actor, action="job.trigger", job=job, target=job, reason=reason, details=details)
+
+    job = _new_job(
+        job_kind, params, owner=actor.user, subject=subject, priority=priority, source=actor.source, eta=start_at
+    )
+    if job.unique_key is None and connection.vendor == "postgresql":
+        # The job row and its audit entry in one statement: one round trip and one
+        # durable commit instead of BEGIN, two INSERTs and COMMIT; published once committed.
+        insert_together(job, audited(job))
+        job.deduplicated = False
+        transaction.on_commit(partial(job_publish, job=job))
+        return job
     with transaction.atomic():
         job = job_enqueue(
             kind, params, owner=actor.user, subject=subject, priority=priority, source=actor.source, eta=start_at
         )
         if not job.deduplicated:
-            details = {"kind": kind, "params": job.params}
-            if start_at is not None:
-                details["run_at"] = start_at.isoformat()
-            audit_record(actor=actor, action="job.trigger", job=job, target=job, reason=reason, details=details)
+            audited(job).save()
     return job
 
 
