@@ -8,7 +8,7 @@ reasons and leaves the same audit entry whichever door it came through.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
@@ -46,10 +46,13 @@ def audited_save(
     allowed: Iterable[str],
     reason: str = "",
     details: dict | None = None,
+    prepare: Callable[[M], None] | None = None,
 ) -> M:
     """Set `fields` on `instance`, run the model's own validation (field rules, `clean()`,
     unique constraints: what a ModelForm runs), save and audit `action` in one transaction.
 
+    `prepare(instance)` runs after the model's checks and before the write, outside the
+    transaction (it may look a host up): the app's own checks and derived fields.
     Raises Invalid, saving nothing, for a field not in `allowed` or a value the model refuses.
     """
     unknown = set(fields) - set(allowed)
@@ -61,6 +64,8 @@ def audited_save(
         instance.full_clean()
     except ValidationError as exc:
         raise invalid_from(exc) from None
+    if prepare is not None:
+        prepare(instance)
     with transaction.atomic():
         instance.save()
         audit_record(

@@ -8,14 +8,13 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
 from core.actors import Actor, require_permission
 from core.audit import audit_record
 from core.errors import Invalid
-from core.saves import validation_message
+from core.saves import audited_save
 from emailsync.errors import (
     MailboxAuthError,
     MailboxDNSError,
@@ -116,37 +115,30 @@ def mailbox_save(
     resolve here yet."""
     creating = mailbox is None
     require_permission(actor.user, "emailsync.add_mailbox" if creating else "emailsync.change_mailbox")
-    mailbox = mailbox or Mailbox(owner=owner if owner is not None else _user_or_none(actor))
-    unknown = set(fields) - set(MAILBOX_FIELDS)
-    if unknown:
-        raise MailboxInvalid(f"Unknown mailbox fields: {', '.join(sorted(unknown))}.")
-    for name, value in fields.items():
-        setattr(mailbox, name, value)
-    try:
-        mailbox.full_clean()  # the model's own rules (choices, lengths, a unique name), as a form checks them
-    except ValidationError as exc:
-        raise MailboxInvalid(validation_message(exc), field_errors=exc.message_dict) from None
-    if fields.keys() & {"host", "security", "port"} or creating:
-        mailbox_validate_settings(
-            host=mailbox.host, security=mailbox.security, port=mailbox.port, require_resolvable=require_resolvable
-        )
-    if secret is not None:
-        mailbox.set_secret(secret)
-        mailbox.access_token_expires_at = None
-    if refresh_token is not None:
-        mailbox.set_refresh_token(refresh_token)
-    if secret is not None or fields.keys() & {"host", "port", "username", "auth"}:
-        mailbox.needs_attention, mailbox.reconnect_required, mailbox.last_error = False, False, ""
-    with transaction.atomic():
-        mailbox.save()
-        audit_record(
-            actor=actor,
-            action="mailbox.create" if creating else "mailbox.change",
-            target=mailbox,
-            reason=reason,
-            details={"fields": sorted(fields), "secret_changed": secret is not None},
-        )
-    return mailbox
+
+    def prepare(row: Mailbox) -> None:
+        if fields.keys() & {"host", "security", "port"} or creating:
+            mailbox_validate_settings(
+                host=row.host, security=row.security, port=row.port, require_resolvable=require_resolvable
+            )
+        if secret is not None:
+            row.set_secret(secret)
+            row.access_token_expires_at = None
+        if refresh_token is not None:
+            row.set_refresh_token(refresh_token)
+        if secret is not None or fields.keys() & {"host", "port", "username", "auth"}:
+            row.needs_attention, row.reconnect_required, row.last_error = False, False, ""
+
+    return audited_save(
+        mailbox or Mailbox(owner=owner if owner is not None else _user_or_none(actor)),
+        actor=actor,
+        action="mailbox.create" if creating else "mailbox.change",
+        fields=fields,
+        allowed=MAILBOX_FIELDS,
+        reason=reason,
+        details={"secret_changed": secret is not None},
+        prepare=prepare,
+    )
 
 
 def mailbox_delete(*, mailbox: Mailbox, actor: Actor, reason: str = "") -> None:

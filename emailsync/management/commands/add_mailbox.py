@@ -8,9 +8,10 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from core.actors import Actor
+from core.errors import Invalid
 from core.models import TriggerSource
 from emailsync.models import Mailbox
-from emailsync.services import MailboxInvalid, mailbox_save
+from emailsync.services import mailbox_save
 
 
 class Command(BaseCommand):
@@ -72,7 +73,7 @@ class Command(BaseCommand):
                 owner=owner,
                 **fields,
             )
-        except MailboxInvalid as exc:
+        except Invalid as exc:  # the model's checks and the host policy (MailboxInvalid)
             raise CommandError(str(exc)) from exc
         if owner is not None and mailbox.owner_id != owner.pk:
             Mailbox.objects.filter(pk=mailbox.pk).update(owner=owner)
