@@ -26,6 +26,7 @@ from invoices.extract import extract
 from invoices.extract.csv_table import CsvExtractor, canonical_column
 from invoices.extract.ubl import UblExtractor
 from invoices.models import ExportFormat, Invoice, InvoiceType, ValidationIssue
+from tests.invoices.contract import CONTRACT_KEYS
 from tests.invoices.einvoice_reference import (
     SAMPLES,
     UBL,
@@ -425,28 +426,6 @@ def test_an_exported_csv_imports_again_as_the_same_invoice(db, path):
 
 
 # --- JSON ---------------------------------------------------------------------------------------------------
-
-CONTRACT_KEYS = {
-    "file",
-    "invoice_id",
-    "status",
-    "format",
-    "invoice_number",
-    "type",
-    "issue_date",
-    "due_date",
-    "currency",
-    "seller_name",
-    "seller_vat_id",
-    "buyer_name",
-    "total_net",
-    "tax_total",
-    "total_gross",
-    "amount_due",
-    "line_count",
-    "issues",
-    "error",
-}
 
 
 def test_json_export_has_the_contract_fields_lines_and_vat_breakdown(db):

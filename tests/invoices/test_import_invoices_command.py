@@ -12,31 +12,11 @@ import pytest
 from django.core.management import call_command
 
 from invoices.models import Invoice
+from tests.invoices.contract import CONTRACT_KEYS
 from tests.invoices.einvoice_reference import SAMPLES, embedded_xml, reference_values
 
 pytestmark = [pytest.mark.django_db]
 
-CONTRACT_KEYS = {
-    "file",
-    "invoice_id",
-    "status",
-    "format",
-    "invoice_number",
-    "type",
-    "issue_date",
-    "due_date",
-    "currency",
-    "seller_name",
-    "seller_vat_id",
-    "buyer_name",
-    "total_net",
-    "tax_total",
-    "total_gross",
-    "amount_due",
-    "line_count",
-    "issues",
-    "error",
-}
 ALL_FILES = sorted(p for p in SAMPLES.rglob("*") if p.is_file())  # the folder's README.md too
 ALL_SAMPLES = [p for p in ALL_FILES if p.name != "README.md"]
 
