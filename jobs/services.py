@@ -375,7 +375,14 @@ def job_trigger(
         return audit_entry(actor=actor, action="job.trigger", job=job, target=job, reason=reason, details=details)
 
     job = _new_job(
-        job_kind, params, owner=actor.user, subject=subject, priority=priority, source=actor.source, eta=start_at
+        job_kind,
+        params,
+        owner=actor.user,
+        subject=subject,
+        priority=priority,
+        source=actor.source,
+        eta=start_at,
+        validated=True,
     )
     if job.unique_key is None and connection.vendor == "postgresql":
         # The job row and its audit entry in one statement: one round trip and one
