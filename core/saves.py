@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable
 from typing import TypeVar
 
 from django.core.exceptions import NON_FIELD_ERRORS, ValidationError
-from django.db import models, transaction
+from django.db import IntegrityError, models, transaction
 
 from core.actors import Actor
 from core.audit import audit_record
-from core.errors import Invalid
+from core.errors import Conflict, Invalid
 
 M = TypeVar("M", bound=models.Model)
 
@@ -53,7 +53,8 @@ def audited_save(
 
     `prepare(instance)` runs after the model's checks and before the write, outside the
     transaction (it may look a host up): the app's own checks and derived fields.
-    Raises Invalid, saving nothing, for a field not in `allowed` or a value the model refuses.
+    Raises Invalid, saving nothing, for a field not in `allowed` or a value the model refuses,
+    and Conflict when a concurrent save took a unique value between the check and the write.
     """
     unknown = set(fields) - set(allowed)
     if unknown:
@@ -66,13 +67,19 @@ def audited_save(
         raise invalid_from(exc) from None
     if prepare is not None:
         prepare(instance)
-    with transaction.atomic():
-        instance.save()
-        audit_record(
-            actor=actor,
-            action=action,
-            target=instance,
-            reason=reason,
-            details={"fields": sorted(fields), **(details or {})},
-        )
+    try:
+        with transaction.atomic():
+            instance.save()
+            audit_record(
+                actor=actor,
+                action=action,
+                target=instance,
+                reason=reason,
+                details={"fields": sorted(fields), **(details or {})},
+            )
+    except IntegrityError:
+        # full_clean saw no clash, so a concurrent save took the same unique value meanwhile.
+        raise Conflict(
+            f"Another {instance._meta.verbose_name} was saved with the same values meanwhile; try again."
+        ) from None
     return instance

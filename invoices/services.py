@@ -28,7 +28,7 @@ from invoices import corrections as fields
 from invoices.corrections import InvalidCorrection
 from invoices.extract import extract
 from invoices.extract.base import ExtractedInvoice, InvalidInvoice
-from invoices.identity import normalise_vat_id
+from invoices.identity import normalise_iban, normalise_vat_id
 from invoices.models import (
     ExportBatch,
     Invoice,
@@ -743,7 +743,7 @@ def vendor_create_from_invoice(*, invoice: Invoice, actor: Actor, revalidate: bo
                 reason=f"Created from invoice {invoice.pk} on the review desk.",
                 name=name[:200],
                 vat_id=vat_id[:40],
-                iban="".join(invoice.payment_iban.split()).upper()[:40],
+                iban=normalise_iban(invoice.payment_iban)[:40],
                 country=invoice.seller_country.upper()[:2],
                 notes=f"Created from invoice {invoice.pk} on the review desk.",
             )
