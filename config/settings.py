@@ -355,6 +355,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "max_retries": 2,
 }
 CELERY_BROKER_POOL_LIMIT = 10
+# kombu's Redis transport, keeping one Redis client per channel instead of building one
+# per publish and per ack (config/broker.py; docs/benchmarks.md, "Jobs"). "redis" is kombu's own.
+_REDIS_BROKER = urlsplit(CELERY_BROKER_URL).scheme in ("redis", "rediss")
+CELERY_BROKER_TRANSPORT = env_str("CELERY_BROKER_TRANSPORT", "config.broker:Transport" if _REDIS_BROKER else "") or None
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_DEFAULT_PRIORITY = 5
 CELERY_TASK_QUEUE_MAX_PRIORITY = 9
