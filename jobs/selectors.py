@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import time
 
 from django.core.cache import cache
 from django.db.models import QuerySet
@@ -12,6 +13,11 @@ from jobs.models import ACTIVE_STATUSES, Job, JobStatus
 
 DURATION_SAMPLE = 50
 DURATION_CACHE_SECONDS = 60
+# Every job answer shows its kind's median, so each process also keeps the medians it
+# read for a few seconds: a cache round trip saved per answer, for an estimate that
+# is at most this much older than the shared cache's.
+DURATION_LOCAL_SECONDS = 5.0
+_local_medians: dict[str, tuple[float, float]] = {}  # kind -> (when read, median; 0.0 = none)
 
 
 def jobs_visible_to(user) -> QuerySet[Job]:
@@ -39,10 +45,21 @@ def kind_median_duration(kind: str, memo: dict | None = None) -> float | None:
 
 
 def _cached_median_duration(kind: str) -> float | None:
+    now = time.monotonic()
+    held = _local_medians.get(kind)
+    if held is not None and now - held[0] < DURATION_LOCAL_SECONDS:
+        return held[1] or None
+    median = _shared_median_duration(kind)
+    _local_medians[kind] = (now, median)
+    return median or None
+
+
+def _shared_median_duration(kind: str) -> float:
+    """The kind's median from the shared cache, computed from the database when absent (0.0: no runs)."""
     key = f"jobs:median-duration:{kind}"
     cached = cache.get(key)
     if cached is not None:
-        return cached or None
+        return cached
     rows = (
         Job.objects.filter(kind=kind, status=JobStatus.SUCCEEDED, finished_at__isnull=False)
         .order_by("-finished_at")
@@ -51,7 +68,7 @@ def _cached_median_duration(kind: str) -> float | None:
     durations = [(end - start).total_seconds() for start, end in rows if start and end]
     median = statistics.median(durations) if durations else 0.0
     cache.set(key, median, DURATION_CACHE_SECONDS)
-    return median or None
+    return median
 
 
 def job_estimated_duration(job: Job, memo: dict | None = None) -> float | None:

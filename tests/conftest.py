@@ -76,7 +76,10 @@ def _clear_cache():
     """Each test starts with an empty cache (throttles, cached medians)."""
     from django.core.cache import cache
 
+    from jobs import selectors
+
     cache.clear()
+    selectors._local_medians.clear()
     yield
 
 
