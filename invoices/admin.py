@@ -15,6 +15,7 @@ from django.utils.html import format_html, format_html_join
 
 from core.admin import REFUSALS, SavedByService, admin_actor, apply_to_each
 from invoices.api import original_response, searchable_pdf_response
+from invoices.corrections import TOTAL_FIELDS
 from invoices.exports import export_create
 from invoices.models import (
     ExportBatch,
@@ -179,20 +180,7 @@ class InvoiceAdmin(admin.ModelAdmin):
         ),
         (
             "Totals",
-            {
-                "fields": [
-                    "line_total",
-                    "allowance_total",
-                    "charge_total",
-                    "total_net",
-                    "tax_total",
-                    "total_gross",
-                    "prepaid_amount",
-                    "rounding_amount",
-                    "amount_due",
-                    "vat_breakdown",
-                ]
-            },
+            {"fields": [*TOTAL_FIELDS, "vat_breakdown"]},
         ),
         (
             "Extraction",

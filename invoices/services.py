@@ -65,15 +65,7 @@ EXTRACTED_FIELDS = (
     "buyer_vat_id",
     "buyer_country",
     "payment_iban",
-    "line_total",
-    "allowance_total",
-    "charge_total",
-    "total_net",
-    "tax_total",
-    "total_gross",
-    "prepaid_amount",
-    "rounding_amount",
-    "amount_due",
+    *fields.TOTAL_FIELDS,
     "profile",
 )
 

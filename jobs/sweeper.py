@@ -73,15 +73,19 @@ def _recover_one(job: Job, now, report: SweepReport) -> None:
     ran_for = (now - job.started_at).total_seconds() if job.started_at else 0
     lost_runs = job.lost_runs + 1
     lost = f"The worker {job.worker or '?'} running attempt {job.attempts} stopped responding."
-    if kind_limit and ran_for > kind_limit:
-        changed = owned.update(
+
+    def dead_letter(error: str) -> int:
+        return owned.update(
             status=JobStatus.FAILED,
             claim_token=None,
             finished_at=now,
             is_dead_letter=True,
             lost_runs=lost_runs,
-            error=f"Killed: the job ran longer than its hard time limit of {kind_limit} s.",
+            error=error,
         )
+
+    if kind_limit and ran_for > kind_limit:
+        changed = dead_letter(f"Killed: the job ran longer than its hard time limit of {kind_limit} s.")
         report.failed_lost += changed
     elif lost_runs < _lost_runs_limit(job):
         changed = owned.update(
@@ -95,14 +99,7 @@ def _recover_one(job: Job, now, report: SweepReport) -> None:
         report.recovered += changed
     else:
         times = f"{lost_runs} time" + ("" if lost_runs == 1 else "s")
-        changed = owned.update(
-            status=JobStatus.FAILED,
-            claim_token=None,
-            finished_at=now,
-            is_dead_letter=True,
-            lost_runs=lost_runs,
-            error=f"{lost} Gave up: the job killed its worker {times}.",
-        )
+        changed = dead_letter(f"{lost} Gave up: the job killed its worker {times}.")
         report.failed_lost += changed
         if changed:
             logger.error("Job %s (%s) is a dead letter: it killed its worker %s", job.pk, job.kind, times)
