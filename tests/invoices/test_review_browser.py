@@ -4,7 +4,6 @@ button and by keyboard). Screenshots are kept in var/test-artifacts/ (git-ignore
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,28 +13,14 @@ from invoices.models import Invoice, InvoiceCorrection, InvoiceStatus
 from invoices.services import invoice_import_sync
 from tests.invoices.einvoice_reference import SAMPLES
 from tests.invoices.review_support import RIGHT_GROSS, needs_review_invoice
+from tests.support.browser import chromium, needs_chromium
 from tests.support.waiting import wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1600,1000",
-]
 FACTURX = SAMPLES / "facturx-zugferd" / "Facture_FR_BASICWL.pdf"
 
 pytestmark = [
-    pytest.mark.skipif(
-        not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-        reason="Chromium and chromedriver are needed (scripts/setup-system.sh installs them)",
-    ),
+    needs_chromium,
     pytest.mark.browser,
     pytest.mark.services,
     pytest.mark.slow,
@@ -45,18 +30,8 @@ pytestmark = [
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with chromium(window_size="1600,1000") as driver:
+        yield driver
 
 
 @pytest.fixture(autouse=True)

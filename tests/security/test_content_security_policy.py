@@ -5,27 +5,15 @@ headless Chromium with no violation reported."""
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
+from tests.support.browser import chromium, needs_chromium
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1400,1000",
-]
 
 
 def _policy(response) -> dict[str, str]:
@@ -55,19 +43,8 @@ def test_no_template_has_an_inline_script_or_event_handler():
 
 @pytest.fixture
 def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    options = Options()
-    options.binary_location = CHROMIUM
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    driver.set_page_load_timeout(30)
-    yield driver
-    driver.quit()
+    with chromium(window_size="1400,1000", browser_log=True) as driver:
+        yield driver
 
 
 def _violations(browser) -> list[str]:
@@ -78,10 +55,7 @@ def _violations(browser) -> list[str]:
     ]
 
 
-@pytest.mark.skipif(
-    not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-    reason="Chromium and chromedriver are needed (scripts/setup-system.sh installs them)",
-)
+@needs_chromium
 @pytest.mark.browser
 @pytest.mark.services
 @pytest.mark.slow
