@@ -21,7 +21,7 @@ is validated, needs_review or failed): invoices/s = COUNT / that wall time.
 Where the time goes. A probe in each pool process of the worker (this module, loaded
 through JOB_EXTRA_MODULES, installs it on Celery's worker_process_init signal) wraps
 the names the services look up when they run (invoices.services.extract,
-_apply_extraction, invoice_validate, invoice_ingest) and each validation rule's
+invoice_store_extraction, invoice_validate, invoice_ingest) and each validation rule's
 check with a wall clock and a thread CPU clock; behaviour is unchanged. Job run
 times come from Job.started_at / finished_at. The worker's capacity over the run is
 wall time x concurrency ("slot time"); the report splits it per invoice into ingest,
@@ -139,7 +139,7 @@ def _timed(step: str, func: Callable, key_of: Callable, log: _ProbeLog) -> Calla
 
 def install_probe(directory: Path) -> None:
     """Time the pipeline's steps in this process by wrapping the names invoices.services
-    looks up when it runs (extract, _apply_extraction, invoice_validate), the
+    looks up when it runs (extract, invoice_store_extraction, invoice_validate), the
     invoice_ingest that invoices.inbox imports at each scan, and each validation rule's
     check. Behaviour is unchanged."""
     from invoices import services
@@ -151,7 +151,9 @@ def install_probe(directory: Path) -> None:
         return hashlib.sha256(content).hexdigest()
 
     services.extract = _timed("extract", services.extract, sha_of_content, log)
-    services._apply_extraction = _timed("store", services._apply_extraction, lambda a, k: str(a[0].pk), log)
+    services.invoice_store_extraction = _timed(
+        "store", services.invoice_store_extraction, lambda a, k: str(a[0].pk), log
+    )
     services.invoice_validate = _timed("validate", services.invoice_validate, lambda a, k: str(k["invoice"].pk), log)
     services.invoice_ingest = _timed("ingest", services.invoice_ingest, sha_of_content, log)
     from invoices.validation.rules import ALL_RULES
@@ -776,7 +778,7 @@ def report_split(count: int, result: RunResult, concurrency: int) -> None:
         ("ingest (invoice_ingest, in the scan job)", ingest, probe.total_cpu("ingest")),
         ("rest of the scan job (listing, moving files, progress)", result.scan_run - ingest, None),
         ("extraction (invoices.extract.extract)", extraction, probe.total_cpu("extract")),
-        ("storing the extraction (_apply_extraction)", store, probe.total_cpu("store")),
+        ("storing the extraction (invoice_store_extraction)", store, probe.total_cpu("store")),
         ("validation (invoice_validate)", validation, probe.total_cpu("validate")),
         (
             "rest of the process job run (claim, reading the original, ...)",

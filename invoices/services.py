@@ -254,7 +254,7 @@ def invoice_process(
     try:
         with transaction.atomic():
             _apply_ocr(invoice, scan)
-            _apply_extraction(invoice, extracted)
+            invoice_store_extraction(invoice, extracted)
     except (DataError, ArithmeticError, ValueError) as exc:  # e.g. an amount with 30 digits
         invoice.refresh_from_db()
         return _mark_failed(invoice, f"The file was read, but its data cannot be stored: {exc}")
@@ -331,7 +331,9 @@ def _emit(event: str, invoice: Invoice) -> None:
     event_publish(event=event, subject=invoice, payload={"invoice": invoice_as_dict(invoice)})
 
 
-def _apply_extraction(invoice: Invoice, data: ExtractedInvoice) -> None:
+def invoice_store_extraction(invoice: Invoice, data: ExtractedInvoice) -> None:
+    """Store an extraction on the invoice (saved, or new) and replace its lines: status
+    extracted, texts cut to their columns, the values as read kept for the review desk."""
     for name in EXTRACTED_FIELDS:
         value = getattr(data, name)
         field = Invoice._meta.get_field(name)

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from invoices.extract.base import ExtractedInvoice
 from invoices.models import Invoice, InvoiceLine, InvoiceStatus, InvoiceType, Vendor
-from invoices.services import EXTRACTED_FIELDS
+from invoices.services import invoice_store_extraction
 
 _serial = itertools.count(1)
 
@@ -104,57 +104,19 @@ def _breakdown(lines: list[tuple[str, str]]) -> list[dict]:
 
 
 def invoice_from_extracted(data: ExtractedInvoice, *, filename: str = "sample") -> Invoice:
-    """Store an ExtractedInvoice as an Invoice with its lines, as the pipeline stores an extraction."""
-    values = {name: getattr(data, name) for name in EXTRACTED_FIELDS}
-    values = {
-        name: ("" if value is None and isinstance(getattr(data, name), str) else value)
-        for name, value in values.items()
-    }
-    invoice = Invoice.objects.create(
+    """Store an ExtractedInvoice as an Invoice with its lines, as the pipeline stores an
+    extraction (invoice_store_extraction), then mark it validated."""
+    invoice = Invoice(
         source="upload",
         original=f"originals/{filename}",
         original_filename=filename,
         sha256=_unique_sha256(),
         size=1,
-        status=InvoiceStatus.VALIDATED,
-        format=data.format,
-        type=InvoiceType.CREDIT_NOTE if data.type == "credit_note" else InvoiceType.INVOICE,
-        vat_breakdown=[
-            {
-                "category": row.category,
-                "rate": _text(row.rate),
-                "taxable_amount": _text(row.taxable_amount),
-                "tax_amount": _text(row.tax_amount),
-                "exemption_reason": row.exemption_reason,
-                "exemption_reason_code": row.exemption_reason_code,
-            }
-            for row in data.vat_breakdown
-        ],
-        confidence=data.confidence,
-        **values,
     )
-    InvoiceLine.objects.bulk_create(
-        [
-            InvoiceLine(
-                invoice=invoice,
-                position=position,
-                line_id=line.line_id,
-                name=line.name,
-                quantity=line.quantity,
-                unit_code=line.unit_code,
-                net_price=line.net_price,
-                line_amount=line.line_amount,
-                vat_category=line.vat_category,
-                vat_rate=line.vat_rate,
-            )
-            for position, line in enumerate(data.lines, start=1)
-        ]
-    )
+    invoice_store_extraction(invoice, data)
+    invoice.status = InvoiceStatus.VALIDATED
+    invoice.save(update_fields=["status"])
     return Invoice.objects.prefetch_related("lines", "issues").get(pk=invoice.pk)
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
 
 
 def make_vendor(**fields) -> Vendor:
