@@ -416,17 +416,9 @@ def _decide_message(
     return _Taken(message, [uid], decision, files=files, skipped=skipped, nothing_there=nothing_there)
 
 
-_DONE_FIELDS = (
-    "status",
-    "attachments",
-    "invoices_created",
-    "skipped_parts",
-    "error",
-    "processed_at",
-    "attempts",
-    "rule",
-    "rule_name",
-)
+# What handling a message writes on it; a message the rules took also records which rule.
+_OUTCOME_FIELDS = ("status", "attachments", "invoices_created", "skipped_parts", "error", "processed_at", "attempts")
+_DONE_FIELDS = (*_OUTCOME_FIELDS, "rule", "rule_name")
 
 
 def _save_done(messages: list[MailMessage]) -> None:
@@ -530,17 +522,7 @@ def _skip(message: MailMessage, reason: str, counts: SyncCounts) -> None:
     message.attachments = message.invoices_created = 0
     message.skipped_parts, message.error = [], reason
     message.processed_at = timezone.now()
-    message.save(
-        update_fields=[
-            "status",
-            "attachments",
-            "invoices_created",
-            "skipped_parts",
-            "error",
-            "processed_at",
-            "attempts",
-        ]
-    )
+    message.save(update_fields=_OUTCOME_FIELDS)
 
 
 def _fail(message: MailMessage, error: str, counts: SyncCounts) -> None:
