@@ -15,6 +15,7 @@ from emailsync.services import mailbox_sync, mailbox_sync_enqueue
 from invoices.models import Invoice
 from jobs.errors import JobCancelled
 from jobs.models import Job, JobStatus
+from tests.emailsync.mailboxes import no_progress
 from tests.emailsync.messages import CII, UBL, file_attachment, invoice_mail
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
@@ -94,10 +95,6 @@ def bobs_mailbox(server, bob) -> Mailbox:
     mailbox.set_secret(f"pw-{bob}")
     mailbox.save()
     return mailbox
-
-
-def no_progress(done, total=None, message=None):
-    pass
 
 
 @pytest.mark.django_db

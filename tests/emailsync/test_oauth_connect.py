@@ -24,6 +24,7 @@ from emailsync.services import mailbox_sync, mailboxes_sync_all
 from invoices.models import Invoice
 from monitoring.alerts import alerts_evaluate
 from monitoring.models import Alert, AlertStatus
+from tests.emailsync.mailboxes import no_progress
 from tests.emailsync.messages import CII, UBL, file_attachment, invoice_mail
 
 pytestmark = [pytest.mark.imap, pytest.mark.django_db]
@@ -86,10 +87,6 @@ def connect(client, provider, **start) -> tuple[dict, str]:
     assert started.status_code == 200, started.content
     callback = authorize(provider, started.json()["authorization_url"])
     return client.get(callback).json(), callback
-
-
-def no_progress(done, total=None, message=None):
-    pass
 
 
 def test_connect_sync_expire_refresh_sync_revoke_alert_reconnect(provider, account, dovecot_oauth, clerk, client_for):

@@ -19,6 +19,7 @@ from emailsync.services import mail_rule_save, mailbox_rules_test, mailbox_sync
 from invoices.models import Invoice, Vendor
 from invoices.services import invoice_process
 from jobs.models import Job
+from tests.emailsync.mailboxes import imap_mailbox, no_progress
 from tests.emailsync.messages import CII, PLAIN_PDF, UBL, file_attachment, invoice_mail
 
 pytestmark = [pytest.mark.imap, pytest.mark.django_db]
@@ -29,25 +30,6 @@ def imap_settings(settings, dovecot):
     settings.EMAILSYNC_CA_FILE = str(dovecot.ca_file)
     settings.EMAILSYNC_ALLOW_PRIVATE_HOSTS = True
     return settings
-
-
-def make_mailbox(user, owner=None) -> Mailbox:
-    mailbox = Mailbox(
-        name=f"ap-{user.name}",
-        host=user.server.host,
-        port=user.server.port,
-        security="ssl",
-        username=user.name,
-        folders=["INBOX"],
-        owner=owner,
-    )
-    mailbox.set_secret(user.password)
-    mailbox.save()
-    return mailbox
-
-
-def no_progress(done, total=None, message=None):
-    pass
 
 
 def html_invoice(subject: str, html: str, *, sender: str = "billing@hosting.example") -> bytes:
@@ -100,7 +82,7 @@ def test_rules_decide_each_message_of_a_real_sync(imap_settings, imap_user, make
     server, name = imap_user.server, imap_user.name
     owner, payables = make_user("ap-owner"), make_user("payables")
     vendor = Vendor.objects.create(name="Supplier Ltd")
-    mailbox = make_mailbox(imap_user, owner=owner)
+    mailbox = imap_mailbox(imap_user, owner=owner)
     actor = Actor(user=None, source="command")
     ignore = mail_rule_save(
         actor=actor,
@@ -197,7 +179,7 @@ def test_rules_decide_each_message_of_a_real_sync(imap_settings, imap_user, make
 
 def test_dry_run_shows_what_the_rules_would_do_and_changes_nothing(imap_settings, imap_user):
     server, name = imap_user.server, imap_user.name
-    mailbox = make_mailbox(imap_user)
+    mailbox = imap_mailbox(imap_user)
     server.append_many(
         name,
         "INBOX",
@@ -250,7 +232,7 @@ def test_dry_run_shows_what_the_rules_would_do_and_changes_nothing(imap_settings
 
 def test_dry_run_reports_a_message_gone_from_the_server(imap_settings, imap_user):
     server, name = imap_user.server, imap_user.name
-    mailbox = make_mailbox(imap_user)
+    mailbox = imap_mailbox(imap_user)
     server.append(name, "INBOX", invoice_mail("Invoice 1", [file_attachment(UBL)]))
     mailbox_sync(mailbox=mailbox, progress=no_progress)
     with server.session(name) as client:
@@ -262,7 +244,7 @@ def test_dry_run_reports_a_message_gone_from_the_server(imap_settings, imap_user
 
 
 def test_body_rule_on_a_plain_text_message(imap_settings, imap_user):
-    mailbox = make_mailbox(imap_user)
+    mailbox = imap_mailbox(imap_user)
     mail_rule_save(actor=Actor(user=None, source="command"), mailbox=mailbox, name="body", action=MailRule.Action.BODY)
     message = EmailMessage()
     message["From"], message["Subject"] = "billing@utility.example", "Electricity bill 11/2024"
@@ -331,7 +313,7 @@ def test_rules_api_create_order_validate_and_scope(clerk, make_user, client_for)
 
 
 def test_test_rules_api_and_admin_page(imap_settings, imap_user, clerk, client_for, client):
-    mailbox = make_mailbox(imap_user, owner=clerk)
+    mailbox = imap_mailbox(imap_user, owner=clerk)
     imap_user.server.append(imap_user.name, "INBOX", invoice_mail("Payment reminder", [file_attachment(UBL)]))
     mailbox_sync(mailbox=mailbox, progress=no_progress)
     MailRule.objects.create(mailbox=mailbox, name="No reminders", subject="reminder", action="ignore")

@@ -7,9 +7,10 @@ import hashlib
 
 import pytest
 
-from emailsync.models import Mailbox, MailLocation, MailMessage, SyncRun
+from emailsync.models import MailLocation, MailMessage, SyncRun
 from emailsync.services import mailbox_sync
 from invoices.models import Invoice, InvoiceStatus
+from tests.emailsync.mailboxes import imap_mailbox, no_progress
 from tests.emailsync.messages import (
     CII,
     FACTURX,
@@ -32,19 +33,6 @@ def imap_settings(settings, dovecot):
     settings.EMAILSYNC_CA_FILE = str(dovecot.ca_file)
     settings.INVOICE_MAX_FILE_BYTES = 200_000  # so one generated attachment is over the limit
     return settings
-
-
-def make_mailbox(user, folders, name="ap") -> Mailbox:
-    mailbox = Mailbox(
-        name=name, host=user.server.host, port=user.server.port, security="ssl", username=user.name, folders=folders
-    )
-    mailbox.set_secret(user.password)
-    mailbox.save()
-    return mailbox
-
-
-def no_progress(done, total=None, message=None):
-    pass
 
 
 def sha(path) -> str:
@@ -79,7 +67,7 @@ def loaded_mailbox(imap_settings, imap_user):
     )
     spam = sorted(SPAM.glob("*.eml"))
     server.append_many(imap_user.name, "Spam", [path.read_bytes() for path in spam])
-    mailbox = make_mailbox(imap_user, ["INBOX", "Suppliers", "Spam"])
+    mailbox = imap_mailbox(imap_user, folders=["INBOX", "Suppliers", "Spam"])
     return mailbox, len(spam)
 
 
@@ -154,7 +142,7 @@ def test_changed_uidvalidity_does_not_duplicate(imap_settings, imap_user):
     server = imap_user.server
     messages = [invoice_mail("UBL", [file_attachment(UBL)]), invoice_mail("CII", [file_attachment(CII)])]
     server.append_many(imap_user.name, "Archive", messages)
-    mailbox = make_mailbox(imap_user, ["Archive"])
+    mailbox = imap_mailbox(imap_user, folders=["Archive"])
     first = mailbox_sync(mailbox=mailbox, progress=no_progress)
     old_validity = server.uidvalidity(imap_user.name, "Archive")
 
@@ -177,7 +165,7 @@ def test_lookback_limits_what_is_scanned(imap_settings, imap_user):
     old = dt.datetime.now(dt.UTC) - dt.timedelta(days=200)
     server.append(imap_user.name, "INBOX", invoice_mail("Old", [file_attachment(UBL)]), date=old)
     server.append(imap_user.name, "INBOX", invoice_mail("Recent", [file_attachment(CII)]))
-    mailbox = make_mailbox(imap_user, ["INBOX"])
+    mailbox = imap_mailbox(imap_user, folders=["INBOX"])
 
     three_months = mailbox_sync(mailbox=mailbox, progress=no_progress)
     twelve_months = mailbox_sync(mailbox=mailbox, progress=no_progress, months=12)
@@ -189,7 +177,7 @@ def test_lookback_limits_what_is_scanned(imap_settings, imap_user):
 def test_bad_password_flags_the_mailbox(imap_settings, imap_user):
     from emailsync.errors import MailboxAuthError
 
-    mailbox = make_mailbox(imap_user, ["INBOX"])
+    mailbox = imap_mailbox(imap_user, folders=["INBOX"])
     mailbox.set_secret("wrong password")
     mailbox.save()
 
@@ -205,7 +193,7 @@ def test_bad_password_flags_the_mailbox(imap_settings, imap_user):
 def test_missing_folder_is_a_clear_error(imap_settings, imap_user):
     from emailsync.services import mailbox_test_connection
 
-    mailbox = make_mailbox(imap_user, ["INBOX", "Nope"])
+    mailbox = imap_mailbox(imap_user, folders=["INBOX", "Nope"])
     result = mailbox_test_connection(mailbox=mailbox)
     assert result["ok"] is False
     assert result["error_type"] == "MailboxFolderMissing"

@@ -10,9 +10,10 @@ import zipfile
 
 import pytest
 
-from emailsync.models import Mailbox, MailMessage
+from emailsync.models import MailMessage
 from emailsync.services import mailbox_sync
 from invoices.models import Invoice
+from tests.emailsync.mailboxes import imap_mailbox
 from tests.emailsync.messages import UBL, file_attachment, invoice_mail
 
 pytestmark = [pytest.mark.imap, pytest.mark.django_db]
@@ -41,16 +42,7 @@ def test_message_limits_skip_with_a_reason_and_the_sync_goes_on(settings, doveco
             invoice_mail("UBL invoice", [file_attachment(UBL)]),
         ],
     )
-    mailbox = Mailbox(
-        name="ap",
-        host=imap_user.server.host,
-        port=imap_user.server.port,
-        security="ssl",
-        username=imap_user.name,
-        folders=["INBOX"],
-    )
-    mailbox.set_secret(imap_user.password)
-    mailbox.save()
+    mailbox = imap_mailbox(imap_user)
 
     counts = mailbox_sync(mailbox=mailbox, progress=lambda *args: None)
 

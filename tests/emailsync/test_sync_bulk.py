@@ -7,18 +7,15 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from emailsync.models import Mailbox, MailMessage
+from emailsync.models import MailMessage
 from emailsync.services import mailbox_sync
 from invoices.models import Invoice
 from jobs.models import Job
+from tests.emailsync.mailboxes import imap_mailbox, no_progress
 from tests.emailsync.messages import numbered_invoices
 
 # Transactional: the jobs are published to the real broker only when the sync's batches commit.
 pytestmark = [pytest.mark.imap, pytest.mark.django_db(transaction=True)]
-
-
-def no_progress(done, total=None, message=None):
-    pass
 
 
 def job_inserts(queries: CaptureQueriesContext) -> list[str]:
@@ -36,17 +33,7 @@ def test_sync_of_30_invoice_mails_queues_each_batch_with_one_insert_and_one_publ
     settings.EMAILSYNC_DOWNLOAD_BATCH = 10
     imap_user.server.append_many(imap_user.name, "INBOX", numbered_invoices(30, "bulk"))
     owner = make_user("ap-owner")
-    mailbox = Mailbox(
-        name="ap",
-        host=imap_user.server.host,
-        port=imap_user.server.port,
-        security="ssl",
-        username=imap_user.name,
-        folders=["INBOX"],
-        owner=owner,
-    )
-    mailbox.set_secret(imap_user.password)
-    mailbox.save()
+    mailbox = imap_mailbox(imap_user, owner=owner)
 
     with CaptureQueriesContext(connection) as first:
         result = mailbox_sync(mailbox=mailbox, progress=no_progress)

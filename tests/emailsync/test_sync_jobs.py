@@ -11,6 +11,7 @@ from emailsync.models import Mailbox, MailMessage, SyncRun
 from emailsync.services import mailbox_sync_enqueue
 from invoices.models import Invoice, InvoiceStatus
 from jobs.models import Job, JobStatus
+from tests.emailsync.mailboxes import imap_mailbox
 from tests.emailsync.messages import numbered_invoices
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
@@ -18,15 +19,6 @@ from tests.support.workers import WorkerProcess
 pytestmark = [pytest.mark.imap, pytest.mark.worker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 SYSTEM = Actor(user=None, source=TriggerSource.COMMAND)
-
-
-def mailbox_for(user, name) -> Mailbox:
-    mailbox = Mailbox(
-        name=name, host=user.server.host, port=user.server.port, security="ssl", username=user.name, folders=["INBOX"]
-    )
-    mailbox.set_secret(user.password)
-    mailbox.save()
-    return mailbox
 
 
 @pytest.fixture
@@ -58,7 +50,7 @@ def test_cancel_mid_sync_then_sync_again_completes_without_duplicates(
     no_session_worker, email_worker_env, imap_user, settings
 ):
     imap_user.server.append_many(imap_user.name, "INBOX", numbered_invoices(80, "cancel"))
-    mailbox = mailbox_for(imap_user, "cancel-box")
+    mailbox = imap_mailbox(imap_user, name="cancel-box")
     worker = email_worker(email_worker_env)
     try:
         job = mailbox_sync_enqueue(mailbox=mailbox, actor=SYSTEM)
@@ -84,7 +76,7 @@ def test_cancel_mid_sync_then_sync_again_completes_without_duplicates(
 def test_imap_server_stopped_mid_sync_then_back_ends_complete(no_session_worker, email_worker_env, imap_user):
     server = imap_user.server
     server.append_many(imap_user.name, "INBOX", numbered_invoices(80, "outage"))
-    mailbox = mailbox_for(imap_user, "outage-box")
+    mailbox = imap_mailbox(imap_user, name="outage-box")
     worker = email_worker(email_worker_env)
     try:
         job = mailbox_sync_enqueue(mailbox=mailbox, actor=SYSTEM)
@@ -134,7 +126,7 @@ def test_two_mailboxes_sync_at_the_same_time_on_two_workers(no_session_worker, e
 
 
 def test_bad_credentials_fail_at_once_without_retry(no_session_worker, email_worker_env, imap_user):
-    mailbox = mailbox_for(imap_user, "wrong-box")
+    mailbox = imap_mailbox(imap_user, name="wrong-box")
     mailbox.set_secret("not the password")
     mailbox.save()
     worker = email_worker(email_worker_env)
