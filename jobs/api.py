@@ -86,14 +86,10 @@ class JobSerializer(serializers.ModelSerializer):
         return {"done": job.progress_done, "total": job.progress_total, "percent": job.progress_percent}
 
     def get_estimated_duration(self, job: Job) -> float | None:
-        return _round(job_estimated_duration(job, self._medians()))
+        return _round(job_estimated_duration(job))
 
     def get_estimated_time_left(self, job: Job) -> float | None:
-        return _round(job_time_left(job, memo=self._medians()))
-
-    def _medians(self) -> dict:
-        """Median durations by kind, read once per response."""
-        return self.context.setdefault("median_durations", {})
+        return _round(job_time_left(job))
 
     def get_actual_duration(self, job: Job) -> float | None:
         return _round(job_actual_duration(job))

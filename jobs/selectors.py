@@ -30,21 +30,9 @@ def jobs_visible_to(user) -> QuerySet[Job]:
     return jobs.filter(owner=user)
 
 
-def kind_median_duration(kind: str, memo: dict | None = None) -> float | None:
-    """Median run time in seconds of the last succeeded jobs of a kind (cached).
-
-    `memo`, a dict kept for one response, saves the cache round trip for every
-    further job of the same kind in it.
-    """
-    if memo is not None and kind in memo:
-        return memo[kind]
-    median = _cached_median_duration(kind)
-    if memo is not None:
-        memo[kind] = median
-    return median
-
-
-def _cached_median_duration(kind: str) -> float | None:
+def kind_median_duration(kind: str) -> float | None:
+    """Median run time in seconds of the last succeeded jobs of a kind: this process's
+    copy while it is younger than DURATION_LOCAL_SECONDS, else the shared cache's."""
     now = time.monotonic()
     held = _local_medians.get(kind)
     if held is not None and now - held[0] < DURATION_LOCAL_SECONDS:
@@ -71,12 +59,12 @@ def _shared_median_duration(kind: str) -> float:
     return median
 
 
-def job_estimated_duration(job: Job, memo: dict | None = None) -> float | None:
+def job_estimated_duration(job: Job) -> float | None:
     """Expected total run time in seconds (median of recent runs of the kind)."""
-    return kind_median_duration(job.kind, memo)
+    return kind_median_duration(job.kind)
 
 
-def job_time_left(job: Job, *, now=None, memo: dict | None = None) -> float | None:
+def job_time_left(job: Job, *, now=None) -> float | None:
     """Seconds until the job is expected to finish, or None when unknown.
 
     Blends the job's own progress rate with the kind's median run time,
@@ -84,7 +72,7 @@ def job_time_left(job: Job, *, now=None, memo: dict | None = None) -> float | No
     """
     if job.status not in ACTIVE_STATUSES:
         return None
-    median = kind_median_duration(job.kind, memo)
+    median = kind_median_duration(job.kind)
     if job.status != JobStatus.RUNNING or not job.started_at:
         return median
     now = now or timezone.now()
