@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import django_filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -115,17 +113,6 @@ class JobSerializer(serializers.ModelSerializer):
                 if not field.write_only
             ]
         return cls._plan
-
-    def get_fields(self) -> dict:
-        # ModelSerializer rebuilds these from the model for every job shown (a third
-        # of a detail request's time); they never change, so build them once. Each
-        # serializer binds its own shallow copies: a deep copy re-creates every field
-        # through its __init__ (~0.5 ms per job); these read-only fields hold no state
-        # of their own until bound.
-        cls = type(self)
-        if "_built_fields" not in cls.__dict__:
-            cls._built_fields = super().get_fields()
-        return {name: copy.copy(field) for name, field in cls._built_fields.items()}
 
     def to_representation(self, job: Job) -> dict:
         # DRF's loop, over fields bound once per class: DRF binds a copy of all 31
