@@ -3,7 +3,6 @@ governed by ACLs: only folders the mailbox may read are scanned, recorded and re
 
 from __future__ import annotations
 
-import re
 import secrets
 
 import pytest
@@ -16,7 +15,7 @@ from invoices.models import Invoice
 from jobs.errors import JobCancelled
 from jobs.models import Job, JobStatus
 from tests.emailsync.mailboxes import no_progress
-from tests.emailsync.messages import CII, UBL, file_attachment, invoice_mail
+from tests.emailsync.messages import CII, file_attachment, invoice_mail, numbered_invoices
 from tests.support.waiting import wait_for
 from tests.support.workers import WorkerProcess
 
@@ -40,24 +39,6 @@ def test_namespace_answers_are_parsed():
             parse_namespace_line(broken)
 
 
-def numbered(prefix: str, count: int) -> list[bytes]:
-    template = UBL.read_bytes()
-    first_id = re.search(rb"<cbc:ID>[^<]*</cbc:ID>", template).group(0)
-    return [
-        invoice_mail(
-            f"{prefix} {n}",
-            [
-                (
-                    f"{prefix}-{n}.xml",
-                    template.replace(first_id, f"<cbc:ID>{prefix}-{n}</cbc:ID>".encode(), 1),
-                    "application/xml",
-                )
-            ],
-        )
-        for n in range(count)
-    ]
-
-
 @pytest.fixture
 def shared_world(dovecot_shared, settings):
     """alice shares Invoices (not Private) with bob; Public/AP is readable by bob; Public/Board he may
@@ -68,12 +49,12 @@ def shared_world(dovecot_shared, settings):
     alice, bob, poster = f"alice-{tag}", f"bob-{tag}", f"poster-{tag}"
     for name in (alice, bob, poster):
         dovecot_shared.add_user(name, f"pw-{name}")
-    dovecot_shared.append_many(alice, "Invoices", numbered(f"shared-{tag}", 5))
+    dovecot_shared.append_many(alice, "Invoices", numbered_invoices(5, f"shared-{tag}"))
     dovecot_shared.append(alice, "Private", invoice_mail("Alice's private invoice", [file_attachment(CII)]))
     dovecot_shared.share_folder(alice, "Invoices", bob, "lr")
     dovecot_shared.create_public_folder(f"AP-{tag}", {bob: "lr", poster: "lrwsti"})
     dovecot_shared.create_public_folder(f"Board-{tag}", {bob: "l", poster: "lrwsti"})
-    dovecot_shared.append_many(poster, f"Public/AP-{tag}", numbered(f"public-{tag}", 3))
+    dovecot_shared.append_many(poster, f"Public/AP-{tag}", numbered_invoices(3, f"public-{tag}"))
     dovecot_shared.append(poster, f"Public/Board-{tag}", invoice_mail("Board only", [file_attachment(CII)]))
     dovecot_shared.append(bob, "INBOX", invoice_mail("Bob's own", [file_attachment(CII)]))
     return (
