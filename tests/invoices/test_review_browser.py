@@ -13,7 +13,7 @@ from invoices.models import Invoice, InvoiceCorrection, InvoiceStatus
 from invoices.services import invoice_import_sync
 from tests.invoices.einvoice_reference import SAMPLES
 from tests.invoices.review_support import RIGHT_GROSS, needs_review_invoice
-from tests.support.browser import chromium, needs_chromium
+from tests.support.browser import admin_login, chromium, needs_chromium
 from tests.support.waiting import wait_for
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artifacts"
@@ -41,14 +41,9 @@ def _media(settings, tmp_path):
 
 @pytest.fixture
 def logged_in(browser, live_server, make_user):
-    from selenium.webdriver.common.by import By
 
     make_user("clerk", role="ap_clerk", staff=True)
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
-    browser.find_element(By.NAME, "username").send_keys("clerk")
-    browser.find_element(By.NAME, "password").send_keys("pw-clerk")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait_for(lambda: browser.find_elements(By.ID, "site-name"), timeout=20, what="the admin after login")
+    admin_login(browser, live_server, "clerk", "pw-clerk")
     return browser
 
 

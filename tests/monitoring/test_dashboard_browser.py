@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from jobs.services import job_enqueue
-from tests.support.browser import chromium, needs_chromium
+from tests.support.browser import admin_login, chromium, needs_chromium
 from tests.support.waiting import wait_for
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -43,15 +43,8 @@ def test_dashboard_progress_bar_moves_without_reload(browser, live_server, celer
 
     settings.MONITORING_DASHBOARD_REFRESH_SECONDS = 1
     make_user("watcher", staff=True)
-    browser.get(f"{live_server.url}/admin/login/?next=/monitoring/")
-    browser.find_element(By.NAME, "username").send_keys("watcher")
-    browser.find_element(By.NAME, "password").send_keys("pw-watcher")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait_for(
-        lambda: "/monitoring/" in browser.current_url and browser.find_elements(By.ID, "monitoring-dashboard"),
-        timeout=20,
-        what="dashboard after login",
-    )
+    admin_login(browser, live_server, "watcher", "pw-watcher", next_path="/monitoring/")
+    assert browser.find_elements(By.ID, "monitoring-dashboard")
     browser.execute_script("window.loadedOnce = true;")  # gone if the page reloads
 
     job = job_enqueue("jobs.sleep", {"seconds": 16, "steps": 16}, source="api")

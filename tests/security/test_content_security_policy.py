@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
-from tests.support.browser import chromium, needs_chromium
+from tests.support.browser import admin_login, chromium, needs_chromium
 from tests.support.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,11 +71,7 @@ def test_admin_dashboard_api_docs_and_review_page_work_under_the_policy(
     settings.MONITORING_DASHBOARD_REFRESH_SECONDS = 1
     make_user("lead", superuser=True)
     invoice = needs_review_invoice()
-    browser.get(f"{live_server.url}/admin/login/?next=/admin/")
-    browser.find_element(By.NAME, "username").send_keys("lead")
-    browser.find_element(By.NAME, "password").send_keys("pw-lead")
-    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
-    wait_for(lambda: browser.find_elements(By.ID, "site-name"), timeout=20, what="the admin after login")
+    admin_login(browser, live_server, "lead", "pw-lead")
     assert _violations(browser) == []
 
     browser.get(f"{live_server.url}/monitoring/")

@@ -6,8 +6,11 @@ import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
+
+from tests.support.waiting import wait_for
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
@@ -47,3 +50,19 @@ def chromium(*, window_size: str, browser_log: bool = False) -> Iterator:
         yield driver
     finally:
         driver.quit()
+
+
+def admin_login(browser, live_server, username: str, password: str, *, next_path: str = "/admin/") -> None:
+    """Log in through the admin's login form and wait until `next_path` shows. The login page
+    carries the admin header too, so waiting for the header alone raced the form's redirect."""
+    from selenium.webdriver.common.by import By
+
+    browser.get(f"{live_server.url}/admin/login/?next={next_path}")
+    browser.find_element(By.NAME, "username").send_keys(username)
+    browser.find_element(By.NAME, "password").send_keys(password)
+    browser.find_element(By.CSS_SELECTOR, "input[type=submit]").click()
+    wait_for(
+        lambda: urlsplit(browser.current_url).path == next_path and browser.find_elements(By.ID, "user-tools"),
+        timeout=20,
+        what=f"{next_path} after login",
+    )
